@@ -1,0 +1,158 @@
+//! [`SupervisorBuilder`]: configure and start a [`ServiceSupervisor`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ArbiterHandle, Context};
+
+use super::handle::ServiceHandle;
+use super::published::Published;
+use super::supervisor::ServiceSupervisor;
+use crate::breaker::BreakerConfig;
+use crate::config::{validate_service_name, SupervisorConfig};
+use crate::error::ConfigError;
+use crate::health::HealthConfig;
+use crate::retry::RetryConfig;
+
+/// Builds and starts a [`ServiceSupervisor`]. Every setter has the default of
+/// [`SupervisorConfig`]; [`start`](Self::start) validates and never panics on bad values.
+///
+/// ```
+/// use std::time::Duration;
+/// use warden::prelude::*;
+///
+/// # #[actix::main(crate = "actix")]
+/// # async fn main() {
+/// let db = ServiceSupervisor::builder("database")
+///     .config(SupervisorConfig::database())
+///     .timeout(Duration::from_secs(2))
+///     .retry(RetryConfig::exponential(3, Duration::from_millis(100)).with_full_jitter())
+///     .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(30)))
+///     .start()
+///     .expect("valid configuration");
+/// let rows: Result<u32, CallError<std::io::Error>> = db.call(|| async { Ok(42) }).await;
+/// assert_eq!(rows.unwrap(), 42);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SupervisorBuilder {
+    name: String,
+    config: SupervisorConfig,
+}
+
+impl SupervisorBuilder {
+    /// A builder for `name` with the default configuration.
+    pub fn new(name: impl Into<String>) -> Self {
+        SupervisorBuilder {
+            name: name.into(),
+            config: SupervisorConfig::default(),
+        }
+    }
+
+    /// Replaces the whole configuration (e.g. a preset or one loaded from TOML).
+    pub fn config(mut self, config: SupervisorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Per-attempt timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// No per-attempt timeout (a deadline, if set, still applies).
+    pub fn without_timeout(mut self) -> Self {
+        self.config.timeout = None;
+        self
+    }
+
+    /// Overall deadline across all attempts and retry delays.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = Some(deadline);
+        self
+    }
+
+    /// Retry policy.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// Circuit breaker policy.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.config.breaker = breaker;
+        self
+    }
+
+    /// Health window and thresholds.
+    pub fn health(mut self, health: HealthConfig) -> Self {
+        self.config.health = health;
+        self
+    }
+
+    /// Bulkhead: calls in flight allowed at once.
+    pub fn max_in_flight(mut self, max: u32) -> Self {
+        self.config.max_in_flight = max;
+        self
+    }
+
+    /// Mailbox capacity.
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.config.mailbox_capacity = capacity;
+        self
+    }
+
+    /// Seed of the jitter RNG, for reproducible delays.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    /// The configuration as built so far.
+    pub fn current_config(&self) -> &SupervisorConfig {
+        &self.config
+    }
+
+    /// Validates the name and configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_service_name(&self.name)?;
+        self.config.validate()
+    }
+
+    /// Starts the supervisor on the current arbiter (inside an actix system).
+    pub fn start(self) -> Result<ServiceHandle, ConfigError> {
+        let (supervisor, handle_parts) = self.prepare()?;
+        let addr = supervisor.start();
+        Ok(handle_parts.with(addr))
+    }
+
+    /// Starts the supervisor on `arbiter` (e.g. a dedicated thread, or one of a
+    /// [`BackgroundRuntime`](crate::actors::BackgroundRuntime)'s arbiters).
+    pub fn start_in_arbiter(self, arbiter: &ArbiterHandle) -> Result<ServiceHandle, ConfigError> {
+        let (supervisor, handle_parts) = self.prepare()?;
+        let addr =
+            ServiceSupervisor::start_in_arbiter(arbiter, move |_: &mut Context<_>| supervisor);
+        Ok(handle_parts.with(addr))
+    }
+
+    fn prepare(self) -> Result<(ServiceSupervisor, HandleParts), ConfigError> {
+        self.validate()?;
+        let name: Arc<str> = Arc::from(self.name);
+        let published = Arc::new(Published::new(&name, self.config.max_in_flight));
+        let supervisor =
+            ServiceSupervisor::new(Arc::clone(&name), self.config, Arc::clone(&published));
+        Ok((supervisor, HandleParts { name, published }))
+    }
+}
+
+struct HandleParts {
+    name: Arc<str>,
+    published: Arc<Published>,
+}
+
+impl HandleParts {
+    fn with(self, addr: actix::Addr<ServiceSupervisor>) -> ServiceHandle {
+        ServiceHandle::new(self.name, addr, self.published)
+    }
+}

@@ -1,0 +1,19 @@
+//! The actors: one [`ServiceSupervisor`] per dependency, the [`Registry`] that names them, the
+//! cloneable [`ServiceHandle`] callers use, and a [`BackgroundRuntime`] for programs that do not
+//! run inside an actix system.
+
+mod builder;
+mod call_driver;
+mod handle;
+mod published;
+mod registry;
+mod runtime;
+mod supervisor;
+
+pub use builder::SupervisorBuilder;
+pub use handle::ServiceHandle;
+pub use registry::{Registry, RegistryError, RegistryHandle};
+pub use runtime::BackgroundRuntime;
+pub use supervisor::ServiceSupervisor;
+
+pub(crate) use published::SlotGuard;

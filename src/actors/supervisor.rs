@@ -1,0 +1,445 @@
+//! [`ServiceSupervisor`]: the actor that owns one dependency's breaker, health window, retry
+//! policy and budget.
+//!
+//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), then runs as its own
+//! task on the supervisor's arbiter ([`ResponseFuture`]); each attempt's result comes back as a
+//! message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
+//! concurrently, and the actor stays the only writer of its state. (A `ResponseActFuture` would
+//! also keep the mailbox free, but actix re-polls every such future of the actor on every wake,
+//! which is quadratic in the number of calls in flight.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rand::RngCore;
+use tokio::time::Instant;
+
+use super::builder::SupervisorBuilder;
+use super::call_driver::{run_call, CallContext};
+use super::published::Published;
+use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
+use crate::config::SupervisorConfig;
+use crate::error::CallError;
+use crate::health::{HealthSnapshot, HealthStatus, HealthWindow};
+use crate::messages::{
+    AdmitRetry, AttemptFailed, AttemptOutcome, BreakerStatus, Call, CallCounts, DisableBreaker,
+    ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
+    RetryDecision,
+};
+use crate::observe::{CallOutcome, RejectReason, RetryReason};
+use crate::retry::{RetryBudget, RetryPolicy};
+
+/// How often, at most, the health status is re-evaluated on the call path (it sorts the latency
+/// window). Queries and breaker transitions always evaluate it.
+const HEALTH_EVALUATION_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The supervisor of one dependency. Start it with [`ServiceSupervisor::builder`]; talk to it
+/// through the returned [`ServiceHandle`](crate::ServiceHandle) or its `Addr`.
+pub struct ServiceSupervisor {
+    name: Arc<str>,
+    config: Arc<SupervisorConfig>,
+    breaker: Breaker,
+    health: HealthWindow,
+    retry: RetryPolicy,
+    budget: RetryBudget,
+    published: Arc<Published>,
+    counts: CallCounts,
+    health_status: HealthStatus,
+    health_evaluated_at: Option<Instant>,
+    breaker_timer: Option<(Instant, SpawnHandle)>,
+}
+
+impl std::fmt::Debug for ServiceSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSupervisor")
+            .field("name", &self.name)
+            .field("state", &self.breaker.state())
+            .field("health", &self.health_status)
+            .field("in_flight", &self.published.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceSupervisor {
+    /// A builder for the supervisor of the dependency `name`.
+    pub fn builder(name: impl Into<String>) -> SupervisorBuilder {
+        SupervisorBuilder::new(name)
+    }
+
+    /// A supervisor from a validated configuration.
+    pub(crate) fn new(name: Arc<str>, config: SupervisorConfig, published: Arc<Published>) -> Self {
+        let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
+        ServiceSupervisor {
+            breaker: Breaker::new(config.breaker.clone(), seed),
+            health: HealthWindow::new(config.health.clone()),
+            retry: RetryPolicy::new(config.retry.clone(), seed.rotate_left(17) ^ 0x9e37_79b9),
+            budget: RetryBudget::new(config.retry.budget.clone()),
+            name,
+            config: Arc::new(config),
+            published,
+            counts: CallCounts::default(),
+            health_status: HealthStatus::Healthy,
+            health_evaluated_at: None,
+            breaker_timer: None,
+        }
+    }
+
+    /// The dependency's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    /// Asks the breaker for a permit; publishes any transition it causes.
+    fn admit(&mut self, ctx: &mut Context<Self>, now: Instant) -> Result<Permit, Rejected> {
+        let admission = self.breaker.try_acquire(now.into_std());
+        self.after_breaker_change(ctx, now);
+        if let Err(rejected) = admission {
+            self.counts.rejected_open += 1;
+            self.published.metrics.rejected(RejectReason::Open);
+            tracing::debug!(
+                service = %self.name,
+                state = rejected.state.as_str(),
+                retry_after = ?rejected.retry_after,
+                "call rejected by circuit breaker"
+            );
+        }
+        admission
+    }
+
+    /// Records one attempt into the breaker and the health window.
+    fn record_attempt(
+        &mut self,
+        ctx: &mut Context<Self>,
+        permit: Permit,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        now: Instant,
+    ) {
+        use crate::breaker::Outcome;
+        self.counts.attempts += 1;
+        let (breaker_outcome, healthy) = match outcome {
+            AttemptOutcome::Success => (Outcome::success(duration), true),
+            AttemptOutcome::Ignored => (Outcome::ignored(duration), true),
+            AttemptOutcome::Failure | AttemptOutcome::Panicked => {
+                (Outcome::failure(duration), false)
+            }
+            AttemptOutcome::TimedOut => {
+                self.published.metrics.timeout();
+                (Outcome::failure(duration), false)
+            }
+        };
+        self.breaker.record(permit, breaker_outcome, now.into_std());
+        self.health.record(now.into_std(), healthy, duration);
+        self.after_breaker_change(ctx, now);
+        let due = self
+            .health_evaluated_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= HEALTH_EVALUATION_INTERVAL);
+        if due {
+            self.evaluate_health(now);
+        }
+    }
+
+    /// Drains breaker transitions: logs them, exports them, publishes the new state for the
+    /// handles, and (re)arms the timer of the next time-driven transition.
+    fn after_breaker_change(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let mut changed = false;
+        for transition in self.breaker.drain_transitions() {
+            changed = true;
+            let snapshot = transition.snapshot;
+            tracing::info!(
+                service = %self.name,
+                from = transition.from.as_str(),
+                to = transition.to.as_str(),
+                reason = transition.reason.as_str(),
+                open_for = ?transition.open_for,
+                calls = snapshot.calls,
+                failures = snapshot.failures,
+                slow_calls = snapshot.slow_calls,
+                failure_rate = snapshot.failure_rate,
+                slow_call_rate = snapshot.slow_call_rate,
+                consecutive_failures = snapshot.consecutive_failures,
+                "circuit breaker transition"
+            );
+            self.published
+                .metrics
+                .transition(transition.from, transition.to);
+        }
+        if !changed {
+            return;
+        }
+        let open_until = self.breaker.open_until().map(Instant::from_std);
+        self.published.publish(self.breaker.state(), open_until);
+        self.evaluate_health(now);
+        self.arm_breaker_timer(ctx, now);
+    }
+
+    fn arm_breaker_timer(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let next = self.breaker.next_deadline().map(Instant::from_std);
+        if self.breaker_timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.breaker_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            let handle = ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
+                act.breaker_timer = None;
+                let now = Self::now();
+                act.breaker.poll(now.into_std());
+                act.after_breaker_change(ctx, now);
+                act.arm_breaker_timer(ctx, now);
+            });
+            self.breaker_timer = Some((at, handle));
+        }
+    }
+
+    fn health_snapshot(&mut self, now: Instant) -> HealthSnapshot {
+        let stats = self.health.stats(now.into_std());
+        let status = self.evaluate_health(now);
+        HealthSnapshot {
+            service: self.name.to_string(),
+            status,
+            breaker: self.breaker.state().as_str().to_string(),
+            stats,
+        }
+    }
+
+    /// Re-evaluates the health status; reports a change.
+    fn evaluate_health(&mut self, now: Instant) -> HealthStatus {
+        self.health_evaluated_at = Some(now);
+        let breaker_open = matches!(
+            self.breaker.state(),
+            BreakerState::Open | BreakerState::ForcedOpen
+        );
+        let status = self.health.status(now.into_std(), breaker_open);
+        if status != self.health_status {
+            tracing::info!(
+                service = %self.name,
+                from = self.health_status.as_str(),
+                to = status.as_str(),
+                "service health changed"
+            );
+            self.health_status = status;
+            self.published.metrics.health(status);
+        }
+        status
+    }
+
+    fn count_answer(&mut self, answer: CallOutcome, call_duration: Duration) {
+        let counter = match answer {
+            CallOutcome::Success => &mut self.counts.success,
+            CallOutcome::Failure => &mut self.counts.failure,
+            CallOutcome::Timeout => &mut self.counts.timeout,
+            CallOutcome::Panic => &mut self.counts.panic,
+            CallOutcome::Rejected => &mut self.counts.rejected_open,
+        };
+        *counter += 1;
+        self.published
+            .metrics
+            .call(answer, call_duration.as_secs_f64());
+    }
+}
+
+impl Actor for ServiceSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.config.mailbox_capacity);
+        self.published.metrics.state(self.breaker.state());
+        self.published.metrics.health(self.health_status);
+        tracing::debug!(service = %self.name, "supervisor started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        tracing::debug!(service = %self.name, "supervisor stopped");
+    }
+}
+
+impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
+    type Result = ResponseFuture<Result<T, CallError<E>>>;
+
+    fn handle(&mut self, mut call: Call<T, E>, ctx: &mut Context<Self>) -> Self::Result {
+        let started = Self::now();
+        let slot = match call.slot.take() {
+            Some(slot) => slot,
+            None => match self.published.try_reserve() {
+                Some(slot) => slot,
+                None => {
+                    self.counts.rejected_overloaded += 1;
+                    self.published.metrics.rejected(RejectReason::Overloaded);
+                    self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                    tracing::debug!(service = %self.name, "call rejected: too many in flight");
+                    return Box::pin(std::future::ready(Err(CallError::Overloaded)));
+                }
+            },
+        };
+        let permit = match self.admit(ctx, started) {
+            Ok(permit) => permit,
+            Err(rejected) => {
+                self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                return Box::pin(std::future::ready(Err(CallError::Open {
+                    retry_after: rejected.retry_after,
+                })));
+            }
+        };
+        self.budget.record_call(started.into_std());
+        let context = CallContext {
+            addr: ctx.address(),
+            timeout: self.config.timeout,
+            deadline: self.config.deadline,
+            max_attempts: self.config.retry.max_attempts,
+        };
+        Box::pin(run_call(context, call, permit, started, slot))
+    }
+}
+
+impl Handler<RecordOutcome> for ServiceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordOutcome, ctx: &mut Context<Self>) {
+        let now = Self::now();
+        if let Some((permit, outcome, duration)) = msg.last_attempt {
+            self.record_attempt(ctx, permit, outcome, duration, now);
+        }
+        self.count_answer(msg.answer, msg.call_duration);
+    }
+}
+
+impl Handler<AttemptFailed> for ServiceSupervisor {
+    type Result = MessageResult<AttemptFailed>;
+
+    fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Self::now();
+        self.record_attempt(ctx, msg.permit, msg.outcome, msg.attempt_duration, now);
+        let decision = self.decide_retry(&msg, now);
+        MessageResult(decision)
+    }
+}
+
+impl ServiceSupervisor {
+    fn decide_retry(&mut self, msg: &AttemptFailed, now: Instant) -> RetryDecision {
+        let Some(delay) =
+            self.retry
+                .next_delay(msg.attempts_made, msg.previous_delay, msg.retry_after)
+        else {
+            return RetryDecision::Exhausted;
+        };
+        if msg.deadline_left.is_some_and(|left| delay >= left) {
+            return RetryDecision::Exhausted;
+        }
+        // Not retried into an open breaker: if it will still be open when the delay ends,
+        // stop now instead of sleeping to be rejected.
+        match self.breaker.state() {
+            BreakerState::ForcedOpen => return RetryDecision::Open(None),
+            BreakerState::Open => {
+                if let Some(until) = self.breaker.open_until().map(Instant::from_std) {
+                    if until > now + delay {
+                        return RetryDecision::Open(Some(until - now));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !self.budget.try_retry(now.into_std()) {
+            self.counts.rejected_budget += 1;
+            self.published.metrics.rejected(RejectReason::Budget);
+            tracing::warn!(
+                service = %self.name,
+                attempts = msg.attempts_made,
+                "retry rejected: retry budget exhausted"
+            );
+            return RetryDecision::Budget;
+        }
+        let reason = if msg.outcome == AttemptOutcome::TimedOut {
+            RetryReason::Timeout
+        } else {
+            RetryReason::Error
+        };
+        self.counts.retries += 1;
+        self.published.metrics.retry(reason);
+        tracing::debug!(
+            service = %self.name,
+            attempt = msg.attempts_made + 1,
+            delay = ?delay,
+            reason = reason.as_str(),
+            "retrying"
+        );
+        RetryDecision::RetryAfter(delay)
+    }
+}
+
+impl Handler<AdmitRetry> for ServiceSupervisor {
+    type Result = Result<Permit, Rejected>;
+
+    fn handle(&mut self, _: AdmitRetry, ctx: &mut Context<Self>) -> Self::Result {
+        self.admit(ctx, Self::now())
+    }
+}
+
+impl Handler<GetHealth> for ServiceSupervisor {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Self::now();
+        self.breaker.poll(now.into_std());
+        self.after_breaker_change(ctx, now);
+        MessageResult(self.health_snapshot(now))
+    }
+}
+
+impl Handler<GetBreakerStatus> for ServiceSupervisor {
+    type Result = MessageResult<GetBreakerStatus>;
+
+    fn handle(&mut self, _: GetBreakerStatus, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Self::now();
+        self.breaker.poll(now.into_std());
+        self.after_breaker_change(ctx, now);
+        MessageResult(BreakerStatus {
+            state: self.breaker.state(),
+            retry_after: self
+                .breaker
+                .open_until()
+                .map(|until| Instant::from_std(until).saturating_duration_since(now)),
+            window: self.breaker.window_snapshot(now.into_std()),
+        })
+    }
+}
+
+impl Handler<GetCallCounts> for ServiceSupervisor {
+    type Result = MessageResult<GetCallCounts>;
+
+    fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
+        let mut counts = self.counts;
+        counts.rejected_open += self.published.fast_rejections();
+        MessageResult(counts)
+    }
+}
+
+macro_rules! manual_command {
+    ($msg:ty, $method:ident, $what:literal) => {
+        impl Handler<$msg> for ServiceSupervisor {
+            type Result = MessageResult<$msg>;
+
+            fn handle(&mut self, _: $msg, ctx: &mut Context<Self>) -> Self::Result {
+                let now = Self::now();
+                tracing::info!(service = %self.name, command = $what, "manual breaker command");
+                self.breaker.$method(now.into_std());
+                if $what == "reset" {
+                    self.health.clear();
+                }
+                self.after_breaker_change(ctx, now);
+                self.evaluate_health(now);
+                MessageResult(self.breaker.state())
+            }
+        }
+    };
+}
+
+manual_command!(ResetBreaker, reset, "reset");
+manual_command!(ForceOpen, force_open, "force_open");
+manual_command!(DisableBreaker, disable, "disable");

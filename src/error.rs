@@ -1,0 +1,171 @@
+//! Errors: [`CallError`] for a call that did not produce a value, [`ConfigError`] for a
+//! configuration that cannot be used.
+
+use std::time::Duration;
+
+/// Why a call through a supervisor did not produce a value.
+///
+/// Every call gets exactly one reply: the operation's value or one of these. Messages are
+/// lowercase so they compose inside larger error messages.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError<E> {
+    /// The circuit breaker rejected the call without running it (open, forced open, or
+    /// half-open with all probe slots taken).
+    #[error("circuit breaker is open")]
+    Open {
+        /// Time until the breaker lets a probe through, when known.
+        retry_after: Option<Duration>,
+    },
+    /// The last attempt ran longer than the per-attempt timeout and was cancelled.
+    #[error("timed out after {attempts} attempt(s)")]
+    TimedOut {
+        /// Attempts made, including the one that timed out.
+        attempts: u32,
+    },
+    /// The overall deadline across all attempts passed; the attempt in flight was cancelled.
+    #[error("deadline exceeded after {attempts} attempt(s)")]
+    DeadlineExceeded {
+        /// Attempts started before the deadline passed.
+        attempts: u32,
+    },
+    /// The operation failed with an error the classifier marked as not retryable.
+    #[error("operation failed: {error}")]
+    Failed {
+        /// The operation's error.
+        error: E,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Every allowed attempt failed with a retryable error.
+    #[error("retries exhausted after {attempts} attempt(s): {last}")]
+    RetriesExhausted {
+        /// The error of the last attempt.
+        last: E,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A retry was due but the retry budget was spent: retrying would multiply load on a
+    /// dependency that is already failing.
+    #[error("retry rejected by budget after {attempts} attempt(s): {last}")]
+    BudgetExhausted {
+        /// The error of the last attempt.
+        last: E,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The dependency already has the maximum number of calls in flight (bulkhead).
+    #[error("too many calls in flight")]
+    Overloaded,
+    /// The operation panicked. The panic was caught and counted as a failure; it is not retried.
+    #[error("operation panicked: {message}")]
+    Panicked {
+        /// The panic payload, when it was a string.
+        message: String,
+        /// Attempts made, including the one that panicked.
+        attempts: u32,
+    },
+    /// The supervisor is not running (stopped, or its arbiter is gone).
+    #[error("supervisor is not running")]
+    SupervisorGone,
+}
+
+impl<E> CallError<E> {
+    /// The operation's own error, when the call failed with one.
+    pub fn operation_error(&self) -> Option<&E> {
+        match self {
+            CallError::Failed { error, .. } => Some(error),
+            CallError::RetriesExhausted { last, .. } | CallError::BudgetExhausted { last, .. } => {
+                Some(last)
+            }
+            _ => None,
+        }
+    }
+
+    /// Attempts that actually ran the operation (0 when the call was rejected before running).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            CallError::TimedOut { attempts }
+            | CallError::DeadlineExceeded { attempts }
+            | CallError::Failed { attempts, .. }
+            | CallError::RetriesExhausted { attempts, .. }
+            | CallError::BudgetExhausted { attempts, .. }
+            | CallError::Panicked { attempts, .. } => *attempts,
+            CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone => 0,
+        }
+    }
+
+    /// True when the call was refused without running the operation (open breaker, overload,
+    /// supervisor gone): the dependency saw no traffic from it.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone
+        )
+    }
+}
+
+/// A query or command could not reach the supervisor: it is stopped or its arbiter is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("supervisor is not running")]
+pub struct SupervisorGone;
+
+/// A configuration value that cannot be used. Always names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field holds a value outside its allowed range.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `services.database.breaker.failure_rate_threshold`.
+        field: String,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// The configuration text could not be parsed (syntax, unknown key, wrong type or unit).
+    #[error("cannot parse configuration{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Parse {
+        /// 1-based line of the error, when known.
+        line: Option<usize>,
+        /// The parser's message, which names the offending key.
+        message: String,
+    },
+    /// A configuration file could not be read.
+    #[error("cannot read configuration file `{path}`: {message}")]
+    Io {
+        /// The path that was read.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A field-level error.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error with `prefix.` put before the field path, so nested sections report
+    /// their full path (`breaker.minimum_calls` → `services.db.breaker.minimum_calls`).
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            ConfigError::Invalid { field, reason } => ConfigError::Invalid {
+                field: format!("{prefix}.{field}"),
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// The field this error names, for [`ConfigError::Invalid`].
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! # warden
+//!
+//! A resilience runtime: every dependency a service calls (a database, an HTTP API, a cache)
+//! gets one **supervisor actor** ([`ServiceSupervisor`]) that owns that dependency's
+//! [circuit breaker](breaker::Breaker) and [health window](health::HealthWindow). Callers send
+//! it a [`Call`](messages::Call); the supervisor runs the operation under a timeout, retries it
+//! with backoff, jitter and a retry budget, fails fast while the breaker is open, tracks success
+//! rate and latency, and reports through `tracing` and the `metrics` facade.
+//!
+//! ```
+//! use std::time::Duration;
+//! use warden::prelude::*;
+//!
+//! #[derive(Debug)]
+//! struct DbError;
+//!
+//! # #[actix::main(crate = "actix")]
+//! # async fn main() {
+//! let db = ServiceSupervisor::builder("database")
+//!     .timeout(Duration::from_secs(5))
+//!     .retry(RetryConfig::exponential(3, Duration::from_millis(500)).with_full_jitter())
+//!     .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(30)))
+//!     .start()
+//!     .expect("valid configuration");
+//!
+//! let rows: Result<u64, CallError<DbError>> = db.call(|| async { Ok(1) }).await;
+//! assert_eq!(rows.unwrap(), 1);
+//!
+//! let health = db.health().await.unwrap();
+//! assert!(health.is_healthy());
+//! # }
+//! ```
+//!
+//! The order inside the supervisor is fixed — timeout (innermost), health, breaker, retry
+//! (outermost) — so it cannot be assembled in the wrong order.
+//!
+//! The pure cores ([`breaker`], [`health`], [`retry`]) know nothing of actix or tokio: they take
+//! `now` as an argument and a seeded RNG, and are usable on their own.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod actors;
+pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod messages;
+pub mod observe;
+pub mod retry;
+
+pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
+pub use config::{ServicesFile, SupervisorConfig};
+pub use error::{CallError, ConfigError, SupervisorGone};
+
+/// The types most programs need, in one import.
+pub mod prelude {
+    pub use crate::actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
+    pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
+    pub use crate::config::{ServicesFile, SupervisorConfig};
+    pub use crate::error::{CallError, ConfigError};
+    pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
+    pub use crate::messages::{Call, GetHealth};
+    pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
+}

@@ -1,0 +1,14 @@
+//! Messages a [`ServiceSupervisor`](crate::ServiceSupervisor) and the
+//! [`Registry`](crate::Registry) understand: calls, queries and control.
+
+mod attempt;
+mod call;
+mod control;
+mod query;
+mod registry;
+
+pub(crate) use attempt::{AdmitRetry, AttemptFailed, AttemptOutcome, RecordOutcome, RetryDecision};
+pub use call::{Call, Operation};
+pub use control::{DisableBreaker, ForceOpen, ResetBreaker};
+pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
+pub use registry::{GetAllHealth, GetService, ListServices, SpawnService};

@@ -1,0 +1,70 @@
+//! Queries: health, breaker status and call counts of one supervisor.
+
+use std::time::Duration;
+
+use actix::Message;
+use serde::Serialize;
+
+use crate::breaker::{BreakerState, WindowSnapshot};
+use crate::health::HealthSnapshot;
+
+/// The supervisor's [`HealthSnapshot`]: status, success rate, latency quantiles.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "HealthSnapshot")]
+pub struct GetHealth;
+
+/// The breaker's state and the window it decides on.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "BreakerStatus")]
+pub struct GetBreakerStatus;
+
+/// What [`GetBreakerStatus`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BreakerStatus {
+    /// Current state (time-driven transitions applied).
+    pub state: BreakerState,
+    /// While open: time until a probe is let through.
+    pub retry_after: Option<Duration>,
+    /// The breaker's sliding window.
+    pub window: WindowSnapshot,
+}
+
+/// Running totals of the supervisor's answers since it started.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "CallCounts")]
+pub struct GetCallCounts;
+
+/// Calls answered by a supervisor since it started, by outcome; plus retries and attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallCounts {
+    /// Calls answered with a value.
+    pub success: u64,
+    /// Calls answered with the operation's error (permanent, retries exhausted, or budget).
+    pub failure: u64,
+    /// Calls whose last attempt timed out or whose deadline passed.
+    pub timeout: u64,
+    /// Calls whose operation panicked.
+    pub panic: u64,
+    /// Calls refused by an open breaker (including the handles' fast path).
+    pub rejected_open: u64,
+    /// Calls refused by the bulkhead.
+    pub rejected_overloaded: u64,
+    /// Retries refused by the budget.
+    pub rejected_budget: u64,
+    /// Attempts that ran the operation (first attempts and retries).
+    pub attempts: u64,
+    /// Retries started.
+    pub retries: u64,
+}
+
+impl CallCounts {
+    /// Calls answered, all outcomes.
+    pub fn total(&self) -> u64 {
+        self.success
+            + self.failure
+            + self.timeout
+            + self.panic
+            + self.rejected_open
+            + self.rejected_overloaded
+    }
+}

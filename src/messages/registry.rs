@@ -1,0 +1,35 @@
+//! Messages of the [`Registry`](crate::Registry): spawn, look up, list, health of all.
+
+use actix::{ArbiterHandle, Message};
+
+use crate::actors::ServiceHandle;
+use crate::config::SupervisorConfig;
+use crate::error::ConfigError;
+use crate::health::HealthSnapshot;
+
+/// Start a supervisor under a name (on the registry's arbiter, or on `arbiter`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ServiceHandle, ConfigError>")]
+pub struct SpawnService {
+    /// The dependency's name: a metric label and the registry key. Must be unique.
+    pub name: String,
+    /// Its configuration.
+    pub config: SupervisorConfig,
+    /// Where to run it; `None` = the registry's own arbiter.
+    pub arbiter: Option<ArbiterHandle>,
+}
+
+/// Look a supervisor up by name.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<ServiceHandle>")]
+pub struct GetService(pub String);
+
+/// Names of every registered supervisor, sorted.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "Vec<String>")]
+pub struct ListServices;
+
+/// Health of every registered supervisor, sorted by name (the seed's `get_service_health`).
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "Vec<HealthSnapshot>")]
+pub struct GetAllHealth;

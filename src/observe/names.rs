@@ -1,0 +1,157 @@
+//! Metric names, label keys and the fixed label values. Labels are bounded: a service name and
+//! the enums below, never a per-request value (an error message, an id, a URL).
+
+/// Counter: calls answered, by `service` and `outcome` ([`CallOutcome`]).
+pub const CALLS_TOTAL: &str = "warden_calls_total";
+/// Histogram (seconds): caller-observed duration of a call across all its attempts, by
+/// `service` and `outcome`.
+pub const CALL_DURATION_SECONDS: &str = "warden_call_duration_seconds";
+/// Counter: retries started, by `service` and `reason` ([`RetryReason`]).
+pub const RETRY_ATTEMPTS_TOTAL: &str = "warden_retry_attempts_total";
+/// Counter: attempts cancelled by the per-attempt timeout or the deadline, by `service`.
+pub const TIMEOUTS_TOTAL: &str = "warden_timeouts_total";
+/// Gauge: one series per `state` of the `service`'s breaker, 1 for the current state, else 0.
+pub const CIRCUIT_STATE: &str = "warden_circuit_state";
+/// Counter: breaker transitions, by `service`, `from` and `to`.
+pub const CIRCUIT_TRANSITIONS_TOTAL: &str = "warden_circuit_transitions_total";
+/// Gauge: one series per health `status` of the `service`, 1 for the current status, else 0.
+pub const SERVICE_HEALTH: &str = "warden_service_health";
+/// Gauge: calls admitted and not yet answered, by `service`.
+pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
+/// Counter: calls or retries refused without reaching the dependency, by `service` and
+/// `reason` ([`RejectReason`]).
+pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
+
+/// Label key: the service (dependency) name given to the supervisor.
+pub const LABEL_SERVICE: &str = "service";
+/// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label key of [`RETRY_ATTEMPTS_TOTAL`].
+pub const LABEL_REASON: &str = "reason";
+/// Label key of [`CIRCUIT_STATE`].
+pub const LABEL_STATE: &str = "state";
+/// Label key of [`SERVICE_HEALTH`].
+pub const LABEL_STATUS: &str = "status";
+/// Label key of [`CIRCUIT_TRANSITIONS_TOTAL`]: the state left.
+pub const LABEL_FROM: &str = "from";
+/// Label key of [`CIRCUIT_TRANSITIONS_TOTAL`]: the state entered.
+pub const LABEL_TO: &str = "to";
+
+/// Every metric family the crate exports, with its help text.
+pub const METRIC_FAMILIES: [(&str, &str); 9] = [
+    (CALLS_TOTAL, "Calls answered, by outcome."),
+    (
+        CALL_DURATION_SECONDS,
+        "Caller-observed call duration across all attempts, in seconds.",
+    ),
+    (RETRY_ATTEMPTS_TOTAL, "Retries started, by reason."),
+    (
+        TIMEOUTS_TOTAL,
+        "Attempts cancelled by the per-attempt timeout or the overall deadline.",
+    ),
+    (
+        CIRCUIT_STATE,
+        "Circuit breaker state: 1 for the current state, 0 for the others.",
+    ),
+    (
+        CIRCUIT_TRANSITIONS_TOTAL,
+        "Circuit breaker state transitions.",
+    ),
+    (
+        SERVICE_HEALTH,
+        "Service health: 1 for the current status, 0 for the others.",
+    ),
+    (CALLS_IN_FLIGHT, "Calls admitted and not yet answered."),
+    (
+        CALLS_REJECTED_TOTAL,
+        "Calls or retries refused without reaching the dependency, by reason.",
+    ),
+];
+
+/// How a call ended, as the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    /// The operation returned a value.
+    Success,
+    /// The operation returned an error (after any retries).
+    Failure,
+    /// The last attempt timed out, or the deadline passed.
+    Timeout,
+    /// The operation panicked.
+    Panic,
+    /// The call never ran: open breaker or overload.
+    Rejected,
+}
+
+impl CallOutcome {
+    /// All values, in label order.
+    pub const ALL: [CallOutcome; 5] = [
+        CallOutcome::Success,
+        CallOutcome::Failure,
+        CallOutcome::Timeout,
+        CallOutcome::Panic,
+        CallOutcome::Rejected,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::Failure => "failure",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::Panic => "panic",
+            CallOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why a retry was started, as the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RetryReason {
+    /// The attempt returned a retryable error.
+    Error,
+    /// The attempt timed out.
+    Timeout,
+}
+
+impl RetryReason {
+    /// All values, in label order.
+    pub const ALL: [RetryReason; 2] = [RetryReason::Error, RetryReason::Timeout];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Error => "error",
+            RetryReason::Timeout => "timeout",
+        }
+    }
+}
+
+/// Why a call or retry was refused, as the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The breaker is open, forced open, or half-open with every probe slot taken.
+    Open,
+    /// The bulkhead is full.
+    Overloaded,
+    /// A retry was due but the retry budget was spent.
+    Budget,
+}
+
+impl RejectReason {
+    /// All values, in label order.
+    pub const ALL: [RejectReason; 3] = [
+        RejectReason::Open,
+        RejectReason::Overloaded,
+        RejectReason::Budget,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Open => "open",
+            RejectReason::Overloaded => "overloaded",
+            RejectReason::Budget => "budget",
+        }
+    }
+}

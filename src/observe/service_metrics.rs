@@ -1,0 +1,104 @@
+//! Metric handles of one service, registered once when its supervisor starts so the hot path
+//! never looks a metric up by name.
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+use super::names::*;
+use crate::breaker::BreakerState;
+use crate::health::HealthStatus;
+
+/// Pre-registered handles for one service. Cheap to share (`Arc`) with handles on other threads.
+#[derive(Debug)]
+pub(crate) struct ServiceMetrics {
+    service: String,
+    calls: [Counter; 5],
+    durations: [Histogram; 5],
+    retries: [Counter; 2],
+    timeouts: Counter,
+    rejected: [Counter; 3],
+    in_flight: Gauge,
+    state: [Gauge; 5],
+    health: [Gauge; 3],
+}
+
+impl ServiceMetrics {
+    /// Registers every series of `service` with the installed recorder (no-ops without one).
+    pub(crate) fn register(service: &str) -> Self {
+        let s = || service.to_string();
+        ServiceMetrics {
+            service: s(),
+            calls: CallOutcome::ALL.map(|o| {
+                counter!(CALLS_TOTAL, LABEL_SERVICE => s(), LABEL_OUTCOME => o.as_str())
+            }),
+            durations: CallOutcome::ALL.map(|o| {
+                histogram!(CALL_DURATION_SECONDS, LABEL_SERVICE => s(), LABEL_OUTCOME => o.as_str())
+            }),
+            retries: RetryReason::ALL.map(|r| {
+                counter!(RETRY_ATTEMPTS_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
+            }),
+            timeouts: counter!(TIMEOUTS_TOTAL, LABEL_SERVICE => s()),
+            rejected: RejectReason::ALL.map(|r| {
+                counter!(CALLS_REJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
+            }),
+            in_flight: gauge!(CALLS_IN_FLIGHT, LABEL_SERVICE => s()),
+            state: BreakerState::ALL
+                .map(|st| gauge!(CIRCUIT_STATE, LABEL_SERVICE => s(), LABEL_STATE => st.as_str())),
+            health: HealthStatus::ALL.map(
+                |h| gauge!(SERVICE_HEALTH, LABEL_SERVICE => s(), LABEL_STATUS => h.as_str()),
+            ),
+        }
+    }
+
+    /// A call was answered with `outcome` after `seconds`.
+    pub(crate) fn call(&self, outcome: CallOutcome, seconds: f64) {
+        let i = outcome as usize;
+        self.calls[i].increment(1);
+        self.durations[i].record(seconds);
+    }
+
+    /// A retry is starting.
+    pub(crate) fn retry(&self, reason: RetryReason) {
+        self.retries[reason as usize].increment(1);
+    }
+
+    /// An attempt timed out.
+    pub(crate) fn timeout(&self) {
+        self.timeouts.increment(1);
+    }
+
+    /// A call or retry was refused.
+    pub(crate) fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason as usize].increment(1);
+    }
+
+    /// Calls in flight went up (`+1.0`) or down (`-1.0`).
+    pub(crate) fn in_flight_changed(&self, delta: f64) {
+        self.in_flight.increment(delta);
+    }
+
+    /// The breaker is now in `current`.
+    pub(crate) fn state(&self, current: BreakerState) {
+        for (gauge, st) in self.state.iter().zip(BreakerState::ALL) {
+            gauge.set(if st == current { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// The breaker moved `from` → `to`.
+    pub(crate) fn transition(&self, from: BreakerState, to: BreakerState) {
+        counter!(
+            CIRCUIT_TRANSITIONS_TOTAL,
+            LABEL_SERVICE => self.service.clone(),
+            LABEL_FROM => from.as_str(),
+            LABEL_TO => to.as_str()
+        )
+        .increment(1);
+        self.state(to);
+    }
+
+    /// The service's health is now `current`.
+    pub(crate) fn health(&self, current: HealthStatus) {
+        for (gauge, st) in self.health.iter().zip(HealthStatus::ALL) {
+            gauge.set(if st == current { 1.0 } else { 0.0 });
+        }
+    }
+}
