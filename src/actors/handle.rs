@@ -126,6 +126,14 @@ impl ServiceHandle {
         self.ask(DisableBreaker).await
     }
 
+    /// Subscribes `recipient` to this supervisor's [events](crate::messages::SupervisorEvent).
+    pub async fn subscribe(
+        &self,
+        recipient: actix::Recipient<crate::messages::SupervisorEvent>,
+    ) -> Result<(), SupervisorGone> {
+        self.ask(crate::messages::Subscribe(recipient)).await
+    }
+
     async fn ask<M>(&self, message: M) -> Result<M::Result, SupervisorGone>
     where
         M: actix::Message + Send + 'static,

@@ -9,12 +9,15 @@ use super::handle::ServiceHandle;
 use crate::config::{ServicesFile, SupervisorConfig};
 use crate::error::{ConfigError, SupervisorGone};
 use crate::health::HealthSnapshot;
-use crate::messages::{GetAllHealth, GetHealth, GetService, ListServices, SpawnService};
+use crate::messages::{
+    GetAllHealth, GetHealth, GetService, ListServices, SpawnService, Subscribe, SupervisorEvent,
+};
 
 /// An actor that keeps every supervisor of a program by name.
 #[derive(Debug, Default)]
 pub struct Registry {
     services: BTreeMap<String, ServiceHandle>,
+    subscribers: Vec<Recipient<SupervisorEvent>>,
 }
 
 impl Actor for Registry {
@@ -52,8 +55,22 @@ impl Handler<SpawnService> for Registry {
             Some(arbiter) => builder.start_in_arbiter(arbiter)?,
             None => builder.start()?,
         };
+        for subscriber in &self.subscribers {
+            handle.addr().do_send(Subscribe(subscriber.clone()));
+        }
         self.services.insert(msg.name, handle.clone());
         Ok(handle)
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        for handle in self.services.values() {
+            handle.addr().do_send(Subscribe(msg.0.clone()));
+        }
+        self.subscribers.push(msg.0);
     }
 }
 
@@ -147,6 +164,17 @@ impl RegistryHandle {
             .send(message)
             .await
             .map_err(|_| SupervisorGone)??)
+    }
+
+    /// Subscribes `recipient` to the events of every supervisor, present and future.
+    pub async fn subscribe(
+        &self,
+        recipient: Recipient<SupervisorEvent>,
+    ) -> Result<(), SupervisorGone> {
+        self.addr
+            .send(Subscribe(recipient))
+            .await
+            .map_err(|_| SupervisorGone)
     }
 
     /// The supervisor named `name`.

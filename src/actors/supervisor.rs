@@ -21,11 +21,11 @@ use super::published::Published;
 use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
 use crate::config::SupervisorConfig;
 use crate::error::CallError;
-use crate::health::{HealthSnapshot, HealthStatus, HealthWindow};
+use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::messages::{
     AdmitRetry, AttemptFailed, AttemptOutcome, BreakerStatus, Call, CallCounts, DisableBreaker,
-    ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
-    RetryDecision,
+    EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
+    RetryDecision, Subscribe, SupervisorEvent,
 };
 use crate::observe::{CallOutcome, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -48,6 +48,7 @@ pub struct ServiceSupervisor {
     health_status: HealthStatus,
     health_evaluated_at: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
+    subscribers: Vec<Recipient<SupervisorEvent>>,
 }
 
 impl std::fmt::Debug for ServiceSupervisor {
@@ -82,6 +83,7 @@ impl ServiceSupervisor {
             health_status: HealthStatus::Healthy,
             health_evaluated_at: None,
             breaker_timer: None,
+            subscribers: Vec::new(),
         }
     }
 
@@ -92,6 +94,22 @@ impl ServiceSupervisor {
 
     fn now() -> Instant {
         Instant::now()
+    }
+
+    /// Sends `kind` to every live subscriber; forgets the ones that are gone.
+    fn publish(&mut self, now: Instant, kind: EventKind) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = SupervisorEvent {
+            service: Arc::clone(&self.name),
+            at: now.into_std(),
+            kind,
+        };
+        self.subscribers.retain(|subscriber| subscriber.connected());
+        for subscriber in &self.subscribers {
+            subscriber.do_send(event.clone());
+        }
     }
 
     /// Asks the breaker for a permit; publishes any transition it causes.
@@ -130,6 +148,8 @@ impl ServiceSupervisor {
             }
             AttemptOutcome::TimedOut => {
                 self.published.metrics.timeout();
+                tracing::debug!(service = %self.name, after = ?duration, "attempt timed out");
+                self.publish(now, EventKind::TimedOut { after: duration });
                 (Outcome::failure(duration), false)
             }
         };
@@ -147,9 +167,9 @@ impl ServiceSupervisor {
     /// Drains breaker transitions: logs them, exports them, publishes the new state for the
     /// handles, and (re)arms the timer of the next time-driven transition.
     fn after_breaker_change(&mut self, ctx: &mut Context<Self>, now: Instant) {
-        let mut changed = false;
-        for transition in self.breaker.drain_transitions() {
-            changed = true;
+        let transitions: Vec<_> = self.breaker.drain_transitions().collect();
+        let changed = !transitions.is_empty();
+        for transition in transitions {
             let snapshot = transition.snapshot;
             tracing::info!(
                 service = %self.name,
@@ -168,6 +188,7 @@ impl ServiceSupervisor {
             self.published
                 .metrics
                 .transition(transition.from, transition.to);
+            self.publish(now, EventKind::StateChanged(transition));
         }
         if !changed {
             return;
@@ -199,8 +220,7 @@ impl ServiceSupervisor {
     }
 
     fn health_snapshot(&mut self, now: Instant) -> HealthSnapshot {
-        let stats = self.health.stats(now.into_std());
-        let status = self.evaluate_health(now);
+        let (status, stats) = self.evaluate_health(now);
         HealthSnapshot {
             service: self.name.to_string(),
             status,
@@ -210,13 +230,14 @@ impl ServiceSupervisor {
     }
 
     /// Re-evaluates the health status; reports a change.
-    fn evaluate_health(&mut self, now: Instant) -> HealthStatus {
+    fn evaluate_health(&mut self, now: Instant) -> (HealthStatus, HealthStats) {
         self.health_evaluated_at = Some(now);
         let breaker_open = matches!(
             self.breaker.state(),
             BreakerState::Open | BreakerState::ForcedOpen
         );
-        let status = self.health.status(now.into_std(), breaker_open);
+        let stats = self.health.stats(now.into_std());
+        let status = self.config.health.classify(&stats, breaker_open);
         if status != self.health_status {
             tracing::info!(
                 service = %self.name,
@@ -224,10 +245,11 @@ impl ServiceSupervisor {
                 to = status.as_str(),
                 "service health changed"
             );
-            self.health_status = status;
+            let from = std::mem::replace(&mut self.health_status, status);
             self.published.metrics.health(status);
+            self.publish(now, EventKind::HealthChanged { from, to: status, stats });
         }
-        status
+        (status, stats)
     }
 
     fn count_answer(&mut self, answer: CallOutcome, call_duration: Duration) {
@@ -353,6 +375,7 @@ impl ServiceSupervisor {
                 attempts = msg.attempts_made,
                 "retry rejected: retry budget exhausted"
             );
+            self.publish(now, EventKind::RetryBudgetExhausted);
             return RetryDecision::Budget;
         }
         let reason = if msg.outcome == AttemptOutcome::TimedOut {
@@ -368,6 +391,14 @@ impl ServiceSupervisor {
             delay = ?delay,
             reason = reason.as_str(),
             "retrying"
+        );
+        self.publish(
+            now,
+            EventKind::RetryScheduled {
+                attempt: msg.attempts_made + 1,
+                delay,
+                reason,
+            },
         );
         RetryDecision::RetryAfter(delay)
     }
@@ -407,6 +438,14 @@ impl Handler<GetBreakerStatus> for ServiceSupervisor {
                 .map(|until| Instant::from_std(until).saturating_duration_since(now)),
             window: self.breaker.window_snapshot(now.into_std()),
         })
+    }
+}
+
+impl Handler<Subscribe> for ServiceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.subscribers.push(msg.0);
     }
 }
 

@@ -4,11 +4,13 @@
 mod attempt;
 mod call;
 mod control;
+mod events;
 mod query;
 mod registry;
 
 pub(crate) use attempt::{AdmitRetry, AttemptFailed, AttemptOutcome, RecordOutcome, RetryDecision};
 pub use call::{Call, Operation};
 pub use control::{DisableBreaker, ForceOpen, ResetBreaker};
+pub use events::{EventKind, Subscribe, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
 pub use registry::{GetAllHealth, GetService, ListServices, SpawnService};

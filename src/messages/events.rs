@@ -1,0 +1,64 @@
+//! Events a supervisor publishes to its subscribers (Resilience4j's event publisher, as actix
+//! messages): breaker transitions, health changes, retries and timeouts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Message, Recipient};
+
+use crate::breaker::Transition;
+use crate::health::{HealthStats, HealthStatus};
+use crate::observe::RetryReason;
+
+/// Something a supervisor wants its subscribers to know. Delivered to every
+/// [`Subscribe`]d recipient, in the order it happened.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SupervisorEvent {
+    /// The service (dependency) name.
+    pub service: Arc<str>,
+    /// When it happened (the supervisor's clock; paused in tests).
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What a [`SupervisorEvent`] reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The breaker changed state; the transition carries the reason and the window snapshot that
+    /// caused it.
+    StateChanged(Transition),
+    /// The health status changed.
+    HealthChanged {
+        /// Status before.
+        from: HealthStatus,
+        /// Status now.
+        to: HealthStatus,
+        /// The window the new status was computed from.
+        stats: HealthStats,
+    },
+    /// A retry was scheduled.
+    RetryScheduled {
+        /// Number of the attempt that will run after the delay (2 = first retry).
+        attempt: u32,
+        /// Backoff delay before it.
+        delay: Duration,
+        /// Why the previous attempt failed.
+        reason: RetryReason,
+    },
+    /// An attempt was cancelled by the per-attempt timeout or the deadline.
+    TimedOut {
+        /// How long it ran.
+        after: Duration,
+    },
+    /// A retry was due but the retry budget refused it.
+    RetryBudgetExhausted,
+}
+
+/// Subscribe a recipient to a supervisor's events (or, sent to the
+/// [`Registry`](crate::Registry), to every supervisor's, present and future).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<SupervisorEvent>);
