@@ -4,11 +4,13 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
 use futures_util::FutureExt;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::published::SlotGuard;
 use super::supervisor::ServiceSupervisor;
@@ -28,6 +30,9 @@ pub(crate) struct CallContext {
     /// Attempts allowed in all (the retry policy's `max_attempts`): after the last one the call
     /// is answered without asking the supervisor about a retry.
     pub(crate) max_attempts: u32,
+    /// The service name and the call's number, for the call's tracing span.
+    pub(crate) service: Arc<str>,
+    pub(crate) call_id: u64,
 }
 
 /// How one attempt ended.
@@ -44,9 +49,20 @@ enum LastFailure<E> {
     TimedOut,
 }
 
-/// Runs `call` from its first admitted attempt to its answer. Holds the bulkhead `slot` until
-/// the answer is ready.
-pub(crate) async fn run_call<T, E>(
+/// Runs `call` from its first admitted attempt to its answer, inside a `call` span (service,
+/// call id). Holds the bulkhead `slot` until the answer is ready.
+pub(crate) fn run_call<T, E>(
+    context: CallContext,
+    call: Call<T, E>,
+    first_permit: Permit,
+    started: Instant,
+    slot: SlotGuard,
+) -> impl std::future::Future<Output = Result<T, CallError<E>>> {
+    let span = tracing::debug_span!("call", service = %context.service, call_id = context.call_id);
+    drive(context, call, first_permit, started, slot).instrument(span)
+}
+
+async fn drive<T, E>(
     context: CallContext,
     mut call: Call<T, E>,
     first_permit: Permit,
@@ -61,7 +77,9 @@ pub(crate) async fn run_call<T, E>(
         attempts += 1;
         let attempt_started = Instant::now();
         let limit = time_limit(context.timeout, deadline, attempt_started);
-        let attempt = run_attempt(&mut call, limit).await;
+        let attempt = run_attempt(&mut call, limit)
+            .instrument(tracing::debug_span!("attempt", attempt = attempts))
+            .await;
         let finished = Instant::now();
         let attempt_duration = finished - attempt_started;
         let deadline_passed = deadline.is_some_and(|d| finished >= d);

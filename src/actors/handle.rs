@@ -80,11 +80,13 @@ impl ServiceHandle {
         E: Send + 'static,
     {
         if let Some(retry_after) = self.published.fast_reject() {
+            tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
             return Err(CallError::Open { retry_after });
         }
         match self.published.try_reserve() {
             Some(slot) => call.slot = Some(slot),
             None => {
+                tracing::debug!(service = %self.name, "call rejected: too many in flight");
                 self.published.metrics.rejected(RejectReason::Overloaded);
                 self.published.metrics.call(CallOutcome::Rejected, 0.0);
                 return Err(CallError::Overloaded);

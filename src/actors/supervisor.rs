@@ -49,6 +49,7 @@ pub struct ServiceSupervisor {
     health_evaluated_at: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
+    next_call_id: u64,
 }
 
 impl std::fmt::Debug for ServiceSupervisor {
@@ -84,6 +85,7 @@ impl ServiceSupervisor {
             health_evaluated_at: None,
             breaker_timer: None,
             subscribers: Vec::new(),
+            next_call_id: 0,
         }
     }
 
@@ -117,7 +119,6 @@ impl ServiceSupervisor {
         let admission = self.breaker.try_acquire(now.into_std());
         self.after_breaker_change(ctx, now);
         if let Err(rejected) = admission {
-            self.counts.rejected_open += 1;
             self.published.metrics.rejected(RejectReason::Open);
             tracing::debug!(
                 service = %self.name,
@@ -247,7 +248,14 @@ impl ServiceSupervisor {
             );
             let from = std::mem::replace(&mut self.health_status, status);
             self.published.metrics.health(status);
-            self.publish(now, EventKind::HealthChanged { from, to: status, stats });
+            self.publish(
+                now,
+                EventKind::HealthChanged {
+                    from,
+                    to: status,
+                    stats,
+                },
+            );
         }
         (status, stats)
     }
@@ -303,7 +311,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
         let permit = match self.admit(ctx, started) {
             Ok(permit) => permit,
             Err(rejected) => {
-                self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                self.count_answer(CallOutcome::Rejected, Duration::ZERO);
                 return Box::pin(std::future::ready(Err(CallError::Open {
                     retry_after: rejected.retry_after,
                 })));
@@ -315,7 +323,10 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             timeout: self.config.timeout,
             deadline: self.config.deadline,
             max_attempts: self.config.retry.max_attempts,
+            service: Arc::clone(&self.name),
+            call_id: self.next_call_id,
         };
+        self.next_call_id += 1;
         Box::pin(run_call(context, call, permit, started, slot))
     }
 }
@@ -356,16 +367,20 @@ impl ServiceSupervisor {
         }
         // Not retried into an open breaker: if it will still be open when the delay ends,
         // stop now instead of sleeping to be rejected.
-        match self.breaker.state() {
-            BreakerState::ForcedOpen => return RetryDecision::Open(None),
-            BreakerState::Open => {
-                if let Some(until) = self.breaker.open_until().map(Instant::from_std) {
-                    if until > now + delay {
-                        return RetryDecision::Open(Some(until - now));
-                    }
-                }
-            }
-            _ => {}
+        let still_open = match self.breaker.state() {
+            BreakerState::ForcedOpen => Some(None),
+            BreakerState::Open => self
+                .breaker
+                .open_until()
+                .map(Instant::from_std)
+                .filter(|until| *until > now + delay)
+                .map(|until| Some(until - now)),
+            _ => None,
+        };
+        if let Some(retry_after) = still_open {
+            self.published.metrics.rejected(RejectReason::Open);
+            tracing::debug!(service = %self.name, "retry not sent into the open breaker");
+            return RetryDecision::Open(retry_after);
         }
         if !self.budget.try_retry(now.into_std()) {
             self.counts.rejected_budget += 1;

@@ -4,8 +4,14 @@
 //! Everything goes through the `metrics` facade: without an installed recorder the calls are
 //! no-ops and `tracing` events still report every transition, retry, timeout and rejection.
 
+mod exporter;
 mod names;
 mod service_metrics;
 
+pub use exporter::{
+    describe_metrics, install_recorder, serve_metrics, ExporterError, DEFAULT_METRICS_ADDR,
+    DURATION_BUCKETS,
+};
+pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use names::*;
 pub(crate) use service_metrics::ServiceMetrics;

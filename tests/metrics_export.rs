@@ -1,0 +1,250 @@
+//! The Prometheus exporter's output after scripted scenarios: exact counters, the current state
+//! series, histogram counts, bounded label sets. One recorder per test process (this file).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+use warden::observe::{self, PrometheusHandle};
+use warden::prelude::*;
+
+fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| observe::install_recorder().expect("first recorder of this process"))
+}
+
+/// Every sample line of `service`: `name{labels}` (labels sorted, without `service`) → value.
+fn samples(service: &str) -> BTreeMap<String, f64> {
+    let text = recorder().render();
+    let needle = format!("service=\"{service}\"");
+    text.lines()
+        .filter(|line| !line.starts_with('#') && line.contains(&needle))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("name value");
+            let (name, labels) = series.split_once('{').expect("labelled");
+            let mut labels: Vec<&str> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.starts_with("service="))
+                .collect();
+            labels.sort();
+            (
+                format!("{name}{{{}}}", labels.join(",")),
+                value.parse().expect("number"),
+            )
+        })
+        .collect()
+}
+
+fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
+    *samples
+        .get(key)
+        .unwrap_or_else(|| panic!("no series {key} in {samples:#?}"))
+}
+
+#[actix::test]
+async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
+    recorder();
+    pause_aligned().await;
+    let mut config = plain_config();
+    config.breaker.consecutive_failures = Some(3);
+    config.retry = RetryConfig::constant(2, Duration::from_millis(10)).without_budget();
+    config.timeout = Some(Duration::from_millis(100));
+    let svc = start("scripted", config);
+
+    // 2 successes (one after a retry), then 3 calls timing out on both attempts → open.
+    succeed(&svc).await.unwrap();
+    let hits = Hits::default();
+    let h = hits.clone();
+    svc.call(move || {
+        let n = h.hit();
+        async move {
+            if n == 1 {
+                Err(DepError("flaky"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // Call 3 times out on both attempts; call 4's first timeout is the third consecutive
+    // failure: the breaker opens and its retry is refused; call 5 fails fast on the handle.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(slow(&svc, Duration::from_secs(1)).await);
+    }
+    assert!(matches!(
+        answers[0],
+        Err(CallError::TimedOut { attempts: 2 })
+    ));
+    assert!(
+        matches!(answers[1], Err(CallError::Open { .. })),
+        "{answers:?}"
+    );
+    assert!(matches!(answers[2], Err(CallError::Open { .. })));
+    // Two more fast-fails on the handle.
+    for _ in 0..2 {
+        assert!(matches!(succeed(&svc).await, Err(CallError::Open { .. })));
+    }
+    let counts = svc.counts().await.unwrap();
+    assert_eq!(
+        (counts.success, counts.timeout, counts.rejected_open),
+        (2, 1, 4)
+    );
+    settle().await;
+
+    let s = samples("scripted");
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"success\"}"), 2.0);
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"timeout\"}"), 1.0);
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"rejected\"}"), 4.0);
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"failure\"}"), 0.0);
+    assert_eq!(
+        value(&s, "warden_retry_attempts_total{reason=\"error\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "warden_retry_attempts_total{reason=\"timeout\"}"),
+        1.0
+    );
+    assert_eq!(value(&s, "warden_timeouts_total{}"), 3.0);
+    assert_eq!(
+        value(&s, "warden_calls_rejected_total{reason=\"open\"}"),
+        4.0
+    );
+    assert_eq!(value(&s, "warden_circuit_state{state=\"open\"}"), 1.0);
+    assert_eq!(value(&s, "warden_circuit_state{state=\"closed\"}"), 0.0);
+    assert_eq!(value(&s, "warden_circuit_state{state=\"half_open\"}"), 0.0);
+    assert_eq!(
+        value(
+            &s,
+            "warden_circuit_transitions_total{from=\"closed\",to=\"open\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "warden_service_health{status=\"unhealthy\"}"),
+        1.0
+    );
+    assert_eq!(value(&s, "warden_service_health{status=\"healthy\"}"), 0.0);
+    assert_eq!(value(&s, "warden_calls_in_flight{}"), 0.0);
+    // Histogram: every answered call counted, with real buckets.
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_count{outcome=\"success\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_count{outcome=\"timeout\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_bucket{le=\"0.001\",outcome=\"success\"}"
+        ),
+        1.0,
+        "the first success took no time; the retried one took 10 ms"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_bucket{le=\"0.025\",outcome=\"success\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_bucket{le=\"0.1\",outcome=\"timeout\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "warden_call_duration_seconds_bucket{le=\"0.25\",outcome=\"timeout\"}"
+        ),
+        1.0,
+        "two 100 ms attempts and a 10 ms delay"
+    );
+
+    // Half-open then closed after the open duration: the state series follow.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    succeed(&svc).await.unwrap();
+    svc.counts().await.unwrap();
+    let s = samples("scripted");
+    assert_eq!(value(&s, "warden_circuit_state{state=\"closed\"}"), 1.0);
+    assert_eq!(value(&s, "warden_circuit_state{state=\"open\"}"), 0.0);
+    assert_eq!(
+        value(
+            &s,
+            "warden_circuit_transitions_total{from=\"half_open\",to=\"closed\"}"
+        ),
+        1.0
+    );
+}
+
+#[actix::test]
+async fn ten_thousand_distinct_error_messages_create_no_new_series() {
+    recorder();
+    pause_aligned().await;
+    let mut config = plain_config();
+    config.breaker.consecutive_failures = Some(1_000_000);
+    let svc = start("cardinality", config);
+    fail(&svc).await.unwrap_err();
+    svc.counts().await.unwrap();
+    let before = samples("cardinality").len();
+    for i in 0..10_000u32 {
+        let message = format!("error number {i} at /users/{i}");
+        let result = svc
+            .call(move || {
+                let message = message.clone();
+                async move { Err::<(), String>(message) }
+            })
+            .await;
+        assert!(result.is_err());
+    }
+    svc.counts().await.unwrap();
+    let after = samples("cardinality");
+    assert_eq!(after.len(), before, "no per-error series: {after:#?}");
+    assert_eq!(
+        value(&after, "warden_calls_total{outcome=\"failure\"}"),
+        10_001.0
+    );
+    let text = recorder().render();
+    assert!(
+        !text.contains("error number"),
+        "error text never becomes a label"
+    );
+}
+
+#[actix::test]
+async fn every_family_has_help_and_type() {
+    recorder();
+    let mut config = plain_config();
+    config.breaker.consecutive_failures = Some(1);
+    let svc = start("described", config);
+    fail(&svc).await.unwrap_err();
+    svc.counts().await.unwrap();
+    let text = recorder().render();
+    for (name, _) in observe::METRIC_FAMILIES {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} lacks # HELP"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} lacks # TYPE"
+        );
+    }
+    assert!(text.contains("# TYPE warden_call_duration_seconds histogram"));
+}
