@@ -27,7 +27,8 @@ fn metric_names(expr: &str) -> Vec<String> {
     let mut i = 0;
     while let Some(pos) = expr[i..].find("warden_") {
         let start = i + pos;
-        let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let end = expr[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .map_or(expr.len(), |n| start + n);
@@ -41,8 +42,11 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[test]
 fn every_dashboard_expression_names_an_exported_metric() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/warden.json"))
-        .expect("dashboard present");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dashboards/warden.json"
+    ))
+    .expect("dashboard present");
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let mut exprs = Vec::new();
     expressions(&dashboard, &mut exprs);
@@ -52,14 +56,20 @@ fn every_dashboard_expression_names_an_exported_metric() {
     let mut used = BTreeSet::new();
     for expr in &exprs {
         let names = metric_names(expr);
-        assert!(!names.is_empty(), "expression names no warden metric: {expr}");
+        assert!(
+            !names.is_empty(),
+            "expression names no warden metric: {expr}"
+        );
         for name in names {
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
                 .find_map(|suffix| name.strip_suffix(suffix).filter(|f| families.contains(f)))
                 .unwrap_or(&name)
                 .to_string();
-            assert!(families.contains(family.as_str()), "{name} in `{expr}` is not exported");
+            assert!(
+                families.contains(family.as_str()),
+                "{name} in `{expr}` is not exported"
+            );
             used.insert(family);
         }
     }

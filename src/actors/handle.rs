@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use super::published::Published;
+use super::published::{Published, SlotGuard};
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerState;
 use crate::error::{CallError, SupervisorGone};
@@ -70,28 +70,42 @@ impl ServiceHandle {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + 'static,
     {
-        self.send(Call::new(operation)).await
+        // Refuse before boxing the operation: the open-breaker path allocates nothing.
+        let slot = self.admit_locally()?;
+        self.dispatch(Call::new(operation), slot).await
     }
 
     /// Sends a prepared [`Call`] (e.g. one with a classifier).
-    pub async fn send<T, E>(&self, mut call: Call<T, E>) -> Result<T, CallError<E>>
+    pub async fn send<T, E>(&self, call: Call<T, E>) -> Result<T, CallError<E>>
     where
         T: Send + 'static,
         E: Send + 'static,
     {
+        let slot = self.admit_locally()?;
+        self.dispatch(call, slot).await
+    }
+
+    /// The checks a handle makes without a mailbox hop: the published breaker state (open or
+    /// forced open refuses the call) and the bulkhead (a slot is taken, or the call refused).
+    fn admit_locally<E>(&self) -> Result<SlotGuard, CallError<E>> {
         if let Some(retry_after) = self.published.fast_reject() {
             tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
             return Err(CallError::Open { retry_after });
         }
-        match self.published.try_reserve() {
-            Some(slot) => call.slot = Some(slot),
-            None => {
-                tracing::debug!(service = %self.name, "call rejected: too many in flight");
-                self.published.metrics.rejected(RejectReason::Overloaded);
-                self.published.metrics.call(CallOutcome::Rejected, 0.0);
-                return Err(CallError::Overloaded);
-            }
-        }
+        self.published.try_reserve().ok_or_else(|| {
+            tracing::debug!(service = %self.name, "call rejected: too many in flight");
+            self.published.metrics.rejected(RejectReason::Overloaded);
+            self.published.metrics.call(CallOutcome::Rejected, 0.0);
+            CallError::Overloaded
+        })
+    }
+
+    async fn dispatch<T, E>(&self, mut call: Call<T, E>, slot: SlotGuard) -> Result<T, CallError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        call.slot = Some(slot);
         self.addr
             .send(call)
             .await
