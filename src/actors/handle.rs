@@ -15,7 +15,6 @@ use crate::messages::{
     BreakerStatus, Call, CallCounts, DisableBreaker, ForceOpen, GetBreakerStatus, GetCallCounts,
     GetHealth, ResetBreaker,
 };
-use crate::observe::{CallOutcome, RejectReason};
 
 /// A handle to one supervisor. Cheap to clone; awaitable from any runtime.
 ///
@@ -85,8 +84,7 @@ impl ServiceHandle {
         match self.published.try_reserve() {
             Some(slot) => call.slot = Some(slot),
             None => {
-                self.published.metrics.rejected(RejectReason::Overloaded);
-                self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                self.published.reject_overloaded();
                 return Err(CallError::Overloaded);
             }
         }

@@ -247,7 +247,14 @@ impl ServiceSupervisor {
             );
             let from = std::mem::replace(&mut self.health_status, status);
             self.published.metrics.health(status);
-            self.publish(now, EventKind::HealthChanged { from, to: status, stats });
+            self.publish(
+                now,
+                EventKind::HealthChanged {
+                    from,
+                    to: status,
+                    stats,
+                },
+            );
         }
         (status, stats)
     }
@@ -455,6 +462,7 @@ impl Handler<GetCallCounts> for ServiceSupervisor {
     fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
+        counts.rejected_overloaded += self.published.fast_overloads();
         MessageResult(counts)
     }
 }
