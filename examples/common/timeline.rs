@@ -827,10 +827,7 @@ pub type Expected<'a> = (&'a str, &'a dyn Fn(&Entry) -> bool);
 
 /// Checks that entries matching each step occur in this order (each step after the previous
 /// one); returns the index of each, or the description of the first step not found.
-pub fn in_order(
-    entries: &[Entry],
-    steps: &[Expected<'_>],
-) -> Result<Vec<usize>, String> {
+pub fn in_order(entries: &[Entry], steps: &[Expected<'_>]) -> Result<Vec<usize>, String> {
     let mut found = Vec::with_capacity(steps.len());
     let mut from = 0;
     for (what, predicate) in steps {
