@@ -117,11 +117,14 @@ async fn demo(args: Args, style: Style) -> ExitCode {
     say("");
     if failed.is_empty() {
         say(format!(
-            "{} {} scenario(s) behaved as described · {} of simulated time in {:.2}s · seed {}",
+            "{} {} behaved as described · {} of simulated time in {} · seed {}",
             style.paint(Tone::Good, "✓"),
-            reports.len(),
+            match reports.len() {
+                1 => "the scenario".to_string(),
+                n => format!("all {n} scenarios"),
+            },
             human(simulated),
-            wall.elapsed().as_secs_f64(),
+            human(wall.elapsed()),
             args.seed
         ));
     } else {
@@ -138,8 +141,7 @@ async fn demo(args: Args, style: Style) -> ExitCode {
     if !args.quiet {
         say(style.paint(
             Tone::Dim,
-            "  one scenario: --scenario breaker · other failures: --seed 7 · metrics: \
-             --metrics-addr 127.0.0.1:9464 · all flags: --help",
+            "  try: --scenario breaker · --seed 7 · --metrics-addr 127.0.0.1:9464 · --help",
         ));
     }
 
@@ -173,14 +175,20 @@ fn print_header(scenario: Scenario, number: usize, of: usize, style: Style) {
         say(format!("  {line}"));
     }
     say("");
-    let service = scenario.service();
-    for (i, line) in scenario.setup().iter().enumerate() {
-        let name = if i == 0 { service } else { "" };
+    let setup = scenario.setup();
+    let code = setup.first().is_some_and(|line| line.starts_with('.'));
+    if code {
         say(format!(
-            "  {} {}",
-            style.paint_padded(Tone::Bold, name, service.len()),
-            style.paint(Tone::Dim, line)
+            "  {}",
+            style.paint(
+                Tone::Dim,
+                &format!("ServiceSupervisor::builder(\"{}\")", scenario.service())
+            )
         ));
+    }
+    for line in setup {
+        let indent = if code { "      " } else { "  " };
+        say(format!("{indent}{}", style.paint(Tone::Dim, line)));
     }
     say("");
 }

@@ -32,15 +32,15 @@ use timeline::{counts_since, in_order, Answer, Entry, ErrorKind, Event, Timeline
 /// The scenarios, in the order the demo runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Scenario {
-    /// Retry: transient failures recovered with exponential backoff; a caller error not retried
+    /// transient failures recovered by retries with exponential backoff; a caller error is not retried
     Retry,
-    /// Circuit breaker: opens, fails fast, half-opens, re-opens on a failed probe, closes
+    /// the circuit breaker opens, fails fast, half-opens, re-opens on a failed probe, closes
     Breaker,
-    /// Timeouts: slow attempts cut off and cancelled, then an overall deadline
+    /// slow attempts cut off and cancelled by the timeout; an overall deadline
     Timeout,
-    /// Health: Healthy → Degraded → Unhealthy → Healthy from success rate and latency
+    /// health goes Healthy → Degraded → Unhealthy → Healthy with success rate and latency
     Health,
-    /// Everything at once: the database preset through a brownout and an outage
+    /// everything at once: a database through a brownout, an outage and the recovery
     Brownout,
 }
 
@@ -105,7 +105,7 @@ impl Scenario {
                 ".retry(RetryConfig::none()).breaker(BreakerConfig::consecutive(10))",
             ],
             Scenario::Brownout => &[
-                "SupervisorConfig::database(), changed: timeout 2s · 24 calls in flight (bulkhead)",
+                "orders-db: SupervisorConfig::database(), changed: timeout 2s · 24 calls in flight",
                 "  · breaker after 10 failures in a row (or 50% of the last 50 calls), open 10s → 40s",
                 "  · retry budget 10% of calls + 1/s",
                 "unchanged: 3 attempts, full jitter from 100ms · degraded when p95 > 500ms,",
