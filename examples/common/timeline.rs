@@ -645,7 +645,7 @@ pub fn describe(event: &Event) -> (String, String, Tone) {
             push(counts.failure, "failed");
             push(counts.timeout, "timed out");
             push(counts.rejected_open, "refused (open)");
-            push(counts.rejected_overloaded, "refused (full)");
+            push(counts.rejected_overloaded, "refused (bulkhead)");
             let mut text = format!(
                 "{} in {}: {} · {}",
                 count(counts.total(), "call"),
@@ -657,7 +657,7 @@ pub fn describe(event: &Event) -> (String, String, Tone) {
                 let _ = write!(text, ", {}", count(counts.retries, "retry"));
             }
             if counts.rejected_budget > 0 {
-                let _ = write!(text, ", {} over budget", counts.rejected_budget);
+                let _ = write!(text, " ({} over budget)", counts.rejected_budget);
             }
             ("traffic".to_string(), text, Tone::Dim)
         }
