@@ -47,7 +47,8 @@ metrics_url="http://127.0.0.1:$metrics_port/metrics"
 wait_for 120 sh -c "curl -fsS '$metrics_url' | grep -q '^warden_calls_total'" \
     || { echo "demo never exported warden_calls_total"; cat "$work/demo.log"; exit 1; }
 # Let the scenarios finish so every service is in the exposition.
-wait_for 120 grep -q "lingering" "$work/demo.log" || true
+wait_for 120 grep -q "serving the final metrics" "$work/demo.log" \
+    || { echo "the demo did not finish its scenarios"; cat "$work/demo.log"; exit 1; }
 curl -fsS "$metrics_url" >"$work/metrics.txt"
 echo "== promtool check metrics"
 promtool check metrics <"$work/metrics.txt"

@@ -15,7 +15,6 @@ use crate::messages::{
     BreakerStatus, Call, CallCounts, DisableBreaker, ForceOpen, GetBreakerStatus, GetCallCounts,
     GetHealth, ResetBreaker,
 };
-use crate::observe::{CallOutcome, RejectReason};
 
 /// A handle to one supervisor. Cheap to clone; awaitable from any runtime.
 ///
@@ -94,8 +93,7 @@ impl ServiceHandle {
         }
         self.published.try_reserve().ok_or_else(|| {
             tracing::debug!(service = %self.name, "call rejected: too many in flight");
-            self.published.metrics.rejected(RejectReason::Overloaded);
-            self.published.metrics.call(CallOutcome::Rejected, 0.0);
+            self.published.reject_overloaded();
             CallError::Overloaded
         })
     }

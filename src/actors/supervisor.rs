@@ -470,6 +470,7 @@ impl Handler<GetCallCounts> for ServiceSupervisor {
     fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
+        counts.rejected_overloaded += self.published.fast_overloads();
         MessageResult(counts)
     }
 }

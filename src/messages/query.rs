@@ -47,7 +47,7 @@ pub struct CallCounts {
     pub panic: u64,
     /// Calls refused by an open breaker (including the handles' fast path).
     pub rejected_open: u64,
-    /// Calls refused by the bulkhead.
+    /// Calls refused by the bulkhead (including the handles' fast path).
     pub rejected_overloaded: u64,
     /// Retries refused by the budget.
     pub rejected_budget: u64,
