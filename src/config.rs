@@ -36,10 +36,10 @@ use crate::retry::{Backoff, BudgetConfig, RetryConfig};
 pub struct SupervisorConfig {
     /// Time limit of one attempt; the attempt's future is dropped (cancelled) when it passes.
     /// `None` disables the per-attempt timeout (the deadline, if any, still applies).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration_or_off")]
     pub timeout: Option<Duration>,
     /// Time limit of the whole call across all attempts and retry delays. `None` = no limit.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration_or_off")]
     pub deadline: Option<Duration>,
     /// Calls in flight (admitted and not yet answered) allowed at once; excess calls are
     /// answered [`CallError::Overloaded`](crate::CallError::Overloaded) at once (bulkhead).

@@ -47,6 +47,7 @@
 pub mod actors;
 pub mod breaker;
 pub mod config;
+mod duration_or_off;
 pub mod error;
 pub mod health;
 pub mod messages;

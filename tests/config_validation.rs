@@ -76,6 +76,38 @@ fn toml_file_of_several_services_loads() {
 }
 
 #[test]
+fn optional_settings_switch_off_with_false_or_off() {
+    let file = ServicesFile::from_toml_str(
+        r#"
+        [services.batch]
+        timeout = false
+        deadline = "off"
+        [services.batch.breaker]
+        failure_rate_threshold = false
+        [services.batch.health]
+        max_age = false
+        degraded_latency = "off"
+        unhealthy_latency = false
+        "#,
+    )
+    .unwrap();
+    let batch = &file.services["batch"];
+    assert_eq!((batch.timeout, batch.deadline), (None, None));
+    assert_eq!(batch.breaker.failure_rate_threshold, None);
+    assert_eq!(batch.health.max_age, None);
+    assert_eq!(
+        (
+            batch.health.degraded_latency,
+            batch.health.unhealthy_latency
+        ),
+        (None, None)
+    );
+    // And back: a loaded file serializes to TOML that loads to the same configuration.
+    let text = toml::to_string(&file).unwrap();
+    assert_eq!(ServicesFile::from_toml_str(&text).unwrap(), file);
+}
+
+#[test]
 fn toml_file_loads_from_disk_and_missing_file_is_an_io_error() {
     let dir = std::env::temp_dir().join(format!("warden-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
