@@ -70,11 +70,15 @@ impl ServiceHandle {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + 'static,
     {
-        self.send(Call::new(operation)).await
+        // Refused before the operation is boxed into a `Call`: no allocation while open.
+        if let Some(retry_after) = self.published.fast_reject() {
+            return Err(CallError::Open { retry_after });
+        }
+        self.send_admitted(Call::new(operation)).await
     }
 
     /// Sends a prepared [`Call`] (e.g. one with a classifier).
-    pub async fn send<T, E>(&self, mut call: Call<T, E>) -> Result<T, CallError<E>>
+    pub async fn send<T, E>(&self, call: Call<T, E>) -> Result<T, CallError<E>>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -82,6 +86,15 @@ impl ServiceHandle {
         if let Some(retry_after) = self.published.fast_reject() {
             return Err(CallError::Open { retry_after });
         }
+        self.send_admitted(call).await
+    }
+
+    /// Sends `call`, which the published breaker state lets through, taking a bulkhead slot.
+    async fn send_admitted<T, E>(&self, mut call: Call<T, E>) -> Result<T, CallError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         match self.published.try_reserve() {
             Some(slot) => call.slot = Some(slot),
             None => {
