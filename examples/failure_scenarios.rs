@@ -625,15 +625,28 @@ struct CallRecord {
 
 /// Keeps the wall clock at `simulated / scale` for stacks that read it.
 struct Pacer {
-    wall_start: WallInstant,
+    /// Wall-clock instant of simulated time zero, fixed at the first call to `pace`.
+    wall_start: Option<WallInstant>,
     scale: f64,
     /// Largest lead of the wall clock over the simulated one, in simulated time.
     max_skew: Duration,
 }
 
 impl Pacer {
+    fn new(scale: f64) -> Self {
+        Pacer {
+            wall_start: None,
+            scale,
+            max_skew: Duration::ZERO,
+        }
+    }
+
     fn pace(&mut self, simulated: Duration) {
-        let target = self.wall_start + simulated.div_f64(self.scale);
+        let scaled = simulated.div_f64(self.scale);
+        let wall_start = *self
+            .wall_start
+            .get_or_insert_with(|| WallInstant::now() - scaled);
+        let target = wall_start + scaled;
         let now = WallInstant::now();
         if now < target {
             std::thread::sleep(target - now);
@@ -697,11 +710,7 @@ fn run(
         tokio::time::pause();
         let dep = Dependency::new(scenario, seed);
         let stack = build_stack(stack_name, &dep, scale, seed);
-        let mut pacer = wall_clock.then(|| Pacer {
-            wall_start: WallInstant::now(),
-            scale,
-            max_skew: Duration::ZERO,
-        });
+        let mut pacer = wall_clock.then(|| Pacer::new(scale));
         let records = drive(stack.as_ref(), &dep, &mut pacer).await;
         let attempts = dep.attempts.lock().unwrap().clone();
         let clock = match &pacer {
