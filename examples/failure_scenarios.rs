@@ -187,8 +187,14 @@ impl Scenario {
         Duration::from_secs(1) / self.rate
     }
 
+    /// Whether the fault is on at `at`. A scenario that does not heal stays faulty after its
+    /// last call is offered, while the calls in flight finish.
+    fn faulty_at(&self, at: Duration) -> bool {
+        at >= self.fault_start() && (self.healthy_after.is_zero() || at < self.fault_end())
+    }
+
     fn mode_at(&self, at: Duration) -> Mode {
-        if at >= self.fault_start() && at < self.fault_end() {
+        if self.faulty_at(at) {
             Mode::Faulty(self.fault)
         } else {
             Mode::Healthy
@@ -840,7 +846,7 @@ impl Figures {
             Some(opened) => attempts
                 .iter()
                 .map(|(_, at)| *at)
-                .filter(|at| *at >= opened && *at < scenario.fault_end())
+                .filter(|at| *at >= opened && scenario.faulty_at(*at))
                 .collect(),
             None => Vec::new(),
         };
