@@ -1,9 +1,11 @@
 //! [`ServiceSupervisor`]: the actor that owns one dependency's breaker, health window, retry
 //! policy and budget.
 //!
-//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), then runs as its own
-//! task on the supervisor's arbiter ([`ResponseFuture`]); each attempt's result comes back as a
-//! message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
+//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), and its first attempt
+//! is started and polled once there. If that attempt is already done with a value (a cache hit,
+//! an in-memory answer), the handler records it and answers at once ([`CallReply`]). Otherwise
+//! the call runs as its own task on the supervisor's arbiter; each attempt's result comes back as
+//! a message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
 //! concurrently, and the actor stays the only writer of its state. (A `ResponseActFuture` would
 //! also keep the mailbox free, but actix re-polls every such future of the actor on every wake,
 //! which is quadratic in the number of calls in flight.)
