@@ -38,7 +38,7 @@
 //! clock skew, which is reported (`clock_skew_ms`).
 //!
 //! ```sh
-//! cargo run --release --example failure_scenarios                  # full run, about 25 s
+//! cargo run --release --example failure_scenarios                  # full run, about 7 s
 //! cargo run --release --example failure_scenarios -- --quick       # CI, a few seconds
 //! cargo run --release --example failure_scenarios -- --json out.json
 //! ```
