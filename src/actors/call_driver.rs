@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use actix::Addr;
@@ -17,7 +18,7 @@ use super::supervisor::ServiceSupervisor;
 use crate::breaker::Permit;
 use crate::error::CallError;
 use crate::messages::{
-    AdmitRetry, AttemptFailed, AttemptOutcome, Call, RecordOutcome, RetryDecision,
+    AdmitRetry, AttemptFailed, AttemptOutcome, Call, Operation, RecordOutcome, RetryDecision,
 };
 use crate::observe::CallOutcome;
 
@@ -36,7 +37,7 @@ pub(crate) struct CallContext {
 }
 
 /// How one attempt ended.
-enum Attempt<T, E> {
+pub(crate) enum Attempt<T, E> {
     Value(T),
     Error(E),
     TimedOut,
@@ -49,17 +50,53 @@ enum LastFailure<E> {
     TimedOut,
 }
 
-/// Runs `call` from its first admitted attempt to its answer, inside a `call` span (service,
-/// call id). Holds the bulkhead `slot` until the answer is ready.
+/// The first attempt of a call, started by the supervisor in its handler (see
+/// [`start_first_attempt`]).
+pub(crate) enum FirstAttempt<T, E> {
+    /// Its future, polled once, not finished yet.
+    Running(Operation<T, E>),
+    /// It finished at its first poll (or its closure panicked), at `finished`.
+    Finished {
+        attempt: Attempt<T, E>,
+        finished: Instant,
+    },
+}
+
+/// Invokes the operation and polls its future once, catching a panic in either. Most
+/// operations that complete without waiting (a cache hit, an in-memory answer) finish here, and
+/// the supervisor answers them without spawning a task.
+///
+/// The poll uses a no-op waker: a future still pending is polled again, first thing, by the
+/// task [`run_call`] runs in, which registers the real waker; a wake-up in between is not lost
+/// because that poll observes whatever happened.
+pub(crate) fn start_first_attempt<T, E>(
+    call: &mut Call<T, E>,
+) -> Result<Attempt<T, E>, Operation<T, E>> {
+    let mut future = match invoke(call) {
+        Ok(future) => future,
+        Err(attempt) => return Ok(attempt),
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(Ok(value))) => Ok(Attempt::Value(value)),
+        Ok(Poll::Ready(Err(error))) => Ok(Attempt::Error(error)),
+        Ok(Poll::Pending) => Err(future),
+        Err(payload) => Ok(Attempt::Panicked(panic_message(payload))),
+    }
+}
+
+/// Runs `call` from its first admitted attempt, started at `started`, to its answer, inside a
+/// `call` span (service, call id). Holds the bulkhead `slot` until the answer is ready.
 pub(crate) fn run_call<T, E>(
     context: CallContext,
     call: Call<T, E>,
     first_permit: Permit,
     started: Instant,
+    first: FirstAttempt<T, E>,
     slot: SlotGuard,
 ) -> impl std::future::Future<Output = Result<T, CallError<E>>> {
     let span = tracing::debug_span!("call", service = %context.service, call_id = context.call_id);
-    drive(context, call, first_permit, started, slot).instrument(span)
+    drive(context, call, first_permit, started, first, slot).instrument(span)
 }
 
 async fn drive<T, E>(
@@ -67,20 +104,39 @@ async fn drive<T, E>(
     mut call: Call<T, E>,
     first_permit: Permit,
     started: Instant,
+    first: FirstAttempt<T, E>,
     slot: SlotGuard,
 ) -> Result<T, CallError<E>> {
     let deadline = context.deadline.map(|d| started + d);
     let mut permit = first_permit;
     let mut attempts = 0u32;
     let mut previous_delay = Duration::ZERO;
+    let mut first = Some(first);
     let answer = loop {
         attempts += 1;
-        let attempt_started = Instant::now();
-        let limit = time_limit(context.timeout, deadline, attempt_started);
-        let attempt = run_attempt(&mut call, limit)
-            .instrument(tracing::debug_span!("attempt", attempt = attempts))
-            .await;
-        let finished = Instant::now();
+        let (attempt_started, attempt, finished) = match first.take() {
+            Some(FirstAttempt::Finished { attempt, finished }) => (started, attempt, finished),
+            Some(FirstAttempt::Running(future)) => {
+                let limit = time_limit(context.timeout, deadline, started);
+                let attempt = finish_attempt(future, limit.map(|limit| started + limit))
+                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
+                    .await;
+                (started, attempt, Instant::now())
+            }
+            None => {
+                let attempt_started = Instant::now();
+                let limit = time_limit(context.timeout, deadline, attempt_started);
+                let attempt = match invoke(&mut call) {
+                    Ok(future) => {
+                        finish_attempt(future, limit.map(|limit| attempt_started + limit))
+                            .instrument(tracing::debug_span!("attempt", attempt = attempts))
+                            .await
+                    }
+                    Err(attempt) => attempt,
+                };
+                (attempt_started, attempt, Instant::now())
+            }
+        };
         let attempt_duration = finished - attempt_started;
         let deadline_passed = deadline.is_some_and(|d| finished >= d);
 
@@ -242,17 +298,19 @@ fn time_limit(
     }
 }
 
-/// Invokes the operation once under `limit`, catching a panic in the closure or the future.
-/// On timeout the future is dropped, which cancels it.
-async fn run_attempt<T, E>(call: &mut Call<T, E>, limit: Option<Duration>) -> Attempt<T, E> {
+/// Invokes the operation's closure, catching a panic in it.
+fn invoke<T, E>(call: &mut Call<T, E>) -> Result<Operation<T, E>, Attempt<T, E>> {
     let operation = &mut call.operation;
-    let future = match std::panic::catch_unwind(AssertUnwindSafe(operation)) {
-        Ok(future) => future,
-        Err(payload) => return Attempt::Panicked(panic_message(payload)),
-    };
+    std::panic::catch_unwind(AssertUnwindSafe(operation))
+        .map_err(|payload| Attempt::Panicked(panic_message(payload)))
+}
+
+/// Runs an attempt's future until it ends or `deadline` passes, catching a panic in it. On
+/// timeout the future is dropped, which cancels it.
+async fn finish_attempt<T, E>(future: Operation<T, E>, deadline: Option<Instant>) -> Attempt<T, E> {
     let guarded = AssertUnwindSafe(future).catch_unwind();
-    let result = match limit {
-        Some(limit) => match tokio::time::timeout(limit, guarded).await {
+    let result = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
             Ok(result) => result,
             Err(_) => return Attempt::TimedOut,
         },

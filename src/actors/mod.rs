@@ -14,6 +14,6 @@ pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
 pub use registry::{Registry, RegistryError, RegistryHandle};
 pub use runtime::BackgroundRuntime;
-pub use supervisor::ServiceSupervisor;
+pub use supervisor::{CallReply, ServiceSupervisor};
 
 pub(crate) use published::SlotGuard;

@@ -1,22 +1,28 @@
 //! [`ServiceSupervisor`]: the actor that owns one dependency's breaker, health window, retry
 //! policy and budget.
 //!
-//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), then runs as its own
-//! task on the supervisor's arbiter ([`ResponseFuture`]); each attempt's result comes back as a
-//! message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
+//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), and its first attempt
+//! is started and polled once there. If that attempt is already done with a value (a cache hit,
+//! an in-memory answer), the handler records it and answers at once ([`CallReply`]). Otherwise
+//! the call runs as its own task on the supervisor's arbiter; each attempt's result comes back as
+//! a message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
 //! concurrently, and the actor stays the only writer of its state. (A `ResponseActFuture` would
 //! also keep the mailbox free, but actix re-polls every such future of the actor on every wake,
 //! which is quadratic in the number of calls in flight.)
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use actix::dev::{MessageResponse, OneshotSender};
 
 use actix::prelude::*;
 use rand::RngCore;
 use tokio::time::Instant;
 
 use super::builder::SupervisorBuilder;
-use super::call_driver::{run_call, CallContext};
+use super::call_driver::{run_call, start_first_attempt, Attempt, CallContext, FirstAttempt};
 use super::published::Published;
 use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
 use crate::config::SupervisorConfig;
@@ -168,8 +174,14 @@ impl ServiceSupervisor {
     /// Drains breaker transitions: logs them, exports them, publishes the new state for the
     /// handles, and (re)arms the timer of the next time-driven transition.
     fn after_breaker_change(&mut self, ctx: &mut Context<Self>, now: Instant) {
-        let transitions: Vec<_> = self.breaker.drain_transitions().collect();
-        let changed = !transitions.is_empty();
+        let transitions: Vec<_> = {
+            let pending = self.breaker.drain_transitions();
+            if pending.len() == 0 {
+                // The common case on the call path: nothing changed, nothing to collect.
+                return;
+            }
+            pending.collect()
+        };
         for transition in transitions {
             let snapshot = transition.snapshot;
             tracing::info!(
@@ -190,9 +202,6 @@ impl ServiceSupervisor {
                 .metrics
                 .transition(transition.from, transition.to);
             self.publish(now, EventKind::StateChanged(transition));
-        }
-        if !changed {
-            return;
         }
         let open_until = self.breaker.open_until().map(Instant::from_std);
         self.published.publish(self.breaker.state(), open_until);
@@ -291,7 +300,7 @@ impl Actor for ServiceSupervisor {
 }
 
 impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
-    type Result = ResponseFuture<Result<T, CallError<E>>>;
+    type Result = CallReply<T, E>;
 
     fn handle(&mut self, mut call: Call<T, E>, ctx: &mut Context<Self>) -> Self::Result {
         let started = Self::now();
@@ -304,7 +313,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
                     self.published.metrics.rejected(RejectReason::Overloaded);
                     self.published.metrics.call(CallOutcome::Rejected, 0.0);
                     tracing::debug!(service = %self.name, "call rejected: too many in flight");
-                    return Box::pin(std::future::ready(Err(CallError::Overloaded)));
+                    return CallReply::ready(Err(CallError::Overloaded));
                 }
             },
         };
@@ -312,12 +321,29 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             Ok(permit) => permit,
             Err(rejected) => {
                 self.count_answer(CallOutcome::Rejected, Duration::ZERO);
-                return Box::pin(std::future::ready(Err(CallError::Open {
+                return CallReply::ready(Err(CallError::Open {
                     retry_after: rejected.retry_after,
-                })));
+                }));
             }
         };
         self.budget.record_call(started.into_std());
+        let first = match start_first_attempt(&mut call) {
+            // Finished at once with a value: recorded and answered here, no task, no timer.
+            Ok(Attempt::Value(value)) => {
+                let finished = Self::now();
+                let duration = finished - started;
+                self.record_attempt(ctx, permit, AttemptOutcome::Success, duration, finished);
+                drop(slot);
+                self.count_answer(CallOutcome::Success, duration);
+                return CallReply::ready(Ok(value));
+            }
+            // An error or a panic at once: the call driver decides about retries as usual.
+            Ok(attempt) => FirstAttempt::Finished {
+                attempt,
+                finished: Self::now(),
+            },
+            Err(running) => FirstAttempt::Running(running),
+        };
         let context = CallContext {
             addr: ctx.address(),
             timeout: self.config.timeout,
@@ -327,7 +353,64 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             call_id: self.next_call_id,
         };
         self.next_call_id += 1;
-        Box::pin(run_call(context, call, permit, started, slot))
+        CallReply::running(Box::pin(run_call(
+            context, call, permit, started, first, slot,
+        )))
+    }
+}
+
+/// The supervisor's reply to a [`Call`]: the answer itself when the call was refused or its
+/// first attempt finished at once with a value, otherwise the rest of the call, which runs as
+/// its own task on the supervisor's arbiter (so the mailbox is never blocked by it).
+pub struct CallReply<T, E>(Reply<T, E>);
+
+enum Reply<T, E> {
+    Ready(Result<T, CallError<E>>),
+    Running(Pin<Box<dyn Future<Output = Result<T, CallError<E>>>>>),
+}
+
+impl<T, E> CallReply<T, E> {
+    fn ready(answer: Result<T, CallError<E>>) -> Self {
+        CallReply(Reply::Ready(answer))
+    }
+
+    fn running(call: Pin<Box<dyn Future<Output = Result<T, CallError<E>>>>>) -> Self {
+        CallReply(Reply::Running(call))
+    }
+}
+
+impl<T, E> std::fmt::Debug for CallReply<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.0 {
+            Reply::Ready(_) => "ready",
+            Reply::Running(_) => "running",
+        };
+        f.debug_tuple("CallReply").field(&state).finish()
+    }
+}
+
+impl<T: 'static, E: 'static> MessageResponse<ServiceSupervisor, Call<T, E>> for CallReply<T, E> {
+    fn handle(
+        self,
+        _: &mut Context<ServiceSupervisor>,
+        tx: Option<OneshotSender<Result<T, CallError<E>>>>,
+    ) {
+        match self.0 {
+            Reply::Ready(answer) => {
+                if let Some(tx) = tx {
+                    // The caller may have gone; nobody is left to tell.
+                    let _ = tx.send(answer);
+                }
+            }
+            Reply::Running(call) => {
+                actix::spawn(async move {
+                    let answer = call.await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(answer);
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -1,0 +1,1033 @@
+//! How well each resilience stack protects a failing dependency, in simulated time.
+//!
+//! A simulated dependency (seeded latency and failure model) is driven by an open-loop caller
+//! (a fixed number of calls per second, each call its own task) through five stacks:
+//!
+//! | stack | what it is |
+//! |---|---|
+//! | `warden` | one supervisor, **default configuration** (seeded) |
+//! | `tower_resilience` | tower-resilience 0.13: retry → circuit breaker → time limiter |
+//! | `failsafe_backon` | backon 1.6 retry → failsafe 1.3 breaker → tokio timeout |
+//! | `tower_recloser` | tower retry with `TpsBudget` → recloser 1.4 → tower timeout |
+//! | `naive_retry` | timeout + retries with backoff, nothing else |
+//!
+//! The peers mirror warden's defaults as far as their APIs allow: 5 s per-attempt timeout, 3
+//! attempts with exponential backoff from 500 ms (×2), a breaker tripping after 5 consecutive
+//! failures, open for 30 s, one half-open probe, and warden's retry budget (20 % of calls, at
+//! least 10 retries/s, over 10 s) where a budget exists. What they cannot express is listed in
+//! BENCHMARKS.md (failsafe and recloser admit every call while half-open; recloser trips on a
+//! failure rate over a ring of 5 at 100 %, i.e. 5 consecutive failures; tower-resilience's budget
+//! is a token bucket; failsafe+backon has no budget).
+//!
+//! Four scenarios, each after a healthy warm-up: a full outage, a 50 % brownout, a slow
+//! dependency (every attempt takes twice the timeout), and an outage followed by recovery. For
+//! each stack and scenario: amplification (attempts that reached the dependency ÷ calls
+//! offered), calls until the breaker opened, caller-observed p50/p99 latency during the fault,
+//! time from the dependency healing to traffic flowing again, half-open probes admitted, and
+//! goodput. See BENCHMARKS.md for the exact definitions.
+//!
+//! # Time
+//!
+//! Everything runs on tokio's paused clock: a scenario of minutes takes milliseconds and
+//! warden's and the naive stack's figures are exactly reproducible. The breakers of
+//! tower-resilience, failsafe and recloser read `std::time::Instant` (the wall clock), which a
+//! paused tokio clock does not move; for them the simulation runs in lockstep with the wall
+//! clock, `--time-scale` simulated seconds per wall second (20 by default, 50 with `--quick`),
+//! and their wall-clock durations (open wait, token-bucket rate) are configured divided by that
+//! scale. Their timing figures are then accurate to about one call interval plus the largest
+//! clock skew, which is reported (`clock_skew_ms`).
+//!
+//! ```sh
+//! cargo run --release --example failure_scenarios                  # full run, about 7 s
+//! cargo run --release --example failure_scenarios -- --quick       # CI, a few seconds
+//! cargo run --release --example failure_scenarios -- --json out.json
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant as WallInstant};
+
+use clap::Parser;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use warden::prelude::*;
+
+/// Protection under failure: warden against its peers, in simulated time.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Short scenarios at a lower call rate (for CI): a few seconds in all.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON, one object per scenario × stack.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Seed of the dependency's latency and failure model (and of warden's jitter).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Simulated seconds per wall second for stacks whose breakers read the wall clock
+    /// (default 20, or 50 with --quick).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Run only these stacks (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    stacks: Vec<String>,
+    /// Run only these scenarios (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration shared by every stack (warden's defaults)
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(500);
+const TRIP_AFTER: u32 = 5;
+const OPEN_FOR: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Every attempt fails after 1 ms (connection refused).
+    Outage,
+    /// Every attempt fails with probability 1/2 after the usual latency.
+    Brownout,
+    /// Every attempt takes twice the timeout.
+    Slow,
+}
+
+/// What the dependency is doing at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Healthy,
+    Faulty(Fault),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    fault: Fault,
+    /// Healthy traffic before the fault.
+    warmup: Duration,
+    /// How long the fault lasts.
+    fault_for: Duration,
+    /// Healthy traffic after the fault (0: the run ends with the fault).
+    healthy_after: Duration,
+    /// Calls offered per second.
+    rate: u32,
+}
+
+impl Scenario {
+    fn all(quick: bool) -> Vec<Scenario> {
+        let (warmup, rate, s) = if quick {
+            (Duration::from_secs(5), 20, Duration::from_secs)
+        } else {
+            (Duration::from_secs(10), 50, Duration::from_secs)
+        };
+        let pick = |full: u64, short: u64| s(if quick { short } else { full });
+        vec![
+            Scenario {
+                name: "full_outage",
+                fault: Fault::Outage,
+                warmup,
+                fault_for: pick(120, 40),
+                healthy_after: Duration::ZERO,
+                rate,
+            },
+            Scenario {
+                name: "brownout_50",
+                fault: Fault::Brownout,
+                warmup,
+                fault_for: pick(60, 20),
+                healthy_after: Duration::ZERO,
+                rate,
+            },
+            Scenario {
+                name: "slow_dependency",
+                fault: Fault::Slow,
+                warmup,
+                fault_for: pick(60, 20),
+                healthy_after: Duration::ZERO,
+                rate,
+            },
+            Scenario {
+                name: "outage_then_recovery",
+                fault: Fault::Outage,
+                warmup,
+                fault_for: pick(45, 20),
+                healthy_after: pick(60, 40),
+                rate,
+            },
+        ]
+    }
+
+    fn fault_start(&self) -> Duration {
+        self.warmup
+    }
+
+    fn fault_end(&self) -> Duration {
+        self.warmup + self.fault_for
+    }
+
+    fn end(&self) -> Duration {
+        self.fault_end() + self.healthy_after
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1) / self.rate
+    }
+
+    /// Whether the fault is on at `at`. A scenario that does not heal stays faulty after its
+    /// last call is offered, while the calls in flight finish.
+    fn faulty_at(&self, at: Duration) -> bool {
+        at >= self.fault_start() && (self.healthy_after.is_zero() || at < self.fault_end())
+    }
+
+    fn mode_at(&self, at: Duration) -> Mode {
+        if self.faulty_at(at) {
+            Mode::Faulty(self.fault)
+        } else {
+            Mode::Healthy
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated dependency
+
+/// The failure every simulated attempt may return.
+#[derive(Debug, Clone)]
+struct DepError;
+
+impl std::fmt::Display for DepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dependency failed")
+    }
+}
+
+impl std::error::Error for DepError {}
+
+/// A dependency whose behaviour follows a scenario; records every attempt that reaches it.
+struct Dependency {
+    origin: Instant,
+    scenario: Scenario,
+    rng: Mutex<SmallRng>,
+    /// `(call id, simulated time since origin)` of every attempt, in order.
+    attempts: Mutex<Vec<(u64, Duration)>>,
+}
+
+impl Dependency {
+    fn new(scenario: Scenario, seed: u64) -> Arc<Self> {
+        Arc::new(Dependency {
+            origin: Instant::now(),
+            scenario,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            attempts: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// One attempt of call `call`. Nothing happens until the future is first polled, so a
+    /// stack that builds the future and then refuses the call never reaches the dependency.
+    async fn attempt(self: Arc<Self>, call: u64) -> Result<u64, DepError> {
+        let at = self.origin.elapsed();
+        self.attempts.lock().unwrap().push((call, at));
+        let (latency, fail) = {
+            let mut rng = self.rng.lock().unwrap();
+            match self.scenario.mode_at(at) {
+                Mode::Healthy => (healthy_latency(&mut rng), false),
+                Mode::Faulty(Fault::Outage) => (Duration::from_millis(1), true),
+                Mode::Faulty(Fault::Brownout) => (healthy_latency(&mut rng), rng.random_bool(0.5)),
+                Mode::Faulty(Fault::Slow) => (TIMEOUT * 2, false),
+            }
+        };
+        tokio::time::sleep(latency).await;
+        if fail {
+            Err(DepError)
+        } else {
+            Ok(call)
+        }
+    }
+}
+
+/// 2 ms plus an exponential tail of mean 3 ms, capped at 100 ms.
+fn healthy_latency(rng: &mut SmallRng) -> Duration {
+    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+    let tail = (-u.ln() * 3.0).min(98.0);
+    Duration::from_micros(2_000 + (tail * 1_000.0) as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stacks
+
+/// How a call was answered, in every stack's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Success,
+    /// Refused by the breaker (fail fast).
+    Refused,
+    /// Refused by a bulkhead.
+    Shed,
+    /// The dependency's error (after any retries).
+    Failed,
+    /// The last attempt timed out.
+    TimedOut,
+}
+
+type BoxedAnswer = Pin<Box<dyn Future<Output = Answer>>>;
+
+/// A resilience stack in front of the dependency.
+trait Stack {
+    fn call(&self, id: u64) -> BoxedAnswer;
+}
+
+/// The stacks by name; `true` when their breaker reads the wall clock.
+const STACKS: &[(&str, bool)] = &[
+    ("warden", false),
+    ("tower_resilience", true),
+    ("failsafe_backon", true),
+    ("tower_recloser", true),
+    ("naive_retry", false),
+];
+
+/// Builds stack `name` (inside the runtime it will run on). `scale` divides the durations
+/// the stack measures on the wall clock.
+fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<dyn Stack> {
+    let wall = |d: Duration| d.div_f64(scale);
+    match name {
+        "warden" => Box::new(WardenStack::new(dep.clone(), seed)),
+        "tower_resilience" => Box::new(tower_resilience_stack::build(
+            dep.clone(),
+            wall(OPEN_FOR),
+            scale,
+        )),
+        "failsafe_backon" => Box::new(failsafe_backon_stack::build(dep.clone(), wall(OPEN_FOR))),
+        "tower_recloser" => Box::new(tower_recloser_stack::build(dep.clone(), wall(OPEN_FOR))),
+        "naive_retry" => Box::new(NaiveRetry { dep: dep.clone() }),
+        other => panic!("unknown stack {other}"),
+    }
+}
+
+struct WardenStack {
+    handle: ServiceHandle,
+    dep: Arc<Dependency>,
+}
+
+impl WardenStack {
+    fn new(dep: Arc<Dependency>, seed: u64) -> Self {
+        let config = SupervisorConfig {
+            seed: Some(seed),
+            ..SupervisorConfig::default()
+        };
+        let handle = ServiceSupervisor::builder("dependency")
+            .config(config)
+            .start()
+            .expect("default configuration is valid");
+        WardenStack { handle, dep }
+    }
+}
+
+impl Stack for WardenStack {
+    fn call(&self, id: u64) -> BoxedAnswer {
+        let handle = self.handle.clone();
+        let dep = self.dep.clone();
+        Box::pin(async move {
+            match handle.call(move || dep.clone().attempt(id)).await {
+                Ok(_) => Answer::Success,
+                Err(CallError::Open { .. }) => Answer::Refused,
+                Err(CallError::Overloaded) => Answer::Shed,
+                Err(CallError::TimedOut { .. } | CallError::DeadlineExceeded { .. }) => {
+                    Answer::TimedOut
+                }
+                Err(_) => Answer::Failed,
+            }
+        })
+    }
+}
+
+struct NaiveRetry {
+    dep: Arc<Dependency>,
+}
+
+impl Stack for NaiveRetry {
+    fn call(&self, id: u64) -> BoxedAnswer {
+        let dep = self.dep.clone();
+        Box::pin(async move {
+            let mut delay = BACKOFF;
+            let mut attempt = 1;
+            loop {
+                let answer = match tokio::time::timeout(TIMEOUT, dep.clone().attempt(id)).await {
+                    Ok(Ok(_)) => return Answer::Success,
+                    Ok(Err(_)) => Answer::Failed,
+                    Err(_) => Answer::TimedOut,
+                };
+                if attempt == ATTEMPTS {
+                    return answer;
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+        })
+    }
+}
+
+/// A tower service and how its errors read as an [`Answer`].
+struct TowerStack<S, E> {
+    service: S,
+    classify: fn(&E) -> Answer,
+}
+
+impl<S, E> Stack for TowerStack<S, E>
+where
+    S: Service<u64, Error = E> + Clone + 'static,
+    E: 'static,
+{
+    fn call(&self, id: u64) -> BoxedAnswer {
+        let service = self.service.clone();
+        let classify = self.classify;
+        Box::pin(async move {
+            match service.oneshot(id).await {
+                Ok(_) => Answer::Success,
+                Err(error) => classify(&error),
+            }
+        })
+    }
+}
+
+mod tower_resilience_stack {
+    use super::*;
+    use tower_resilience::circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer};
+    use tower_resilience::retry::{RetryBudgetBuilder, RetryLayer};
+    use tower_resilience::timelimiter::{TimeLimiterError, TimeLimiterLayer};
+
+    type StackError = CircuitBreakerError<TimeLimiterError<DepError>>;
+
+    pub(super) fn build(dep: Arc<Dependency>, open_for: Duration, scale: f64) -> impl Stack {
+        // Its budget is a token bucket on the wall clock: warden's floor of 10 retries/s over
+        // 10 s (the 20 %-of-calls part has no counterpart).
+        let budget = RetryBudgetBuilder::new()
+            .token_bucket()
+            .tokens_per_second(10.0 * scale)
+            .max_tokens(100)
+            .build()
+            .expect("valid budget");
+        let retry = RetryLayer::<u64, u64, StackError>::builder()
+            .max_attempts(ATTEMPTS as usize)
+            .exponential_backoff(BACKOFF)
+            .retry_on(|e: &StackError| !e.is_circuit_open())
+            .budget(budget)
+            .build();
+        let breaker = CircuitBreakerLayer::builder()
+            .consecutive_failures(TRIP_AFTER as usize)
+            .wait_duration_in_open(open_for)
+            .permitted_calls_in_half_open(1)
+            .build()
+            .expect("valid breaker");
+        let time_limiter = TimeLimiterLayer::builder()
+            .timeout_duration(TIMEOUT)
+            .build();
+        let service = ServiceBuilder::new()
+            .layer(retry)
+            .layer(breaker)
+            .layer(time_limiter)
+            .service(tower::service_fn(move |id: u64| dep.clone().attempt(id)));
+        TowerStack {
+            service,
+            classify: |e: &StackError| match e {
+                CircuitBreakerError::OpenCircuit => Answer::Refused,
+                CircuitBreakerError::Inner(inner) if inner.is_timeout() => Answer::TimedOut,
+                CircuitBreakerError::Inner(_) => Answer::Failed,
+            },
+        }
+    }
+}
+
+mod failsafe_backon_stack {
+    use super::*;
+    use backon::{ExponentialBuilder, Retryable};
+    use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
+    use failsafe::futures::CircuitBreaker as _;
+    use failsafe::{backoff, Config, StateMachine};
+
+    type Breaker = StateMachine<ConsecutiveFailures<backoff::Constant>, ()>;
+
+    pub(super) struct FailsafeBackon {
+        breaker: Breaker,
+        dep: Arc<Dependency>,
+    }
+
+    pub(super) fn build(dep: Arc<Dependency>, open_for: Duration) -> FailsafeBackon {
+        let breaker = Config::new()
+            .failure_policy(consecutive_failures(
+                TRIP_AFTER,
+                backoff::constant(open_for),
+            ))
+            .build();
+        FailsafeBackon { breaker, dep }
+    }
+
+    impl Stack for FailsafeBackon {
+        fn call(&self, id: u64) -> BoxedAnswer {
+            let breaker = self.breaker.clone();
+            let dep = self.dep.clone();
+            Box::pin(async move {
+                let result = (|| async {
+                    let attempt = async {
+                        match tokio::time::timeout(TIMEOUT, dep.clone().attempt(id)).await {
+                            Ok(Ok(value)) => Ok(value),
+                            Ok(Err(_)) => Err(Answer::Failed),
+                            Err(_) => Err(Answer::TimedOut),
+                        }
+                    };
+                    breaker.call(attempt).await.map_err(|e| match e {
+                        failsafe::Error::Rejected => Answer::Refused,
+                        failsafe::Error::Inner(answer) => answer,
+                    })
+                })
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(BACKOFF)
+                        .with_factor(2.0)
+                        .with_max_delay(Duration::from_secs(10))
+                        .with_max_times(ATTEMPTS as usize - 1),
+                )
+                .sleep(tokio::time::sleep)
+                .when(|answer| *answer != Answer::Refused)
+                .await;
+                match result {
+                    Ok(_) => Answer::Success,
+                    Err(answer) => answer,
+                }
+            })
+        }
+    }
+}
+
+mod tower_recloser_stack {
+    use super::*;
+    use recloser::{AsyncRecloser, Recloser, RecloserFuture};
+    use tower::retry::budget::{Budget, TpsBudget};
+    use tower::BoxError;
+
+    type StackError = recloser::Error<BoxError>;
+
+    /// A tower service calling its inner service through a recloser.
+    #[derive(Clone)]
+    pub(super) struct RecloserService<S> {
+        inner: S,
+        breaker: Arc<AsyncRecloser>,
+    }
+
+    impl<S, Req> Service<Req> for RecloserService<S>
+    where
+        S: Service<Req, Error = BoxError>,
+    {
+        type Response = S::Response;
+        type Error = StackError;
+        type Future = RecloserFuture<S::Future, recloser::AnyError>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
+        }
+
+        fn call(&mut self, request: Req) -> Self::Future {
+            self.breaker.call(self.inner.call(request))
+        }
+    }
+
+    /// Up to `ATTEMPTS` attempts with exponential backoff, within a shared `TpsBudget` (which
+    /// reads tokio's clock, so it runs in simulated time).
+    #[derive(Clone)]
+    pub(super) struct BudgetedRetry {
+        budget: Arc<TpsBudget>,
+        attempts: u32,
+    }
+
+    impl<Res> tower::retry::Policy<u64, Res, StackError> for BudgetedRetry {
+        type Future = tokio::time::Sleep;
+
+        fn retry(
+            &mut self,
+            _request: &mut u64,
+            result: &mut Result<Res, StackError>,
+        ) -> Option<Self::Future> {
+            match result {
+                Ok(_) => {
+                    self.budget.deposit();
+                    None
+                }
+                Err(recloser::Error::Rejected) => None,
+                Err(recloser::Error::Inner(_)) => {
+                    if self.attempts >= ATTEMPTS || !self.budget.withdraw() {
+                        return None;
+                    }
+                    let delay = BACKOFF * 2u32.pow(self.attempts - 1);
+                    self.attempts += 1;
+                    Some(tokio::time::sleep(delay))
+                }
+            }
+        }
+
+        fn clone_request(&mut self, request: &u64) -> Option<u64> {
+            Some(*request)
+        }
+    }
+
+    pub(super) fn build(dep: Arc<Dependency>, open_for: Duration) -> impl Stack {
+        // A ring of 5 at a 100 % failure rate = 5 consecutive failures; one half-open call.
+        let breaker = Recloser::custom()
+            .error_rate(1.0)
+            .closed_len(TRIP_AFTER as usize)
+            .half_open_len(1)
+            .open_wait(open_for)
+            .build();
+        let inner = ServiceBuilder::new()
+            .timeout(TIMEOUT)
+            .service(tower::service_fn(move |id: u64| dep.clone().attempt(id)));
+        let service = ServiceBuilder::new()
+            .retry(BudgetedRetry {
+                // warden's default budget: 20 % of calls, at least 10 retries/s, over 10 s.
+                budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+                attempts: 1,
+            })
+            .service(RecloserService {
+                inner,
+                breaker: Arc::new(AsyncRecloser::from(breaker)),
+            });
+        TowerStack {
+            service,
+            classify: |e: &StackError| match e {
+                recloser::Error::Rejected => Answer::Refused,
+                recloser::Error::Inner(inner) if inner.is::<tower::timeout::error::Elapsed>() => {
+                    Answer::TimedOut
+                }
+                recloser::Error::Inner(_) => Answer::Failed,
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving a scenario
+
+/// One call as the caller saw it (times since the scenario's origin, simulated).
+#[derive(Debug, Clone, Copy)]
+struct CallRecord {
+    id: u64,
+    offered: Duration,
+    answered: Duration,
+    answer: Answer,
+}
+
+/// Keeps the wall clock at `simulated / scale` for stacks that read it.
+struct Pacer {
+    /// Wall-clock instant of simulated time zero, fixed at the first call to `pace`.
+    wall_start: Option<WallInstant>,
+    scale: f64,
+    /// Largest lead of the wall clock over the simulated one, in simulated time.
+    max_skew: Duration,
+}
+
+impl Pacer {
+    fn new(scale: f64) -> Self {
+        Pacer {
+            wall_start: None,
+            scale,
+            max_skew: Duration::ZERO,
+        }
+    }
+
+    fn pace(&mut self, simulated: Duration) {
+        let scaled = simulated.div_f64(self.scale);
+        let wall_start = *self
+            .wall_start
+            .get_or_insert_with(|| WallInstant::now() - scaled);
+        let target = wall_start + scaled;
+        let now = WallInstant::now();
+        if now < target {
+            std::thread::sleep(target - now);
+        } else {
+            self.max_skew = self.max_skew.max((now - target).mul_f64(self.scale));
+        }
+    }
+}
+
+/// Offers the scenario's calls to `stack` and waits for every answer.
+async fn drive(stack: &dyn Stack, dep: &Dependency, pacer: &mut Option<Pacer>) -> Vec<CallRecord> {
+    let scenario = dep.scenario;
+    let origin = dep.origin;
+    let interval = scenario.interval();
+    let calls = u64::try_from(scenario.end().as_nanos() / interval.as_nanos()).expect("call count");
+    let records: Rc<RefCell<Vec<CallRecord>>> = Rc::default();
+    let pending = Rc::new(Cell::new(0usize));
+    for id in 0..calls {
+        let due = interval * u32::try_from(id).expect("call count fits u32");
+        tokio::time::sleep_until(origin + due).await;
+        // The timer fires on a millisecond tick: the actual instant is the offer time.
+        let offered = origin.elapsed();
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.pace(offered);
+        }
+        let answer = stack.call(id);
+        let records = records.clone();
+        let pending = pending.clone();
+        pending.set(pending.get() + 1);
+        tokio::task::spawn_local(async move {
+            let answer = answer.await;
+            records.borrow_mut().push(CallRecord {
+                id,
+                offered,
+                answered: origin.elapsed(),
+                answer,
+            });
+            pending.set(pending.get() - 1);
+        });
+    }
+    while pending.get() > 0 {
+        tokio::time::sleep(interval).await;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.pace(origin.elapsed());
+        }
+    }
+    let mut records = records.take();
+    records.sort_by_key(|r| r.offered);
+    records
+}
+
+/// Runs one scenario through one stack on a fresh runtime (paused clock) of this thread.
+fn run(
+    scenario: Scenario,
+    stack_name: &'static str,
+    wall_clock: bool,
+    scale: f64,
+    seed: u64,
+) -> Figures {
+    let body = async move {
+        tokio::time::pause();
+        let dep = Dependency::new(scenario, seed);
+        let stack = build_stack(stack_name, &dep, scale, seed);
+        let mut pacer = wall_clock.then(|| Pacer::new(scale));
+        let records = drive(stack.as_ref(), &dep, &mut pacer).await;
+        let attempts = dep.attempts.lock().unwrap().clone();
+        let clock = match &pacer {
+            Some(_) => format!("lockstep 1/{scale}"),
+            None => "simulated".to_string(),
+        };
+        Figures::compute(
+            &scenario,
+            stack_name,
+            &records,
+            &attempts,
+            clock,
+            pacer.map(|p| p.max_skew),
+        )
+    };
+    if stack_name == "warden" {
+        actix::System::new().block_on(body)
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio runtime");
+        tokio::task::LocalSet::new().block_on(&runtime, body)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+
+/// The figures of one scenario × stack (times in simulated milliseconds).
+#[derive(Debug, Clone, Serialize)]
+struct Figures {
+    scenario: &'static str,
+    stack: &'static str,
+    /// Calls offered from the start of the fault to the end of the run.
+    calls_offered: usize,
+    /// Attempts those calls made that reached the dependency.
+    attempts: usize,
+    /// `attempts / calls_offered`.
+    amplification: f64,
+    /// Calls offered after the fault began before the first call refused without reaching the
+    /// dependency; `None` if the breaker never opened.
+    calls_until_open: Option<usize>,
+    /// Time from the start of the fault to that first refusal.
+    open_after_ms: Option<f64>,
+    /// Caller-observed latency of the calls offered during the fault.
+    p50_ms: f64,
+    p99_ms: f64,
+    /// From the dependency healing to the first call from which every later call succeeded
+    /// (only for scenarios that heal; `None` there if traffic never flowed again).
+    recovery_ms: Option<f64>,
+    /// From the dependency healing to the first successful call offered after it.
+    first_success_after_heal_ms: Option<f64>,
+    /// Attempts that reached the dependency after the breaker opened, while every attempt
+    /// failed (outage, slow dependency). Not defined for the brownout, where a successful probe
+    /// closes the breaker and later attempts are ordinary traffic.
+    probes: Option<usize>,
+    /// Groups of probes separated by refused calls (half-open episodes).
+    probe_episodes: Option<usize>,
+    /// Most probes in one episode.
+    max_probes_per_episode: Option<usize>,
+    /// Successful calls ÷ calls offered (same window as `calls_offered`).
+    goodput: f64,
+    successes: usize,
+    refused: usize,
+    shed: usize,
+    failed: usize,
+    timed_out: usize,
+    /// `simulated`, or `lockstep 1/S` for stacks reading the wall clock.
+    clock: String,
+    /// Largest lead of the wall clock over simulated time seen while pacing.
+    clock_skew_ms: Option<f64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Figures {
+    fn compute(
+        scenario: &Scenario,
+        stack: &'static str,
+        records: &[CallRecord],
+        attempts: &[(u64, Duration)],
+        clock: String,
+        skew: Option<Duration>,
+    ) -> Figures {
+        let mut attempts_per_call = std::collections::HashMap::<u64, usize>::new();
+        for (id, _) in attempts {
+            *attempts_per_call.entry(*id).or_default() += 1;
+        }
+        let reached = |r: &CallRecord| attempts_per_call.get(&r.id).copied().unwrap_or(0);
+
+        let window: Vec<&CallRecord> = records
+            .iter()
+            .filter(|r| r.offered >= scenario.fault_start())
+            .collect();
+        let calls_offered = window.len();
+        let window_attempts: usize = window.iter().map(|r| reached(r)).sum();
+        let count = |answer: Answer| window.iter().filter(|r| r.answer == answer).count();
+
+        // The breaker opened when the first call was refused without reaching the dependency.
+        let refusals: Vec<Duration> = window
+            .iter()
+            .filter(|r| r.answer == Answer::Refused && reached(r) == 0)
+            .map(|r| r.offered)
+            .collect();
+        let first_refusal = refusals.first().copied();
+        let calls_until_open =
+            first_refusal.map(|at| window.iter().take_while(|r| r.offered < at).count());
+
+        let mut latencies: Vec<Duration> = window
+            .iter()
+            .filter(|r| r.offered < scenario.fault_end())
+            .map(|r| r.answered - r.offered)
+            .collect();
+        latencies.sort();
+        let quantile = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .copied()
+                .map_or(0.0, ms)
+        };
+
+        let probes_defined = scenario.fault != Fault::Brownout;
+        let mut probe_times: Vec<Duration> = match first_refusal {
+            Some(opened) => attempts
+                .iter()
+                .map(|(_, at)| *at)
+                .filter(|at| *at >= opened && scenario.faulty_at(*at))
+                .collect(),
+            None => Vec::new(),
+        };
+        probe_times.sort();
+        let mut episodes: Vec<usize> = Vec::new();
+        for (i, at) in probe_times.iter().enumerate() {
+            let new_episode =
+                i == 0 || refusals.iter().any(|r| *r > probe_times[i - 1] && *r < *at);
+            if new_episode {
+                episodes.push(1);
+            } else if let Some(last) = episodes.last_mut() {
+                *last += 1;
+            }
+        }
+
+        let heals = !scenario.healthy_after.is_zero();
+        let after_heal: Vec<&&CallRecord> = window
+            .iter()
+            .filter(|r| r.offered >= scenario.fault_end())
+            .collect();
+        let recovery_ms = heals
+            .then(|| {
+                let last_bad = after_heal.iter().rposition(|r| r.answer != Answer::Success);
+                let first_good = match last_bad {
+                    None => after_heal.first(),
+                    Some(i) => after_heal.get(i + 1),
+                };
+                first_good.map(|r| ms(r.offered - scenario.fault_end()))
+            })
+            .flatten();
+        let first_success_after_heal_ms = heals
+            .then(|| {
+                after_heal
+                    .iter()
+                    .find(|r| r.answer == Answer::Success)
+                    .map(|r| ms(r.offered - scenario.fault_end()))
+            })
+            .flatten();
+
+        let successes = count(Answer::Success);
+        Figures {
+            scenario: scenario.name,
+            stack,
+            calls_offered,
+            attempts: window_attempts,
+            amplification: window_attempts as f64 / calls_offered.max(1) as f64,
+            calls_until_open,
+            open_after_ms: first_refusal.map(|at| ms(at - scenario.fault_start())),
+            p50_ms: quantile(0.5),
+            p99_ms: quantile(0.99),
+            recovery_ms,
+            first_success_after_heal_ms,
+            probes: probes_defined.then_some(probe_times.len()),
+            probe_episodes: probes_defined.then_some(episodes.len()),
+            max_probes_per_episode: probes_defined
+                .then(|| episodes.iter().copied().max().unwrap_or(0)),
+            goodput: successes as f64 / calls_offered.max(1) as f64,
+            successes,
+            refused: count(Answer::Refused),
+            shed: count(Answer::Shed),
+            failed: count(Answer::Failed),
+            timed_out: count(Answer::TimedOut),
+            clock,
+            clock_skew_ms: skew.map(ms),
+        }
+    }
+}
+
+fn print_table(scenario: &Scenario, rows: &[&Figures]) {
+    let heals = !scenario.healthy_after.is_zero();
+    println!(
+        "\n## {} — fault {:?} for {:?} after {:?} warm-up{}, {} calls/s",
+        scenario.name,
+        scenario.fault,
+        scenario.fault_for,
+        scenario.warmup,
+        if heals {
+            format!(", then healthy for {:?}", scenario.healthy_after)
+        } else {
+            String::new()
+        },
+        scenario.rate,
+    );
+    println!();
+    println!(
+        "| stack | amplification | calls until open | p50 ms | p99 ms | recovery ms | probes (episodes, max/ep.) | goodput | clock |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---|");
+    for f in rows {
+        let recovery = if heals {
+            f.recovery_ms
+                .map_or("never".to_string(), |v| format!("{v:.0}"))
+        } else {
+            "n/a".to_string()
+        };
+        let clock = match f.clock_skew_ms {
+            Some(skew) => format!("{} (skew ≤ {skew:.0} ms)", f.clock),
+            None => f.clock.clone(),
+        };
+        let probes = match (f.probes, f.probe_episodes, f.max_probes_per_episode) {
+            (Some(p), Some(e), Some(m)) => format!("{p} ({e}, {m})"),
+            _ => "—".to_string(),
+        };
+        println!(
+            "| {} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {:.3} | {} |",
+            f.stack,
+            f.amplification,
+            f.calls_until_open
+                .map_or("never".to_string(), |n| n.to_string()),
+            f.p50_ms,
+            f.p99_ms,
+            recovery,
+            probes,
+            f.goodput,
+            clock,
+        );
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let scale = args
+        .time_scale
+        .unwrap_or(if args.quick { 50.0 } else { 20.0 });
+    assert!(scale > 0.0, "--time-scale must be positive");
+    // Each scenario's seed follows from its place in the full list, so a filtered run gives the
+    // same figures as a full one.
+    let scenarios: Vec<(u64, Scenario)> = (0u64..)
+        .zip(Scenario::all(args.quick))
+        .filter(|(_, s)| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .collect();
+    let stacks: Vec<(&'static str, bool)> = STACKS
+        .iter()
+        .copied()
+        .filter(|(name, _)| args.stacks.is_empty() || args.stacks.iter().any(|n| n == name))
+        .collect();
+    let started = WallInstant::now();
+
+    // Stacks on the simulated clock run one after another, as fast as they can; stacks paced to
+    // the wall clock mostly sleep, so they run side by side, each on its own thread.
+    let mut results: Vec<Figures> = Vec::new();
+    for (i, scenario) in &scenarios {
+        for (name, _) in stacks.iter().filter(|(_, wall)| !wall) {
+            results.push(run(*scenario, name, false, scale, args.seed + i));
+        }
+    }
+    let paced: Vec<_> = scenarios
+        .iter()
+        .flat_map(|(i, scenario)| {
+            stacks
+                .iter()
+                .filter(|(_, wall)| *wall)
+                .map(move |(name, _)| (*i, *scenario, *name))
+        })
+        .map(|(i, scenario, name)| {
+            let seed = args.seed + i;
+            std::thread::spawn(move || run(scenario, name, true, scale, seed))
+        })
+        .collect();
+    for thread in paced {
+        results.push(thread.join().expect("scenario thread"));
+    }
+
+    println!(
+        "# failure scenarios (seed {}, {} mode, peers paced at {scale}× wall clock, {:.1} s)",
+        args.seed,
+        if args.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64()
+    );
+    let order = |name: &str| STACKS.iter().position(|(n, _)| *n == name);
+    for (_, scenario) in &scenarios {
+        let mut rows: Vec<&Figures> = results
+            .iter()
+            .filter(|f| f.scenario == scenario.name)
+            .collect();
+        rows.sort_by_key(|f| order(f.stack));
+        print_table(scenario, &rows);
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&results).expect("figures serialize");
+        std::fs::write(path, json).expect("write the JSON file");
+        println!("\nwrote {}", path.display());
+    }
+}
