@@ -60,13 +60,28 @@ async fn state_changes_carry_reason_and_snapshot_in_order() {
             _ => None,
         })
         .collect();
-    let steps: Vec<_> = transitions.iter().map(|t| (t.from, t.to, t.reason)).collect();
+    let steps: Vec<_> = transitions
+        .iter()
+        .map(|t| (t.from, t.to, t.reason))
+        .collect();
     assert_eq!(
         steps,
         [
-            (BreakerState::Closed, BreakerState::Open, TransitionReason::ConsecutiveFailures),
-            (BreakerState::Open, BreakerState::HalfOpen, TransitionReason::OpenElapsed),
-            (BreakerState::HalfOpen, BreakerState::Closed, TransitionReason::ProbesSucceeded),
+            (
+                BreakerState::Closed,
+                BreakerState::Open,
+                TransitionReason::ConsecutiveFailures
+            ),
+            (
+                BreakerState::Open,
+                BreakerState::HalfOpen,
+                TransitionReason::OpenElapsed
+            ),
+            (
+                BreakerState::HalfOpen,
+                BreakerState::Closed,
+                TransitionReason::ProbesSucceeded
+            ),
         ]
     );
     assert_eq!(transitions[0].snapshot.consecutive_failures, 3);
@@ -80,7 +95,10 @@ async fn state_changes_carry_reason_and_snapshot_in_order() {
             _ => None,
         })
         .collect();
-    assert_eq!(health.first(), Some(&(HealthStatus::Healthy, HealthStatus::Unhealthy)));
+    assert_eq!(
+        health.first(),
+        Some(&(HealthStatus::Healthy, HealthStatus::Unhealthy))
+    );
 }
 
 #[actix::test]
@@ -100,7 +118,12 @@ async fn retries_and_timeouts_are_published() {
         .await;
     svc.counts().await.unwrap();
     settle().await;
-    let kinds: Vec<_> = events.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    let kinds: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
     assert!(matches!(kinds[0], EventKind::TimedOut { .. }), "{kinds:?}");
     assert!(matches!(
         kinds[1],

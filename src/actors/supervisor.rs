@@ -247,7 +247,14 @@ impl ServiceSupervisor {
             );
             let from = std::mem::replace(&mut self.health_status, status);
             self.published.metrics.health(status);
-            self.publish(now, EventKind::HealthChanged { from, to: status, stats });
+            self.publish(
+                now,
+                EventKind::HealthChanged {
+                    from,
+                    to: status,
+                    stats,
+                },
+            );
         }
         (status, stats)
     }
