@@ -1,6 +1,7 @@
 //! The life of one call after admission: attempts under a timeout (the future is dropped when
 //! it passes), panics caught, each failed attempt reported to the supervisor which decides on
-//! the retry, backoff sleeps, re-admission, and one answer.
+//! the retry, backoff sleeps, re-admission, and one answer. When the supervisor stops (or its
+//! arbiter dies) the call is cancelled at once and answered `SupervisorGone`.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use futures_util::FutureExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::published::SlotGuard;
@@ -28,6 +30,8 @@ pub(crate) struct CallContext {
     /// Attempts allowed in all (the retry policy's `max_attempts`): after the last one the call
     /// is answered without asking the supervisor about a retry.
     pub(crate) max_attempts: u32,
+    /// Closed when the supervisor is dropped (stopped or its arbiter gone).
+    pub(crate) supervisor_alive: watch::Receiver<()>,
 }
 
 /// How one attempt ended.
@@ -45,8 +49,29 @@ enum LastFailure<E> {
 }
 
 /// Runs `call` from its first admitted attempt to its answer. Holds the bulkhead `slot` until
-/// the answer is ready.
+/// the answer is ready. If the supervisor goes away first, the call (and the operation's
+/// future) is dropped and answered [`CallError::SupervisorGone`]: nobody is left to record it,
+/// and an operation must not keep running against a dependency nobody supervises.
 pub(crate) async fn run_call<T, E>(
+    context: CallContext,
+    call: Call<T, E>,
+    first_permit: Permit,
+    started: Instant,
+    slot: SlotGuard,
+) -> Result<T, CallError<E>> {
+    let mut alive = context.supervisor_alive.clone();
+    let gone = async move {
+        // Nothing is ever sent: this ends when the sender (the supervisor) is dropped.
+        while alive.changed().await.is_ok() {}
+    };
+    tokio::select! {
+        biased;
+        answer = drive_call(context, call, first_permit, started, slot) => answer,
+        () = gone => Err(CallError::SupervisorGone),
+    }
+}
+
+async fn drive_call<T, E>(
     context: CallContext,
     mut call: Call<T, E>,
     first_permit: Permit,

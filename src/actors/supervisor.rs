@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rand::RngCore;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::builder::SupervisorBuilder;
@@ -25,7 +26,7 @@ use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::messages::{
     AdmitRetry, AttemptFailed, AttemptOutcome, BreakerStatus, Call, CallCounts, DisableBreaker,
     EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
-    RetryDecision, Subscribe, SupervisorEvent,
+    RetryDecision, StopSupervisor, Subscribe, SupervisorEvent,
 };
 use crate::observe::{CallOutcome, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -49,6 +50,10 @@ pub struct ServiceSupervisor {
     health_evaluated_at: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
+    /// Never sent on: dropped with the supervisor (stopped, or its arbiter gone), which wakes
+    /// every call in flight (answered `SupervisorGone`) and every
+    /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
+    alive: watch::Sender<()>,
 }
 
 impl std::fmt::Debug for ServiceSupervisor {
@@ -69,7 +74,12 @@ impl ServiceSupervisor {
     }
 
     /// A supervisor from a validated configuration.
-    pub(crate) fn new(name: Arc<str>, config: SupervisorConfig, published: Arc<Published>) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        config: SupervisorConfig,
+        published: Arc<Published>,
+        alive: watch::Sender<()>,
+    ) -> Self {
         let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
         ServiceSupervisor {
             breaker: Breaker::new(config.breaker.clone(), seed),
@@ -84,6 +94,7 @@ impl ServiceSupervisor {
             health_evaluated_at: None,
             breaker_timer: None,
             subscribers: Vec::new(),
+            alive,
         }
     }
 
@@ -285,7 +296,12 @@ impl Actor for ServiceSupervisor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(service = %self.name, "supervisor stopped");
+        // Calls in flight learn it when `alive` is dropped with `self`, right after this.
+        tracing::debug!(
+            service = %self.name,
+            in_flight = self.published.in_flight(),
+            "supervisor stopped"
+        );
     }
 }
 
@@ -322,6 +338,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             timeout: self.config.timeout,
             deadline: self.config.deadline,
             max_attempts: self.config.retry.max_attempts,
+            supervisor_alive: self.alive.subscribe(),
         };
         Box::pin(run_call(context, call, permit, started, slot))
     }
@@ -445,6 +462,15 @@ impl Handler<GetBreakerStatus> for ServiceSupervisor {
                 .map(|until| Instant::from_std(until).saturating_duration_since(now)),
             window: self.breaker.window_snapshot(now.into_std()),
         })
+    }
+}
+
+impl Handler<StopSupervisor> for ServiceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSupervisor, ctx: &mut Context<Self>) {
+        tracing::info!(service = %self.name, "supervisor stop requested");
+        ctx.stop();
     }
 }
 
