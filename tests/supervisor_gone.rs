@@ -352,3 +352,29 @@ async fn a_removed_supervisor_is_stopped_and_not_restarted() {
     let new = registry.spawn("db", plain_config()).await.unwrap();
     succeed(&new).await.unwrap();
 }
+
+#[actix::test]
+async fn an_idle_supervisor_with_an_open_breaker_stops_when_its_handles_are_dropped() {
+    pause_aligned().await;
+    let mut config = tripping_config();
+    config.breaker.open_duration = OpenDuration::fixed(Duration::from_secs(30));
+    config.breaker.half_open_max_wait = Duration::from_secs(10);
+    let svc = start("svc", config);
+    fail(&svc).await.unwrap_err();
+    fail(&svc).await.unwrap_err();
+    assert_eq!(
+        svc.breaker_status().await.unwrap().state,
+        BreakerState::Open
+    );
+    let stopped = svc.stopped();
+    drop(svc);
+    // Its breaker timer (end of Open) must not keep it alive, cycling Open ↔ HalfOpen with
+    // nobody left to call it: it stops at the latest when that timer fires.
+    let waited = tokio::time::Instant::now();
+    tokio::time::timeout(GUARD, stopped).await.expect("stopped");
+    assert!(
+        waited.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        waited.elapsed()
+    );
+}

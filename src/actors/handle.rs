@@ -16,7 +16,6 @@ use crate::messages::{
     BreakerStatus, Call, CallCounts, DisableBreaker, ForceOpen, GetBreakerStatus, GetCallCounts,
     GetHealth, ResetBreaker, StopSupervisor,
 };
-use crate::observe::{CallOutcome, RejectReason};
 
 /// A handle to one supervisor. Cheap to clone; awaitable from any runtime.
 ///
@@ -123,8 +122,7 @@ impl ServiceHandle {
         match self.published.try_reserve() {
             Some(slot) => call.slot = Some(slot),
             None => {
-                self.published.metrics.rejected(RejectReason::Overloaded);
-                self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                self.published.count_fast_overload();
                 return Err(CallError::Overloaded);
             }
         }

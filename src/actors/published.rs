@@ -20,8 +20,10 @@ pub(crate) struct Published {
     origin: Instant,
     in_flight: AtomicU32,
     max_in_flight: u32,
-    /// Calls refused by handles without reaching the supervisor.
+    /// Calls refused by handles without reaching the supervisor: breaker open.
     fast_rejections: AtomicU64,
+    /// Calls refused by handles without reaching the supervisor: bulkhead full.
+    fast_overloads: AtomicU64,
     pub(crate) metrics: ServiceMetrics,
 }
 
@@ -34,6 +36,7 @@ impl Published {
             in_flight: AtomicU32::new(0),
             max_in_flight,
             fast_rejections: AtomicU64::new(0),
+            fast_overloads: AtomicU64::new(0),
             metrics: ServiceMetrics::register(service),
         }
     }
@@ -71,6 +74,17 @@ impl Published {
 
     pub(crate) fn fast_rejections(&self) -> u64 {
         self.fast_rejections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a call a handle refused because the bulkhead was full.
+    pub(crate) fn count_fast_overload(&self) {
+        self.fast_overloads.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rejected(RejectReason::Overloaded);
+        self.metrics.call(CallOutcome::Rejected, 0.0);
+    }
+
+    pub(crate) fn fast_overloads(&self) -> u64 {
+        self.fast_overloads.load(Ordering::Relaxed)
     }
 
     /// Takes a bulkhead slot, or `None` when `max_in_flight` calls are already in flight.

@@ -221,6 +221,13 @@ impl ServiceSupervisor {
         if let Some(at) = next {
             let handle = ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
                 act.breaker_timer = None;
+                if !ctx.connected() {
+                    // No handle, call or subscriber-facing address is left: nobody can reach
+                    // it again. Without this, the timer would keep an idle supervisor alive
+                    // forever, cycling Open → HalfOpen → (wait expires) → Open.
+                    ctx.stop();
+                    return;
+                }
                 let now = Self::now();
                 act.breaker.poll(now.into_std());
                 act.after_breaker_change(ctx, now);
@@ -488,6 +495,7 @@ impl Handler<GetCallCounts> for ServiceSupervisor {
     fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
+        counts.rejected_overloaded += self.published.fast_overloads();
         MessageResult(counts)
     }
 }

@@ -35,6 +35,9 @@ pub struct BreakerStatus {
 pub struct GetCallCounts;
 
 /// Calls answered by a supervisor since it started, by outcome; plus retries and attempts.
+/// Calls its handles refused on their own (breaker open, bulkhead full) count too, so
+/// [`total`](Self::total) is every call made through the supervisor's handles (except those
+/// answered `SupervisorGone`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CallCounts {
     /// Calls answered with a value.
@@ -47,7 +50,7 @@ pub struct CallCounts {
     pub panic: u64,
     /// Calls refused by an open breaker (including the handles' fast path).
     pub rejected_open: u64,
-    /// Calls refused by the bulkhead.
+    /// Calls refused by the bulkhead (including the handles' fast path).
     pub rejected_overloaded: u64,
     /// Retries refused by the budget.
     pub rejected_budget: u64,
