@@ -123,12 +123,13 @@ impl ServiceSupervisor {
         }
     }
 
-    /// Asks the breaker for a permit; publishes any transition it causes.
+    /// Asks the breaker for a permit; publishes any transition it causes. A refusal is not
+    /// counted here: the call's answer is (at once for a first attempt, through
+    /// [`RecordOutcome`] for a retry).
     fn admit(&mut self, ctx: &mut Context<Self>, now: Instant) -> Result<Permit, Rejected> {
         let admission = self.breaker.try_acquire(now.into_std());
         self.after_breaker_change(ctx, now);
         if let Err(rejected) = admission {
-            self.counts.rejected_open += 1;
             self.published.metrics.rejected(RejectReason::Open);
             tracing::debug!(
                 service = %self.name,
@@ -333,6 +334,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
         let permit = match self.admit(ctx, started) {
             Ok(permit) => permit,
             Err(rejected) => {
+                self.counts.rejected_open += 1;
                 self.published.metrics.call(CallOutcome::Rejected, 0.0);
                 return Box::pin(std::future::ready(Err(CallError::Open {
                     retry_after: rejected.retry_after,
