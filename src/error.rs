@@ -130,8 +130,9 @@ pub enum ConfigError {
     Parse {
         /// 1-based line of the error, when known.
         line: Option<usize>,
-        /// Dotted path of the offending key (`services.db.max_in_flight`), when known; for an
-        /// unknown key, the table that holds it (the message names the key).
+        /// Dotted path of the offending key (`services.db.max_in_flight`), when known. Inside a
+        /// `kind`-tagged table (`window`, `backoff`) it is the table's path, and the message
+        /// names the key.
         field: Option<String>,
         /// The parser's message.
         message: String,
