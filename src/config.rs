@@ -271,13 +271,33 @@ pub struct ServicesFile {
 }
 
 impl ServicesFile {
-    /// Parses and validates TOML text. Syntax errors, unknown keys, wrong types and wrong
-    /// duration units are [`ConfigError::Parse`] with the line; invalid values are
-    /// [`ConfigError::Invalid`] naming `services.NAME.field`.
+    /// Parses and validates TOML text. Syntax errors, unknown keys, wrong types, negative
+    /// numbers and wrong duration units are [`ConfigError::Parse`] with the line and the key's
+    /// path; invalid values are [`ConfigError::Invalid`] naming `services.NAME.field`.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let file: ServicesFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            line: e.span().map(|span| line_of(text, span.start)),
-            message: e.message().to_string(),
+        let parse_error = |error: toml::de::Error, path: Option<String>| {
+            let span = error.span();
+            let mut message = error.message().to_string();
+            // A duplicate key is found while parsing, before any path exists: name it from
+            // the text its span points at.
+            let field = path.or_else(|| {
+                if error.message() != "duplicate key" {
+                    return None;
+                }
+                let key = span.as_ref().and_then(|span| duplicate_key(text, span))?;
+                message = format!("{message} `{key}`");
+                Some(key)
+            });
+            ConfigError::Parse {
+                line: span.map(|span| line_of(text, span.start)),
+                field: field.filter(|f| !f.is_empty() && f != "."),
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| parse_error(e, None))?;
+        let file: ServicesFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            parse_error(e.into_inner(), Some(path))
         })?;
         file.validate()?;
         Ok(file)
@@ -324,6 +344,20 @@ pub fn validate_service_name(name: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// The key a "duplicate key" error's span points at: the whole header for a table
+/// (`[services.db]` → `services.db`), the key itself otherwise.
+fn duplicate_key(text: &str, span: &std::ops::Range<usize>) -> Option<String> {
+    let key = text.get(span.clone())?.trim();
+    let line_start = text.get(..span.start)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?.trim();
+    let header = line
+        .strip_prefix("[[")
+        .and_then(|l| l.split("]]").next())
+        .or_else(|| line.strip_prefix('[').and_then(|l| l.split(']').next()));
+    let name = header.unwrap_or(key).trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// 1-based line number of a byte offset in `text`.

@@ -122,12 +122,19 @@ pub enum ConfigError {
         /// Why the value is rejected.
         reason: String,
     },
-    /// The configuration text could not be parsed (syntax, unknown key, wrong type or unit).
-    #[error("cannot parse configuration{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    /// The configuration text could not be parsed (syntax, unknown key, wrong type, negative
+    /// number or wrong unit).
+    #[error("cannot parse {}{}: {message}",
+        field.as_ref().map_or_else(|| "configuration".to_string(), |f| format!("`{f}`")),
+        line.map(|l| format!(" at line {l}")).unwrap_or_default())]
     Parse {
         /// 1-based line of the error, when known.
         line: Option<usize>,
-        /// The parser's message, which names the offending key.
+        /// Dotted path of the offending key (`services.db.max_in_flight`), when known. Inside a
+        /// `kind`-tagged table (`window`, `backoff`) it is the table's path, and the message
+        /// names the key.
+        field: Option<String>,
+        /// The parser's message.
         message: String,
     },
     /// A configuration file could not be read.
@@ -161,11 +168,13 @@ impl ConfigError {
         }
     }
 
-    /// The field this error names, for [`ConfigError::Invalid`].
+    /// The field this error names: always for [`ConfigError::Invalid`], when known for
+    /// [`ConfigError::Parse`].
     pub fn field(&self) -> Option<&str> {
         match self {
             ConfigError::Invalid { field, .. } => Some(field),
-            _ => None,
+            ConfigError::Parse { field, .. } => field.as_deref(),
+            ConfigError::Io { .. } => None,
         }
     }
 }

@@ -174,6 +174,38 @@ fn every_invalid_value_names_its_field() {
         ("health = { unhealthy_success_rate = 0.99 }", "services.s.health.unhealthy_success_rate"),
         ("health = { degraded_latency = \"0s\" }", "services.s.health.degraded_latency"),
         ("health = { unhealthy_latency = \"10ms\" }", "services.s.health.unhealthy_latency"),
+        // Every float field: negative, NaN, infinite, above its range.
+        ("breaker = { failure_rate_threshold = -0.5 }", "services.s.breaker.failure_rate_threshold"),
+        ("breaker = { failure_rate_threshold = inf }", "services.s.breaker.failure_rate_threshold"),
+        ("breaker = { slow_call_rate_threshold = 1.01 }", "services.s.breaker.slow_call_rate_threshold"),
+        ("breaker = { slow_call_rate_threshold = nan }", "services.s.breaker.slow_call_rate_threshold"),
+        ("breaker = { slow_call_rate_threshold = 0 }", "services.s.breaker.slow_call_rate_threshold"),
+        ("breaker = { open_duration = { multiplier = nan } }", "services.s.breaker.open_duration.multiplier"),
+        ("breaker = { open_duration = { multiplier = inf } }", "services.s.breaker.open_duration.multiplier"),
+        ("breaker = { open_duration = { multiplier = -2.0 } }", "services.s.breaker.open_duration.multiplier"),
+        ("breaker = { open_duration = { jitter = -0.1 } }", "services.s.breaker.open_duration.jitter"),
+        ("breaker = { open_duration = { jitter = nan } }", "services.s.breaker.open_duration.jitter"),
+        ("breaker = { open_duration = { base = \"0s\" } }", "services.s.breaker.open_duration.base"),
+        ("breaker = { open_duration = { max = \"1s\" } }", "services.s.breaker.open_duration.max"),
+        ("retry = { backoff = { kind = \"exponential\", base = \"1s\", factor = nan } }", "services.s.retry.backoff.factor"),
+        ("retry = { backoff = { kind = \"exponential\", base = \"1s\", factor = -inf } }", "services.s.retry.backoff.factor"),
+        ("retry = { backoff = { kind = \"full_jitter\", base = \"0s\" } }", "services.s.retry.backoff.base"),
+        ("retry = { backoff = { kind = \"decorrelated_jitter\", base = \"0ms\" } }", "services.s.retry.backoff.base"),
+        ("retry = { budget = { ratio = -0.2 } }", "services.s.retry.budget.ratio"),
+        ("retry = { budget = { ratio = inf } }", "services.s.retry.budget.ratio"),
+        ("retry = { budget = { window = \"500ms\" } }", "services.s.retry.budget.window"),
+        ("health = { degraded_success_rate = nan }", "services.s.health.degraded_success_rate"),
+        ("health = { degraded_success_rate = -0.1 }", "services.s.health.degraded_success_rate"),
+        ("health = { unhealthy_success_rate = nan }", "services.s.health.unhealthy_success_rate"),
+        ("health = { unhealthy_success_rate = -inf }", "services.s.health.unhealthy_success_rate"),
+        ("health = { unhealthy_latency = \"0s\" }", "services.s.health.unhealthy_latency"),
+        ("health = { window_size = 5, minimum_calls = 6 }", "services.s.health.minimum_calls"),
+        // max < min in every pair.
+        ("timeout = \"10s\"\ndeadline = \"9999ms\"", "services.s.deadline"),
+        ("health = { degraded_latency = \"2s\", unhealthy_latency = \"1999ms\" }", "services.s.health.unhealthy_latency"),
+        ("health = { degraded_success_rate = 0.5, unhealthy_success_rate = 0.51 }", "services.s.health.unhealthy_success_rate"),
+        ("retry = { backoff = { kind = \"constant\", delay = \"2s\" }, max_delay = \"1s\" }", "services.s.retry.max_delay"),
+        ("breaker = { consecutive_failures = false, failure_rate_threshold = false }", "services.s.breaker.consecutive_failures"),
     ];
     for (body, field) in cases {
         assert_eq!(invalid_field(body), *field, "for {body}");
@@ -194,7 +226,7 @@ fn a_breaker_with_no_trip_policy_is_refused() {
 fn parse_errors_carry_the_line_and_name_the_key() {
     let unknown_key = "[services.db]\ntimeout = \"1s\"\ntimout_typo = \"2s\"\n";
     match ServicesFile::from_toml_str(unknown_key) {
-        Err(ConfigError::Parse { line, message }) => {
+        Err(ConfigError::Parse { line, message, .. }) => {
             assert_eq!(line, Some(3));
             assert!(message.contains("timout_typo"), "{message}");
         }
@@ -238,4 +270,292 @@ fn builder_refuses_invalid_values_without_panicking() {
     let err = ServiceSupervisor::builder("").validate().unwrap_err();
     assert_eq!(err.field(), Some("name"));
     assert_eq!(err.to_string(), "invalid `name`: must not be empty");
+}
+
+/// Loads `text` and returns the parse error's (line, field, message).
+fn parse_error(text: &str) -> (Option<usize>, Option<String>, String) {
+    match ServicesFile::from_toml_str(text) {
+        Err(ConfigError::Parse {
+            line,
+            field,
+            message,
+        }) => (line, field, message),
+        other => panic!("{text:?} gave {other:?}"),
+    }
+}
+
+/// Negative numbers, wrong duration units, bare numbers for durations and wrong types are
+/// parse errors naming the key's full path and its line, for every field.
+#[test]
+fn every_unparsable_value_names_its_key_and_line() {
+    let s = "services.s";
+    let cases: &[(&str, &str)] = &[
+        // negative integers
+        ("max_in_flight = -1", "max_in_flight"),
+        ("mailbox_capacity = -64", "mailbox_capacity"),
+        ("seed = -5", "seed"),
+        (
+            "breaker.consecutive_failures = -3",
+            "breaker.consecutive_failures",
+        ),
+        ("breaker.minimum_calls = -1", "breaker.minimum_calls"),
+        ("breaker.half_open_probes = -1", "breaker.half_open_probes"),
+        ("retry.max_attempts = -2", "retry.max_attempts"),
+        (
+            "retry.budget.min_per_second = -10",
+            "retry.budget.min_per_second",
+        ),
+        ("health.window_size = -100", "health.window_size"),
+        ("health.minimum_calls = -1", "health.minimum_calls"),
+        // An internally tagged table is read whole: the error names the table.
+        (
+            "breaker.window = { kind = \"count\", size = -3 }",
+            "breaker.window",
+        ),
+        // wrong types
+        ("max_in_flight = 1.5", "max_in_flight"),
+        (
+            "breaker.consecutive_failures = true",
+            "breaker.consecutive_failures",
+        ),
+        (
+            "breaker.failure_rate_threshold = \"half\"",
+            "breaker.failure_rate_threshold",
+        ),
+        ("retry.budget.enabled = \"yes\"", "retry.budget.enabled"),
+        (
+            "health.degraded_success_rate = \"high\"",
+            "health.degraded_success_rate",
+        ),
+        // wrong units, negative and bare-number durations
+        ("timeout = \"5 parsecs\"", "timeout"),
+        ("timeout = \"-1s\"", "timeout"),
+        ("timeout = 5", "timeout"),
+        ("deadline = \"30 sec please\"", "deadline"),
+        (
+            "breaker.slow_call_duration = \"2 fortnights\"",
+            "breaker.slow_call_duration",
+        ),
+        (
+            "breaker.half_open_max_wait = \"1h30\"",
+            "breaker.half_open_max_wait",
+        ),
+        (
+            "breaker.open_duration = { base = \"3 eons\" }",
+            "breaker.open_duration.base",
+        ),
+        (
+            "breaker.open_duration = { max = 300 }",
+            "breaker.open_duration.max",
+        ),
+        ("retry.max_delay = \"10 s s\"", "retry.max_delay"),
+        ("retry.budget.window = \"-10s\"", "retry.budget.window"),
+        ("health.max_age = \"a minute\"", "health.max_age"),
+        ("health.max_age = true", "health.max_age"),
+        ("timeout = 5", "timeout"),
+        (
+            "health.degraded_latency = \"1 lightyear\"",
+            "health.degraded_latency",
+        ),
+        (
+            "health.unhealthy_latency = \"5 sekunden\"",
+            "health.unhealthy_latency",
+        ),
+        (
+            "breaker.window = { kind = \"time\", duration = \"ten seconds\" }",
+            "breaker.window",
+        ),
+        (
+            "retry.backoff = { kind = \"constant\", delay = \"1 blink\" }",
+            "retry.backoff",
+        ),
+        // unknown variants
+        (
+            "breaker.window = { kind = \"sliding\", size = 3 }",
+            "breaker.window.kind",
+        ),
+        (
+            "retry.backoff = { kind = \"fibonacci\", base = \"1s\" }",
+            "retry.backoff.kind",
+        ),
+    ];
+    for (body, field) in cases {
+        // The offending key on line 4, after a header, a comment and a valid key.
+        let text = format!("[services.s]\n# comment\ntimeout = \"1s\"\n{body}\n");
+        let text = if body.starts_with("timeout") {
+            text.replace("timeout = \"1s\"\n", "\n")
+        } else {
+            text
+        };
+        let (line, got, message) = parse_error(&text);
+        assert_eq!(line, Some(4), "line for {body}: {message}");
+        assert_eq!(
+            got.as_deref(),
+            Some(format!("{s}.{field}").as_str()),
+            "for {body}: {message}"
+        );
+        let shown = ConfigError::Parse {
+            line,
+            field: got,
+            message,
+        }
+        .to_string();
+        assert!(
+            shown.starts_with(&format!("cannot parse `{s}.{field}` at line 4: ")),
+            "{shown}"
+        );
+    }
+}
+
+/// An unknown key at any level names the key (message) and the table holding it (field), with
+/// the line.
+#[test]
+fn unknown_keys_at_every_level_are_named_with_their_line() {
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("[service.db]\ntimeout = \"1s\"\n", "service", Some("service")),
+        ("[services.db]\ntimout = \"1s\"\n", "timout", Some("services.db.timout")),
+        ("[services.db.breaker]\nconsecutive = 3\n", "consecutive", Some("services.db.breaker.consecutive")),
+        ("[services.db]\nbreaker = { window = { kind = \"count\", sise = 3 } }\n", "sise", Some("services.db.breaker.window")),
+        ("[services.db.breaker.open_duration]\nbase = \"1s\"\nmaximum = \"2s\"\n", "maximum", Some("services.db.breaker.open_duration.maximum")),
+        ("[services.db.retry]\nattempts = 3\n", "attempts", Some("services.db.retry.attempts")),
+        ("[services.db.retry]\nbackoff = { kind = \"exponential\", base = \"1s\", factr = 2.0 }\n", "factr", Some("services.db.retry.backoff")),
+        ("[services.db.retry.budget]\nfloor = 3\n", "floor", Some("services.db.retry.budget.floor")),
+        ("[services.db.health]\nwindow = 3\n", "window", Some("services.db.health.window")),
+    ];
+    for (text, key, field) in cases {
+        let (line, got, message) = parse_error(text);
+        let expected_line = text.lines().position(|l| l.contains(key)).map(|i| i + 1);
+        assert_eq!(line, expected_line, "{text:?}: {message}");
+        assert!(message.contains(&format!("`{key}`")), "{message}");
+        assert_eq!(got.as_deref(), *field, "{text:?}");
+    }
+}
+
+#[test]
+fn service_names_empty_blank_control_long_and_duplicate_are_refused() {
+    for name in ["\"\"", "\"   \"", "\"db\\u0007\"", "\"tab\\there\""] {
+        let err = ServicesFile::from_toml_str(&format!("[services.{name}]\ntimeout = \"1s\"\n"))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("services.name"), "{name}: {err}");
+    }
+    let long = "x".repeat(129);
+    let err =
+        ServicesFile::from_toml_str(&format!("[services.{long}]\ntimeout = \"1s\"\n")).unwrap_err();
+    assert_eq!(err.field(), Some("services.name"), "{err}");
+    assert!(ServicesFile::from_toml_str(&format!("[services.{}]\n", "x".repeat(128))).is_ok());
+
+    // Twice the same service: the second table is named with its line.
+    let (line, field, message) =
+        parse_error("[services.db]\ntimeout = \"1s\"\n\n[services.db]\ntimeout = \"2s\"\n");
+    assert_eq!(line, Some(4));
+    assert_eq!(field.as_deref(), Some("services.db"));
+    assert!(message.contains("duplicate"), "{message}");
+    // The same key twice in a table.
+    let (line, field, message) = parse_error("[services.db]\ntimeout = \"1s\"\ntimeout = \"2s\"\n");
+    assert_eq!(
+        (line, field.as_deref()),
+        (Some(3), Some("timeout")),
+        "{message}"
+    );
+    // Dotted and inline forms of the same service.
+    let (line, _, message) =
+        parse_error("services.db.timeout = \"1s\"\n[services.db]\nmax_in_flight = 3\n");
+    assert_eq!(line, Some(2), "{message}");
+}
+
+#[test]
+fn syntax_errors_carry_the_line() {
+    for (text, expected) in [
+        ("[services.db\ntimeout = \"1s\"\n", 1),
+        ("[services.db]\ntimeout = \n", 2),
+        ("[services.db]\n\n\ntimeout = \"1s\n", 4),
+        ("[services.db]\nmax_in_flight = 3 3\n", 2),
+        ("services = 5\n", 1),
+    ] {
+        let (line, _, message) = parse_error(text);
+        assert_eq!(line, Some(expected), "{text:?}: {message}");
+        let err = ServicesFile::from_toml_str(text).unwrap_err().to_string();
+        assert!(err.contains(&format!("at line {expected}")), "{err}");
+        assert!(err.starts_with("cannot parse"), "{err}");
+    }
+}
+
+/// NaN, infinities and out-of-range values built in code (not only from TOML) are refused by
+/// `validate` with the field named, without panicking.
+#[test]
+fn values_built_in_code_are_validated_too() {
+    let cases: Vec<(SupervisorConfig, &str)> = vec![
+        (
+            SupervisorConfig {
+                timeout: Some(Duration::ZERO),
+                ..SupervisorConfig::default()
+            },
+            "timeout",
+        ),
+        (
+            SupervisorConfig {
+                breaker: BreakerConfig::default().failure_rate(
+                    f64::NAN,
+                    SlidingWindow::default(),
+                    10,
+                ),
+                ..SupervisorConfig::default()
+            },
+            "breaker.failure_rate_threshold",
+        ),
+        (
+            SupervisorConfig {
+                breaker: BreakerConfig::default().slow_calls(f64::INFINITY, Duration::from_secs(1)),
+                ..SupervisorConfig::default()
+            },
+            "breaker.slow_call_rate_threshold",
+        ),
+        (
+            SupervisorConfig {
+                breaker: BreakerConfig::default().open_exponential(
+                    Duration::from_secs(1),
+                    Duration::from_secs(5),
+                    f64::NAN,
+                ),
+                ..SupervisorConfig::default()
+            },
+            "breaker.open_duration.multiplier",
+        ),
+        (
+            SupervisorConfig {
+                breaker: BreakerConfig::default().with_jitter(f64::NEG_INFINITY),
+                ..SupervisorConfig::default()
+            },
+            "breaker.open_duration.jitter",
+        ),
+        (
+            SupervisorConfig {
+                retry: RetryConfig::default().budget(BudgetConfig {
+                    ratio: f64::NAN,
+                    ..BudgetConfig::default()
+                }),
+                ..SupervisorConfig::default()
+            },
+            "retry.budget.ratio",
+        ),
+        (
+            SupervisorConfig {
+                health: HealthConfig {
+                    degraded_success_rate: f64::NAN,
+                    ..HealthConfig::default()
+                },
+                ..SupervisorConfig::default()
+            },
+            "health.degraded_success_rate",
+        ),
+    ];
+    for (config, field) in cases {
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field(), Some(field), "{err}");
+        let err = ServiceSupervisor::builder("db")
+            .config(config)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
 }

@@ -140,19 +140,32 @@ impl SupervisorBuilder {
         self.validate()?;
         let name: Arc<str> = Arc::from(self.name);
         let published = Arc::new(Published::new(&name, self.config.max_in_flight));
-        let supervisor =
-            ServiceSupervisor::new(Arc::clone(&name), self.config, Arc::clone(&published));
-        Ok((supervisor, HandleParts { name, published }))
+        let (alive, alive_watch) = tokio::sync::watch::channel(());
+        let supervisor = ServiceSupervisor::new(
+            Arc::clone(&name),
+            self.config,
+            Arc::clone(&published),
+            alive,
+        );
+        Ok((
+            supervisor,
+            HandleParts {
+                name,
+                published,
+                alive_watch,
+            },
+        ))
     }
 }
 
 struct HandleParts {
     name: Arc<str>,
     published: Arc<Published>,
+    alive_watch: tokio::sync::watch::Receiver<()>,
 }
 
 impl HandleParts {
     fn with(self, addr: actix::Addr<ServiceSupervisor>) -> ServiceHandle {
-        ServiceHandle::new(self.name, addr, self.published)
+        ServiceHandle::new(self.name, addr, self.published, self.alive_watch)
     }
 }

@@ -1,6 +1,7 @@
 //! The life of one call after admission: attempts under a timeout (the future is dropped when
 //! it passes), panics caught, each failed attempt reported to the supervisor which decides on
-//! the retry, backoff sleeps, re-admission, and one answer.
+//! the retry, backoff sleeps, re-admission, and one answer. When the supervisor stops (or its
+//! arbiter dies) the call is cancelled at once and answered `SupervisorGone`.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use futures_util::FutureExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -34,6 +36,8 @@ pub(crate) struct CallContext {
     /// The service name and the call's number, for the call's tracing span.
     pub(crate) service: Arc<str>,
     pub(crate) call_id: u64,
+    /// Closed when the supervisor is dropped (stopped or its arbiter gone).
+    pub(crate) supervisor_alive: watch::Receiver<()>,
 }
 
 /// How one attempt ended.
@@ -86,7 +90,10 @@ pub(crate) fn start_first_attempt<T, E>(
 }
 
 /// Runs `call` from its first admitted attempt, started at `started`, to its answer, inside a
-/// `call` span (service, call id). Holds the bulkhead `slot` until the answer is ready.
+/// `call` span (service, call id). Holds the bulkhead `slot` until the answer is ready. If the
+/// supervisor goes away first, the call (and the operation's future) is dropped and answered
+/// [`CallError::SupervisorGone`]: nobody is left to record it, and an operation must not keep
+/// running against a dependency nobody supervises.
 pub(crate) fn run_call<T, E>(
     context: CallContext,
     call: Call<T, E>,
@@ -96,10 +103,23 @@ pub(crate) fn run_call<T, E>(
     slot: SlotGuard,
 ) -> impl std::future::Future<Output = Result<T, CallError<E>>> {
     let span = tracing::debug_span!("call", service = %context.service, call_id = context.call_id);
-    drive(context, call, first_permit, started, first, slot).instrument(span)
+    let mut alive = context.supervisor_alive.clone();
+    let gone = async move {
+        // Nothing is ever sent: this ends when the sender (the supervisor) is dropped.
+        while alive.changed().await.is_ok() {}
+    };
+    let call = drive_call(context, call, first_permit, started, first, slot);
+    async move {
+        tokio::select! {
+            biased;
+            answer = call => answer,
+            () = gone => Err(CallError::SupervisorGone),
+        }
+    }
+    .instrument(span)
 }
 
-async fn drive<T, E>(
+async fn drive_call<T, E>(
     context: CallContext,
     mut call: Call<T, E>,
     first_permit: Permit,

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use actix::Addr;
+use tokio::sync::watch;
 
 use super::published::{Published, SlotGuard};
 use super::supervisor::ServiceSupervisor;
@@ -13,7 +14,7 @@ use crate::error::{CallError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
     BreakerStatus, Call, CallCounts, DisableBreaker, ForceOpen, GetBreakerStatus, GetCallCounts,
-    GetHealth, ResetBreaker,
+    GetHealth, ResetBreaker, StopSupervisor,
 };
 
 /// A handle to one supervisor. Cheap to clone; awaitable from any runtime.
@@ -21,11 +22,19 @@ use crate::messages::{
 /// [`call`](Self::call) fails fast without a mailbox hop while the breaker is open (it reads the
 /// state the supervisor publishes) and takes the bulkhead slot before sending, so an outage or a
 /// burst never piles messages up in the mailbox.
+///
+/// A handle is bound to one running supervisor. Once that supervisor has stopped (by
+/// [`stop`](Self::stop), because every handle to it was dropped, or because its arbiter died),
+/// every call through the handle is answered [`CallError::SupervisorGone`] at once; a
+/// supervisor restarted by the [`Registry`](crate::Registry) is a new one, reached through a
+/// fresh handle from [`RegistryHandle::get`](crate::actors::RegistryHandle::get).
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
     name: Arc<str>,
     addr: Addr<ServiceSupervisor>,
     published: Arc<Published>,
+    /// Closed when the supervisor is dropped.
+    alive: watch::Receiver<()>,
 }
 
 impl ServiceHandle {
@@ -33,11 +42,13 @@ impl ServiceHandle {
         name: Arc<str>,
         addr: Addr<ServiceSupervisor>,
         published: Arc<Published>,
+        alive: watch::Receiver<()>,
     ) -> Self {
         ServiceHandle {
             name,
             addr,
             published,
+            alive,
         }
     }
 
@@ -53,7 +64,31 @@ impl ServiceHandle {
 
     /// Whether the supervisor is still running.
     pub fn is_alive(&self) -> bool {
-        self.addr.connected()
+        self.addr.connected() && self.alive.has_changed().is_ok()
+    }
+
+    /// Resolves once the supervisor has stopped and its state is dropped (after
+    /// [`stop`](Self::stop), when every handle and call in flight is gone, or when its arbiter
+    /// died). The future holds no reference to the supervisor, so it does not keep it alive.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut alive = self.alive.clone();
+        async move {
+            // Nothing is ever sent: this ends when the sender (the supervisor) is dropped.
+            while alive.changed().await.is_ok() {}
+        }
+    }
+
+    /// Stops the supervisor: calls in flight are cancelled and answered
+    /// [`CallError::SupervisorGone`], and so is every later call through any handle to it.
+    /// Returns once the stop is requested; await [`stopped`](Self::stopped) to know it is done.
+    /// A supervisor started by a [`Registry`](crate::Registry) is restarted by it.
+    pub async fn stop(&self) -> Result<(), SupervisorGone> {
+        self.ask(StopSupervisor).await
+    }
+
+    /// The breaker state last published by the supervisor (read without a mailbox hop).
+    pub(crate) fn published_state(&self) -> Option<BreakerState> {
+        self.published.state()
     }
 
     /// Calls in flight now.
@@ -87,6 +122,9 @@ impl ServiceHandle {
     /// The checks a handle makes without a mailbox hop: the published breaker state (open or
     /// forced open refuses the call) and the bulkhead (a slot is taken, or the call refused).
     fn admit_locally<E>(&self) -> Result<SlotGuard, CallError<E>> {
+        if !self.is_alive() {
+            return Err(CallError::SupervisorGone);
+        }
         if let Some(retry_after) = self.published.fast_reject() {
             tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
             return Err(CallError::Open { retry_after });

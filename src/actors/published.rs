@@ -48,6 +48,11 @@ impl Published {
         self.state.store(state.as_u8(), Ordering::Release);
     }
 
+    /// The last published breaker state.
+    pub(crate) fn state(&self) -> Option<BreakerState> {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
     /// `Some(retry_after)` when the published state says the call must be refused now: forced
     /// open, or open with its open period still running. Counts the rejection.
     pub(crate) fn fast_reject(&self) -> Option<Option<Duration>> {

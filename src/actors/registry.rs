@@ -1,4 +1,5 @@
-//! [`Registry`]: supervisors by name — spawn, look up, list, health of all.
+//! [`Registry`]: supervisors by name — spawn, look up, list, health of all — and restart of
+//! supervisors that stop.
 
 use std::collections::BTreeMap;
 
@@ -6,22 +7,141 @@ use actix::prelude::*;
 
 use super::builder::SupervisorBuilder;
 use super::handle::ServiceHandle;
+use crate::breaker::BreakerState;
 use crate::config::{ServicesFile, SupervisorConfig};
 use crate::error::{ConfigError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
-    GetAllHealth, GetHealth, GetService, ListServices, SpawnService, Subscribe, SupervisorEvent,
+    DisableBreaker, ForceOpen, GetAllHealth, GetHealth, GetService, ListServices, RemoveService,
+    SpawnService, StopSupervisor, Subscribe, SupervisorEvent,
 };
 
-/// An actor that keeps every supervisor of a program by name.
+/// An actor that keeps every supervisor of a program by name, and restarts the ones that stop.
+///
+/// The registry watches each supervisor it started. When one stops — [`StopSupervisor`], or
+/// its arbiter died — the registry starts a new one under the same name with the same
+/// configuration, on the same arbiter if that arbiter is still running, otherwise on the
+/// registry's own. [`RegistryHandle::get`] always answers a handle to the running supervisor
+/// (restarting a stopped one on the spot if the registry has not done it yet); handles to the
+/// old one answer [`CallError::SupervisorGone`](crate::CallError::SupervisorGone).
+///
+/// What a restart keeps: the name, the configuration, the event subscribers, and a manual
+/// breaker override (forced open or disabled: an operator's decision stands). What it does not
+/// keep: the breaker's automatic state and window (the new supervisor starts Closed), the health
+/// window, the retry budget and the call counts. The old supervisor's evidence is about a
+/// dependency it no longer watches, and a restarted supervisor re-learns within a few calls
+/// (the usual actor-restart rule: restart from a clean state).
 #[derive(Debug, Default)]
 pub struct Registry {
-    services: BTreeMap<String, ServiceHandle>,
+    services: BTreeMap<String, Entry>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
+}
+
+/// One registered service.
+#[derive(Debug)]
+struct Entry {
+    handle: ServiceHandle,
+    config: SupervisorConfig,
+    /// Where it was asked to run; `None` = the registry's arbiter.
+    arbiter: Option<ArbiterHandle>,
+    /// Incremented on every restart; a watcher of an older incarnation is ignored.
+    incarnation: u64,
 }
 
 impl Actor for Registry {
     type Context = Context<Self>;
+}
+
+impl Registry {
+    /// Starts `name` with `config` on `arbiter` (or here), with the registry's subscribers.
+    fn start_supervisor(
+        &self,
+        name: &str,
+        config: SupervisorConfig,
+        arbiter: Option<&ArbiterHandle>,
+    ) -> Result<ServiceHandle, ConfigError> {
+        let builder = SupervisorBuilder::new(name).config(config);
+        let handle = match arbiter {
+            Some(arbiter) => builder.start_in_arbiter(arbiter)?,
+            None => builder.start()?,
+        };
+        for subscriber in &self.subscribers {
+            handle.addr().do_send(Subscribe(subscriber.clone()));
+        }
+        Ok(handle)
+    }
+
+    /// Restarts `name` when its incarnation `incarnation` stops.
+    fn watch(
+        &self,
+        ctx: &mut Context<Self>,
+        name: String,
+        incarnation: u64,
+        handle: &ServiceHandle,
+    ) {
+        let stopped = handle.stopped();
+        ctx.spawn(
+            stopped
+                .into_actor(self)
+                .map(move |(), registry, ctx| registry.restart(ctx, &name, incarnation)),
+        );
+    }
+
+    /// Starts a new supervisor for `name` if incarnation `incarnation` is still the registered
+    /// one (it was not restarted or removed meanwhile).
+    fn restart(&mut self, ctx: &mut Context<Self>, name: &str, incarnation: u64) {
+        if ctx.state() != ActorState::Running {
+            return; // the registry itself is stopping: nothing to keep alive
+        }
+        let Some(entry) = self.services.get(name) else {
+            return;
+        };
+        if entry.incarnation != incarnation {
+            return;
+        }
+        // A dead arbiter refuses new work: fall back to the registry's own arbiter.
+        let arbiter = entry
+            .arbiter
+            .clone()
+            .filter(|arbiter| arbiter.spawn(async {}));
+        let manual = entry.handle.published_state();
+        let handle = match self.start_supervisor(name, entry.config.clone(), arbiter.as_ref()) {
+            Ok(handle) => handle,
+            Err(error) => {
+                // The configuration was valid when first started; nothing else can fail.
+                tracing::error!(service = name, %error, "cannot restart supervisor");
+                return;
+            }
+        };
+        // Queued before any call can reach the new supervisor's mailbox.
+        match manual {
+            Some(BreakerState::ForcedOpen) => handle.addr().do_send(ForceOpen),
+            Some(BreakerState::Disabled) => handle.addr().do_send(DisableBreaker),
+            _ => {}
+        }
+        tracing::warn!(
+            service = name,
+            restarts = incarnation + 1,
+            on_own_arbiter = arbiter.is_none(),
+            "supervisor stopped; restarted"
+        );
+        self.watch(ctx, name.to_string(), incarnation + 1, &handle);
+        if let Some(entry) = self.services.get_mut(name) {
+            entry.handle = handle;
+            entry.arbiter = arbiter;
+            entry.incarnation = incarnation + 1;
+        }
+    }
+
+    /// The handle of `name`, restarting its supervisor first if it has stopped.
+    fn live_handle(&mut self, ctx: &mut Context<Self>, name: &str) -> Option<ServiceHandle> {
+        let entry = self.services.get(name)?;
+        if !entry.handle.is_alive() {
+            let incarnation = entry.incarnation;
+            self.restart(ctx, name, incarnation);
+        }
+        self.services.get(name).map(|entry| entry.handle.clone())
+    }
 }
 
 impl Registry {
@@ -43,22 +163,24 @@ impl Registry {
 impl Handler<SpawnService> for Registry {
     type Result = Result<ServiceHandle, ConfigError>;
 
-    fn handle(&mut self, msg: SpawnService, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SpawnService, ctx: &mut Context<Self>) -> Self::Result {
         if self.services.contains_key(&msg.name) {
             return Err(ConfigError::invalid(
                 "name",
                 format!("a service named `{}` is already registered", msg.name),
             ));
         }
-        let builder = SupervisorBuilder::new(msg.name.clone()).config(msg.config);
-        let handle = match &msg.arbiter {
-            Some(arbiter) => builder.start_in_arbiter(arbiter)?,
-            None => builder.start()?,
-        };
-        for subscriber in &self.subscribers {
-            handle.addr().do_send(Subscribe(subscriber.clone()));
-        }
-        self.services.insert(msg.name, handle.clone());
+        let handle = self.start_supervisor(&msg.name, msg.config.clone(), msg.arbiter.as_ref())?;
+        self.watch(ctx, msg.name.clone(), 0, &handle);
+        self.services.insert(
+            msg.name,
+            Entry {
+                handle: handle.clone(),
+                config: msg.config,
+                arbiter: msg.arbiter,
+                incarnation: 0,
+            },
+        );
         Ok(handle)
     }
 }
@@ -67,8 +189,8 @@ impl Handler<Subscribe> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        for handle in self.services.values() {
-            handle.addr().do_send(Subscribe(msg.0.clone()));
+        for entry in self.services.values() {
+            entry.handle.addr().do_send(Subscribe(msg.0.clone()));
         }
         self.subscribers.push(msg.0);
     }
@@ -77,8 +199,21 @@ impl Handler<Subscribe> for Registry {
 impl Handler<GetService> for Registry {
     type Result = Option<ServiceHandle>;
 
-    fn handle(&mut self, msg: GetService, _: &mut Context<Self>) -> Self::Result {
-        self.services.get(&msg.0).cloned()
+    fn handle(&mut self, msg: GetService, ctx: &mut Context<Self>) -> Self::Result {
+        self.live_handle(ctx, &msg.0)
+    }
+}
+
+impl Handler<RemoveService> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RemoveService, _: &mut Context<Self>) -> Self::Result {
+        // Forgotten first, so its watcher finds nothing to restart.
+        let Some(entry) = self.services.remove(&msg.0) else {
+            return false;
+        };
+        entry.handle.addr().do_send(StopSupervisor);
+        true
     }
 }
 
@@ -93,8 +228,12 @@ impl Handler<ListServices> for Registry {
 impl Handler<GetAllHealth> for Registry {
     type Result = ResponseFuture<Vec<HealthSnapshot>>;
 
-    fn handle(&mut self, _: GetAllHealth, _: &mut Context<Self>) -> Self::Result {
-        let handles: Vec<ServiceHandle> = self.services.values().cloned().collect();
+    fn handle(&mut self, _: GetAllHealth, ctx: &mut Context<Self>) -> Self::Result {
+        let names: Vec<String> = self.services.keys().cloned().collect();
+        let handles: Vec<ServiceHandle> = names
+            .iter()
+            .filter_map(|name| self.live_handle(ctx, name))
+            .collect();
         Box::pin(async move {
             let mut all = Vec::with_capacity(handles.len());
             for handle in handles {
@@ -177,10 +316,20 @@ impl RegistryHandle {
             .map_err(|_| SupervisorGone)
     }
 
-    /// The supervisor named `name`.
+    /// The supervisor named `name`: a handle to the running one (a stopped supervisor is
+    /// restarted first, see [`Registry`]).
     pub async fn get(&self, name: &str) -> Result<Option<ServiceHandle>, SupervisorGone> {
         self.addr
             .send(GetService(name.to_string()))
+            .await
+            .map_err(|_| SupervisorGone)
+    }
+
+    /// Stops the supervisor named `name` and forgets it: it is not restarted, and the name can
+    /// be spawned again. Answers whether such a service was registered.
+    pub async fn remove(&self, name: &str) -> Result<bool, SupervisorGone> {
+        self.addr
+            .send(RemoveService(name.to_string()))
             .await
             .map_err(|_| SupervisorGone)
     }

@@ -19,6 +19,7 @@ use actix::dev::{MessageResponse, OneshotSender};
 
 use actix::prelude::*;
 use rand::RngCore;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::builder::SupervisorBuilder;
@@ -31,7 +32,7 @@ use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::messages::{
     AdmitRetry, AttemptFailed, AttemptOutcome, BreakerStatus, Call, CallCounts, DisableBreaker,
     EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
-    RetryDecision, Subscribe, SupervisorEvent,
+    RetryDecision, StopSupervisor, Subscribe, SupervisorEvent,
 };
 use crate::observe::{CallOutcome, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -56,6 +57,10 @@ pub struct ServiceSupervisor {
     breaker_timer: Option<(Instant, SpawnHandle)>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
     next_call_id: u64,
+    /// Never sent on: dropped with the supervisor (stopped, or its arbiter gone), which wakes
+    /// every call in flight (answered `SupervisorGone`) and every
+    /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
+    alive: watch::Sender<()>,
 }
 
 impl std::fmt::Debug for ServiceSupervisor {
@@ -76,7 +81,12 @@ impl ServiceSupervisor {
     }
 
     /// A supervisor from a validated configuration.
-    pub(crate) fn new(name: Arc<str>, config: SupervisorConfig, published: Arc<Published>) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        config: SupervisorConfig,
+        published: Arc<Published>,
+        alive: watch::Sender<()>,
+    ) -> Self {
         let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
         ServiceSupervisor {
             breaker: Breaker::new(config.breaker.clone(), seed),
@@ -92,6 +102,7 @@ impl ServiceSupervisor {
             breaker_timer: None,
             subscribers: Vec::new(),
             next_call_id: 0,
+            alive,
         }
     }
 
@@ -120,7 +131,9 @@ impl ServiceSupervisor {
         }
     }
 
-    /// Asks the breaker for a permit; publishes any transition it causes.
+    /// Asks the breaker for a permit; publishes any transition it causes. A refusal is not
+    /// counted here: the call's answer is (at once for a first attempt, through
+    /// [`RecordOutcome`] for a retry).
     fn admit(&mut self, ctx: &mut Context<Self>, now: Instant) -> Result<Permit, Rejected> {
         let admission = self.breaker.try_acquire(now.into_std());
         self.after_breaker_change(ctx, now);
@@ -220,6 +233,13 @@ impl ServiceSupervisor {
         if let Some(at) = next {
             let handle = ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
                 act.breaker_timer = None;
+                if !ctx.connected() {
+                    // No handle, call or subscriber-facing address is left: nobody can reach
+                    // it again. Without this, the timer would keep an idle supervisor alive
+                    // forever, cycling Open → HalfOpen → (wait expires) → Open.
+                    ctx.stop();
+                    return;
+                }
                 let now = Self::now();
                 act.breaker.poll(now.into_std());
                 act.after_breaker_change(ctx, now);
@@ -295,7 +315,12 @@ impl Actor for ServiceSupervisor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(service = %self.name, "supervisor stopped");
+        // Calls in flight learn it when `alive` is dropped with `self`, right after this.
+        tracing::debug!(
+            service = %self.name,
+            in_flight = self.published.in_flight(),
+            "supervisor stopped"
+        );
     }
 }
 
@@ -351,6 +376,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             max_attempts: self.config.retry.max_attempts,
             service: Arc::clone(&self.name),
             call_id: self.next_call_id,
+            supervisor_alive: self.alive.subscribe(),
         };
         self.next_call_id += 1;
         CallReply::running(Box::pin(run_call(
@@ -536,6 +562,15 @@ impl Handler<GetBreakerStatus> for ServiceSupervisor {
                 .map(|until| Instant::from_std(until).saturating_duration_since(now)),
             window: self.breaker.window_snapshot(now.into_std()),
         })
+    }
+}
+
+impl Handler<StopSupervisor> for ServiceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSupervisor, ctx: &mut Context<Self>) {
+        tracing::info!(service = %self.name, "supervisor stop requested");
+        ctx.stop();
     }
 }
 

@@ -19,3 +19,12 @@ pub struct ForceOpen;
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "BreakerState")]
 pub struct DisableBreaker;
+
+/// Stop the supervisor. Calls in flight are cancelled (their operation's future is dropped) and
+/// answered [`CallError::SupervisorGone`](crate::CallError::SupervisorGone), as is every later
+/// call through its handles. A supervisor started by a [`Registry`](crate::Registry) is
+/// restarted by it (see [`RegistryHandle::remove`](crate::actors::RegistryHandle::remove) to
+/// take one out for good).
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct StopSupervisor;

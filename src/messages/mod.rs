@@ -10,7 +10,7 @@ mod registry;
 
 pub(crate) use attempt::{AdmitRetry, AttemptFailed, AttemptOutcome, RecordOutcome, RetryDecision};
 pub use call::{Call, Operation};
-pub use control::{DisableBreaker, ForceOpen, ResetBreaker};
+pub use control::{DisableBreaker, ForceOpen, ResetBreaker, StopSupervisor};
 pub use events::{EventKind, Subscribe, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
-pub use registry::{GetAllHealth, GetService, ListServices, SpawnService};
+pub use registry::{GetAllHealth, GetService, ListServices, RemoveService, SpawnService};

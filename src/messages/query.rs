@@ -35,6 +35,9 @@ pub struct BreakerStatus {
 pub struct GetCallCounts;
 
 /// Calls answered by a supervisor since it started, by outcome; plus retries and attempts.
+/// Calls its handles refused on their own (breaker open, bulkhead full) count too, so
+/// [`total`](Self::total) is every call made through the supervisor's handles (except those
+/// answered `SupervisorGone`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CallCounts {
     /// Calls answered with a value.

@@ -19,10 +19,17 @@ pub struct SpawnService {
     pub arbiter: Option<ArbiterHandle>,
 }
 
-/// Look a supervisor up by name.
+/// Look a supervisor up by name. If it has stopped, the registry restarts it first, so the
+/// answer is a handle to a running supervisor.
 #[derive(Debug, Message)]
 #[rtype(result = "Option<ServiceHandle>")]
 pub struct GetService(pub String);
+
+/// Stop the supervisor registered under a name and forget it (it is not restarted). Answers
+/// whether such a service was registered.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct RemoveService(pub String);
 
 /// Names of every registered supervisor, sorted.
 #[derive(Debug, Clone, Copy, Default, Message)]

@@ -130,3 +130,20 @@ pub fn assert_all_about(actual: &[Duration], expected: &[Duration]) {
         assert_about(*a, *e);
     }
 }
+
+/// Proptest configuration for the model tests: `PROPTEST_CASES` cases (default `default_cases`),
+/// a fixed RNG seed unless `PROPTEST_RNG_SEED` is set (so CI runs are reproducible and a local
+/// run can explore other seeds), and no regression files written into the source tree.
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    let mut config = Config::with_cases(cases);
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(0x5eed_b0a7);
+    }
+    config.failure_persistence = None;
+    config
+}
