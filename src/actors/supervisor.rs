@@ -53,7 +53,8 @@ pub struct ServiceSupervisor {
     published: Arc<Published>,
     counts: CallCounts,
     health_status: HealthStatus,
-    health_evaluated_at: Option<Instant>,
+    /// When the health status is next re-evaluated on the call path.
+    health_due: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
     next_call_id: u64,
@@ -98,7 +99,7 @@ impl ServiceSupervisor {
             published,
             counts: CallCounts::default(),
             health_status: HealthStatus::Healthy,
-            health_evaluated_at: None,
+            health_due: None,
             breaker_timer: None,
             subscribers: Vec::new(),
             next_call_id: 0,
@@ -176,10 +177,7 @@ impl ServiceSupervisor {
         self.breaker.record(permit, breaker_outcome, now.into_std());
         self.health.record(now.into_std(), healthy, duration);
         self.after_breaker_change(ctx, now);
-        let due = self
-            .health_evaluated_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= HEALTH_EVALUATION_INTERVAL);
-        if due {
+        if self.health_due.is_none_or(|due| now >= due) {
             self.evaluate_health(now);
         }
     }
@@ -261,7 +259,7 @@ impl ServiceSupervisor {
 
     /// Re-evaluates the health status; reports a change.
     fn evaluate_health(&mut self, now: Instant) -> (HealthStatus, HealthStats) {
-        self.health_evaluated_at = Some(now);
+        self.health_due = Some(now + HEALTH_EVALUATION_INTERVAL);
         let breaker_open = matches!(
             self.breaker.state(),
             BreakerState::Open | BreakerState::ForcedOpen

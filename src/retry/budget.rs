@@ -23,7 +23,7 @@
 //! buckets are cleared when time jumps); the buckets are allocated once, on first use, and a
 //! disabled budget never allocates.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::BudgetConfig;
 
@@ -51,6 +51,9 @@ struct Window {
     origin: Instant,
     /// Bucket number (since `origin`) of the newest bucket.
     newest: u64,
+    /// When the newest bucket ends (`None` past the representable range): until then `advance`
+    /// is a single comparison, which is the common case on the call path.
+    newest_ends: Option<Instant>,
     buckets: [Bucket; BUCKETS],
     calls: u64,
     retries: u64,
@@ -138,6 +141,7 @@ impl Window {
         Window {
             origin,
             newest: 0,
+            newest_ends: None,
             buckets: [Bucket::default(); BUCKETS],
             calls: 0,
             retries: 0,
@@ -156,6 +160,9 @@ impl Window {
 
     /// Moves the newest bucket to `now`, expiring the buckets that leave the window.
     fn advance(&mut self, now: Instant, bucket_nanos: u64) {
+        if self.newest_ends.is_some_and(|ends| now < ends) {
+            return;
+        }
         let target = self.bucket_at(now, bucket_nanos);
         if target - self.newest >= BUCKETS as u64 {
             self.buckets = [Bucket::default(); BUCKETS];
@@ -169,6 +176,9 @@ impl Window {
             }
         }
         self.newest = target;
+        self.newest_ends = self.origin.checked_add(Duration::from_nanos(
+            bucket_nanos.saturating_mul(target.saturating_add(1)),
+        ));
     }
 
     /// `(calls, retries)` in the window as it will be at `now`, without advancing.
