@@ -847,3 +847,59 @@ pub fn in_order(entries: &[Entry], steps: &[Expected<'_>]) -> Result<Vec<usize>,
     }
     Ok(found)
 }
+
+/// Reports an attempt of a call to the timeline: its end through
+/// [`finished`](AttemptGuard::finished), or its cancellation when the attempt's future is dropped
+/// first (the supervisor's timeout, or the supervisor going away).
+pub struct AttemptGuard {
+    timeline: Timeline,
+    service: String,
+    call: u32,
+    attempt: u32,
+    started: tokio::time::Instant,
+    running: bool,
+}
+
+impl AttemptGuard {
+    /// Starts timing attempt `attempt` of call `call` to `service`, now.
+    pub fn start(timeline: &Timeline, service: &str, call: u32, attempt: u32) -> Self {
+        AttemptGuard {
+            timeline: timeline.clone(),
+            service: service.to_string(),
+            call,
+            attempt,
+            started: tokio::time::Instant::now(),
+            running: true,
+        }
+    }
+
+    /// The attempt ended (`ok` or not) with `detail`.
+    pub fn finished(&mut self, ok: bool, detail: String) {
+        self.running = false;
+        self.timeline.push(
+            &self.service,
+            Event::Attempt {
+                call: self.call,
+                attempt: self.attempt,
+                ok,
+                detail,
+                took: self.started.elapsed(),
+            },
+        );
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if self.running {
+            self.timeline.push(
+                &self.service,
+                Event::Cancelled {
+                    call: self.call,
+                    attempt: self.attempt,
+                    after: self.started.elapsed(),
+                },
+            );
+        }
+    }
+}

@@ -29,7 +29,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use warden::prelude::*;
 
-use timeline::{Answer, Event, Timeline};
+use timeline::{Answer, AttemptGuard, Event, Timeline};
 
 /// Header with the retry-after hint in milliseconds (as Azure and others send it next to the
 /// standard `Retry-After`, which only has whole seconds).
@@ -485,14 +485,7 @@ impl ItemsClient {
             move || {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
                 let request = http.get(&url);
-                let mut guard = AttemptGuard {
-                    timeline: timeline.clone(),
-                    service: service.clone(),
-                    call,
-                    attempt,
-                    started: Instant::now(),
-                    running: true,
-                };
+                let mut guard = AttemptGuard::start(&timeline, &service, call, attempt);
                 let path = path.clone();
                 async move {
                     let result = fetch(request).await;
@@ -539,45 +532,4 @@ async fn fetch(request: reqwest::RequestBuilder) -> Result<String, HttpError> {
         });
     }
     response.text().await.map_err(|e| http_error(&e))
-}
-
-/// Reports an attempt's end, or its cancellation when the timeout drops it first.
-struct AttemptGuard {
-    timeline: Timeline,
-    service: String,
-    call: u32,
-    attempt: u32,
-    started: Instant,
-    running: bool,
-}
-
-impl AttemptGuard {
-    fn finished(&mut self, ok: bool, detail: String) {
-        self.running = false;
-        self.timeline.push(
-            &self.service,
-            Event::Attempt {
-                call: self.call,
-                attempt: self.attempt,
-                ok,
-                detail,
-                took: self.started.elapsed(),
-            },
-        );
-    }
-}
-
-impl Drop for AttemptGuard {
-    fn drop(&mut self) {
-        if self.running {
-            self.timeline.push(
-                &self.service,
-                Event::Cancelled {
-                    call: self.call,
-                    attempt: self.attempt,
-                    after: self.started.elapsed(),
-                },
-            );
-        }
-    }
 }

@@ -27,7 +27,7 @@ use warden::health::{HealthSnapshot, HealthStatus};
 use warden::messages::{CallCounts, EventKind};
 use warden::prelude::*;
 
-use timeline::{counts_since, in_order, Answer, Entry, ErrorKind, Event, Timeline};
+use timeline::{counts_since, in_order, Answer, AttemptGuard, Entry, ErrorKind, Event, Timeline};
 
 /// The scenarios, in the order the demo runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -341,14 +341,7 @@ impl Dependency {
             let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
             seen.fetch_add(1, Ordering::SeqCst);
             let step = source(attempt);
-            let mut guard = AttemptGuard {
-                timeline: timeline.clone(),
-                service,
-                call,
-                attempt,
-                started: Instant::now(),
-                running: true,
-            };
+            let mut guard = AttemptGuard::start(&timeline, service, call, attempt);
             Box::pin(async move {
                 let (latency, result) = match step {
                     Step::Ok(latency) => (latency, Ok(())),
@@ -356,7 +349,12 @@ impl Dependency {
                     Step::Hang => (Duration::from_secs(3600), Ok(())),
                 };
                 tokio::time::sleep(latency).await;
-                guard.finished(&result);
+                guard.finished(
+                    result.is_ok(),
+                    result
+                        .as_ref()
+                        .map_or_else(ToString::to_string, |()| "ok".to_string()),
+                );
                 result
             })
         }
@@ -382,51 +380,6 @@ impl Dependency {
         self.timeline
             .push(self.service, Event::Health(snapshot.clone()));
         snapshot
-    }
-}
-
-/// Reports an attempt's end, or its cancellation when dropped before the end.
-struct AttemptGuard {
-    timeline: Timeline,
-    service: &'static str,
-    call: u32,
-    attempt: u32,
-    started: Instant,
-    running: bool,
-}
-
-impl AttemptGuard {
-    fn finished(&mut self, result: &Result<(), DepError>) {
-        self.running = false;
-        let detail = match result {
-            Ok(()) => "ok".to_string(),
-            Err(error) => error.to_string(),
-        };
-        self.timeline.push(
-            self.service,
-            Event::Attempt {
-                call: self.call,
-                attempt: self.attempt,
-                ok: result.is_ok(),
-                detail,
-                took: self.started.elapsed(),
-            },
-        );
-    }
-}
-
-impl Drop for AttemptGuard {
-    fn drop(&mut self) {
-        if self.running {
-            self.timeline.push(
-                self.service,
-                Event::Cancelled {
-                    call: self.call,
-                    attempt: self.attempt,
-                    after: self.started.elapsed(),
-                },
-            );
-        }
     }
 }
 
