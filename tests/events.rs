@@ -13,21 +13,6 @@ use warden::breaker::TransitionReason;
 use warden::messages::{EventKind, SupervisorEvent};
 use warden::prelude::*;
 
-/// Collects every event it receives.
-#[derive(Default)]
-struct Collector(Arc<Mutex<Vec<SupervisorEvent>>>);
-
-impl Actor for Collector {
-    type Context = Context<Self>;
-}
-
-impl Handler<SupervisorEvent> for Collector {
-    type Result = ();
-    fn handle(&mut self, event: SupervisorEvent, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
 fn collector() -> (Recipient<SupervisorEvent>, Arc<Mutex<Vec<SupervisorEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let addr = Collector(events.clone()).start();

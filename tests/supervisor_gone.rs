@@ -13,7 +13,7 @@ use common::*;
 use futures_util::future::join_all;
 use warden::actors::Registry;
 use warden::breaker::TransitionReason;
-use warden::messages::{Call, EventKind, StopSupervisor, SupervisorEvent};
+use warden::messages::{Call, EventKind, StopSupervisor};
 use warden::prelude::*;
 
 /// Generous guard so a regression fails instead of hanging (paused clock: costs nothing).
@@ -248,20 +248,6 @@ async fn registry_restarts_a_stopped_supervisor_with_fresh_state() {
     let again = registry.get("db").await.unwrap().unwrap();
     assert_eq!(again.addr(), new.addr());
     assert_eq!(registry.health_all().await.unwrap().len(), 1);
-}
-
-/// Collects every event it receives.
-struct Collector(Arc<Mutex<Vec<SupervisorEvent>>>);
-
-impl Actor for Collector {
-    type Context = Context<Self>;
-}
-
-impl Handler<SupervisorEvent> for Collector {
-    type Result = ();
-    fn handle(&mut self, event: SupervisorEvent, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(event);
-    }
 }
 
 #[actix::test]

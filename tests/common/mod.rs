@@ -147,3 +147,17 @@ pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
     config.failure_persistence = None;
     config
 }
+
+/// An actor that collects every supervisor event it receives.
+pub struct Collector(pub Arc<Mutex<Vec<warden::messages::SupervisorEvent>>>);
+
+impl actix::Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<warden::messages::SupervisorEvent> for Collector {
+    type Result = ();
+    fn handle(&mut self, event: warden::messages::SupervisorEvent, _: &mut actix::Context<Self>) {
+        self.0.lock().unwrap().push(event);
+    }
+}
