@@ -28,7 +28,6 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -298,36 +297,14 @@ mod failsafe_backon_stack {
 // ---------------------------------------------------------------------------------------------
 // tower retry (TpsBudget) + recloser + tower timeout
 
+#[path = "shared/recloser_service.rs"]
+mod recloser_service;
+
 mod tower_recloser_stack {
     use super::*;
-    use recloser::{AsyncRecloser, Recloser, RecloserFuture};
-    use tower::BoxError;
+    use recloser::{AsyncRecloser, Recloser};
 
-    pub(super) type StackError = recloser::Error<BoxError>;
-
-    /// A tower service calling its inner service through a recloser.
-    #[derive(Clone)]
-    pub(super) struct RecloserService<S> {
-        inner: S,
-        breaker: Arc<AsyncRecloser>,
-    }
-
-    impl<S, Req> Service<Req> for RecloserService<S>
-    where
-        S: Service<Req, Error = BoxError>,
-    {
-        type Response = S::Response;
-        type Error = StackError;
-        type Future = RecloserFuture<S::Future, recloser::AnyError>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
-        }
-
-        fn call(&mut self, request: Req) -> Self::Future {
-            self.breaker.call(self.inner.call(request))
-        }
-    }
+    pub(super) use super::recloser_service::{RecloserService, StackError};
 
     /// Retries up to `ATTEMPTS` attempts with exponential backoff, within a shared budget.
     #[derive(Clone)]
@@ -404,10 +381,10 @@ mod tower_recloser_stack {
             }));
         ServiceBuilder::new()
             .retry(BudgetedRetry::new(backoff))
-            .service(RecloserService {
+            .service(RecloserService::new(
                 inner,
-                breaker: Arc::new(AsyncRecloser::from(breaker)),
-            })
+                Arc::new(AsyncRecloser::from(breaker)),
+            ))
     }
 }
 

@@ -49,7 +49,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant as WallInstant};
 
 use clap::Parser;
@@ -513,37 +513,15 @@ mod failsafe_backon_stack {
     }
 }
 
+#[path = "../benches/shared/recloser_service.rs"]
+mod recloser_service;
+
 mod tower_recloser_stack {
     use super::*;
-    use recloser::{AsyncRecloser, Recloser, RecloserFuture};
+    use recloser::{AsyncRecloser, Recloser};
     use tower::retry::budget::{Budget, TpsBudget};
-    use tower::BoxError;
 
-    type StackError = recloser::Error<BoxError>;
-
-    /// A tower service calling its inner service through a recloser.
-    #[derive(Clone)]
-    pub(super) struct RecloserService<S> {
-        inner: S,
-        breaker: Arc<AsyncRecloser>,
-    }
-
-    impl<S, Req> Service<Req> for RecloserService<S>
-    where
-        S: Service<Req, Error = BoxError>,
-    {
-        type Response = S::Response;
-        type Error = StackError;
-        type Future = RecloserFuture<S::Future, recloser::AnyError>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-            self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
-        }
-
-        fn call(&mut self, request: Req) -> Self::Future {
-            self.breaker.call(self.inner.call(request))
-        }
-    }
+    use super::recloser_service::{RecloserService, StackError};
 
     /// Up to `ATTEMPTS` attempts with exponential backoff, within a shared `TpsBudget` (which
     /// reads tokio's clock, so it runs in simulated time).
@@ -600,10 +578,10 @@ mod tower_recloser_stack {
                 budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
                 attempts: 1,
             })
-            .service(RecloserService {
+            .service(RecloserService::new(
                 inner,
-                breaker: Arc::new(AsyncRecloser::from(breaker)),
-            });
+                Arc::new(AsyncRecloser::from(breaker)),
+            ));
         TowerStack {
             service,
             classify: |e: &StackError| match e {
