@@ -81,3 +81,21 @@ async fn open_breaker_means_unhealthy_and_snapshot_serializes() {
     assert_eq!(json["service"], "svc");
     assert_eq!(json["calls"], 1);
 }
+
+#[actix::test]
+async fn recovery_reads_unhealthy_then_degraded_while_half_open_then_healthy() {
+    pause_aligned().await;
+    let mut config = health_config();
+    config.breaker.consecutive_failures = Some(1);
+    let svc = start("svc", config);
+    fail(&svc).await.unwrap_err();
+    assert_eq!(svc.health().await.unwrap().status, HealthStatus::Unhealthy);
+    // The open period ends: recovery is being tested, not confirmed.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let snapshot = svc.health().await.unwrap();
+    assert_eq!(snapshot.breaker, "half_open");
+    assert_eq!(snapshot.status, HealthStatus::Degraded);
+    // The probe succeeds and closes the breaker.
+    succeed(&svc).await.unwrap();
+    assert_eq!(svc.health().await.unwrap().status, HealthStatus::Healthy);
+}

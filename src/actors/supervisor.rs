@@ -265,7 +265,11 @@ impl ServiceSupervisor {
             BreakerState::Open | BreakerState::ForcedOpen
         );
         let stats = self.health.stats(now.into_std());
-        let status = self.config.health.classify(&stats, breaker_open);
+        let mut status = self.config.health.classify(&stats, breaker_open);
+        if self.breaker.state() == BreakerState::HalfOpen {
+            // Recovery is being tested, not yet confirmed: at best degraded.
+            status = status.max(HealthStatus::Degraded);
+        }
         if status != self.health_status {
             tracing::info!(
                 service = %self.name,
