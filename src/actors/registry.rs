@@ -52,6 +52,22 @@ impl Actor for Registry {
     type Context = Context<Self>;
 }
 
+/// A watched supervisor has stopped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct SupervisorStopped {
+    name: String,
+    incarnation: u64,
+}
+
+impl Handler<SupervisorStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SupervisorStopped, ctx: &mut Context<Self>) {
+        self.restart(ctx, &msg.name, msg.incarnation);
+    }
+}
+
 impl Registry {
     /// Starts `name` with `config` on `arbiter` (or here), with the registry's subscribers.
     fn start_supervisor(
@@ -79,12 +95,18 @@ impl Registry {
         incarnation: u64,
         handle: &ServiceHandle,
     ) {
+        // A task of its own per supervisor, not a future in the registry's context: actix
+        // re-polls every context future on each of the registry's wake-ups, which would make
+        // every registry message cost O(services). A weak address: watchers do not keep the
+        // registry alive.
         let stopped = handle.stopped();
-        ctx.spawn(
-            stopped
-                .into_actor(self)
-                .map(move |(), registry, ctx| registry.restart(ctx, &name, incarnation)),
-        );
+        let registry = ctx.address().downgrade();
+        actix::spawn(async move {
+            stopped.await;
+            if let Some(registry) = registry.upgrade() {
+                registry.do_send(SupervisorStopped { name, incarnation });
+            }
+        });
     }
 
     /// Starts a new supervisor for `name` if incarnation `incarnation` is still the registered
