@@ -136,18 +136,15 @@ async fn drive_call<T, E>(
         attempts += 1;
         let (attempt_started, attempt, finished) = match first.take() {
             Some(FirstAttempt::Finished { attempt, finished }) => (started, attempt, finished),
-            Some(FirstAttempt::Running(future)) => {
-                let limit = time_limit(context.timeout, deadline, started);
-                let attempt = finish_attempt(future, limit.map(|limit| started + limit))
-                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
-                    .await;
-                (started, attempt, Instant::now())
-            }
-            None => {
-                let attempt_started = Instant::now();
-                let limit = time_limit(context.timeout, deadline, attempt_started);
-                let attempt = match invoke(&mut call) {
+            running => {
+                // The first attempt, still pending from the handler's poll, or a new one.
+                let (attempt_started, future) = match running {
+                    Some(FirstAttempt::Running(future)) => (started, Ok(future)),
+                    _ => (Instant::now(), invoke(&mut call)),
+                };
+                let attempt = match future {
                     Ok(future) => {
+                        let limit = time_limit(context.timeout, deadline, attempt_started);
                         finish_attempt(future, limit.map(|limit| attempt_started + limit))
                             .instrument(tracing::debug_span!("attempt", attempt = attempts))
                             .await

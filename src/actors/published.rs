@@ -22,8 +22,8 @@ pub(crate) struct Published {
     max_in_flight: u32,
     /// Calls refused by handles without reaching the supervisor: open breaker.
     fast_rejections: AtomicU64,
-    /// Calls refused by handles without reaching the supervisor: bulkhead full.
-    fast_overloads: AtomicU64,
+    /// Calls refused because the bulkhead was full (by a handle or by the supervisor).
+    overloads: AtomicU64,
     pub(crate) metrics: ServiceMetrics,
 }
 
@@ -36,7 +36,7 @@ impl Published {
             in_flight: AtomicU32::new(0),
             max_in_flight,
             fast_rejections: AtomicU64::new(0),
-            fast_overloads: AtomicU64::new(0),
+            overloads: AtomicU64::new(0),
             metrics: ServiceMetrics::register(service),
         }
     }
@@ -56,8 +56,7 @@ impl Published {
     /// `Some(retry_after)` when the published state says the call must be refused now: forced
     /// open, or open with its open period still running. Counts the rejection.
     pub(crate) fn fast_reject(&self) -> Option<Option<Duration>> {
-        let state = BreakerState::from_u8(self.state.load(Ordering::Acquire));
-        let verdict = match state {
+        let verdict = match self.state() {
             Some(BreakerState::ForcedOpen) => Some(None),
             Some(BreakerState::Open) => {
                 let until = self.open_until_nanos.load(Ordering::Acquire);
@@ -76,15 +75,15 @@ impl Published {
         self.fast_rejections.load(Ordering::Relaxed)
     }
 
-    /// Counts a call a handle refused because the bulkhead was full.
+    /// Counts a call refused because the bulkhead was full.
     pub(crate) fn reject_overloaded(&self) {
-        self.fast_overloads.fetch_add(1, Ordering::Relaxed);
+        self.overloads.fetch_add(1, Ordering::Relaxed);
         self.metrics.rejected(RejectReason::Overloaded);
         self.metrics.call(CallOutcome::Rejected, 0.0);
     }
 
-    pub(crate) fn fast_overloads(&self) -> u64 {
-        self.fast_overloads.load(Ordering::Relaxed)
+    pub(crate) fn overloads(&self) -> u64 {
+        self.overloads.load(Ordering::Relaxed)
     }
 
     /// Takes a bulkhead slot, or `None` when `max_in_flight` calls are already in flight.

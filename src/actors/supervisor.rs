@@ -336,9 +336,7 @@ impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
             None => match self.published.try_reserve() {
                 Some(slot) => slot,
                 None => {
-                    self.counts.rejected_overloaded += 1;
-                    self.published.metrics.rejected(RejectReason::Overloaded);
-                    self.published.metrics.call(CallOutcome::Rejected, 0.0);
+                    self.published.reject_overloaded();
                     tracing::debug!(service = %self.name, "call rejected: too many in flight");
                     return CallReply::ready(Err(CallError::Overloaded));
                 }
@@ -590,7 +588,7 @@ impl Handler<GetCallCounts> for ServiceSupervisor {
     fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
-        counts.rejected_overloaded += self.published.fast_overloads();
+        counts.rejected_overloaded += self.published.overloads();
         MessageResult(counts)
     }
 }
