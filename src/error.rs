@@ -68,6 +68,15 @@ pub enum CallError<E> {
     /// The supervisor is not running (stopped, or its arbiter is gone).
     #[error("supervisor is not running")]
     SupervisorGone,
+    /// The call had to wait for a timer (its attempt's timeout, or a backoff delay) but was
+    /// awaited outside a tokio runtime, where nothing can time it. Calls run in the task that
+    /// awaits them: await them inside a tokio (or actix) runtime with its time driver enabled.
+    /// An attempt that had started was dropped (cancelled).
+    #[error("call awaited outside a tokio runtime after {attempts} attempt(s)")]
+    NoRuntime {
+        /// Attempts started, including the one that was dropped.
+        attempts: u32,
+    },
 }
 
 impl<E> CallError<E> {
@@ -90,7 +99,8 @@ impl<E> CallError<E> {
             | CallError::Failed { attempts, .. }
             | CallError::RetriesExhausted { attempts, .. }
             | CallError::BudgetExhausted { attempts, .. }
-            | CallError::Panicked { attempts, .. } => *attempts,
+            | CallError::Panicked { attempts, .. }
+            | CallError::NoRuntime { attempts } => *attempts,
             CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone => 0,
         }
     }

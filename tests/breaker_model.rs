@@ -139,6 +139,11 @@ impl Kind {
 enum Op {
     /// `try_acquire`; an admitted permit is kept for a later `Record`/`Release`.
     Acquire,
+    /// Admission elsewhere from a published state, as a handle does: the state and epoch
+    /// published after step `n` (counted back from now, modulo the steps so far). Closed or
+    /// disabled: a permit minted with `Permit::closed_at(epoch)` is kept (stale if the breaker
+    /// changed state since); otherwise the handle asks the breaker (`try_acquire`).
+    LocalAcquire(u32),
     /// Hand back one kept permit with an outcome.
     Record(u32, Kind, Speed),
     /// Hand back one kept permit without an outcome.
@@ -240,7 +245,8 @@ fn op() -> impl Strategy<Value = Op> {
             _ => Duration::from_nanos(u64::from(1 + (x >> 4) % 999_999)),
         };
         match selector {
-            0..=19 => Op::Acquire,
+            0..=11 => Op::Acquire,
+            12..=19 => Op::LocalAcquire(v % 4),
             20..=44 => Op::Call(kind(v), speed(v >> 8)),
             45..=64 => Op::Record(v >> 16, kind(v), speed(v >> 8)),
             65..=79 => Op::Advance(advance(v)),
@@ -299,6 +305,9 @@ struct Model {
     level: u32,
     /// Permits that still count: id → is a probe. Emptied by every state change and reset.
     live: BTreeMap<u64, bool>,
+    /// Incremented whenever `live` is emptied: a published state is current while this is
+    /// what it was at publication.
+    generation: u64,
     next_id: u64,
     transitions: Vec<Transition>,
     /// With jitter: the open durations the breaker reported in this step, adopted in order.
@@ -321,6 +330,7 @@ impl Model {
             history: Vec::new(),
             level: 0,
             live: BTreeMap::new(),
+            generation: 0,
             next_id: 0,
             transitions: Vec::new(),
             observed_open_for: Vec::new(),
@@ -402,6 +412,7 @@ impl Model {
         self.state = to;
         self.history.clear();
         self.live.clear();
+        self.generation += 1;
     }
 
     /// The open duration at the current level.
@@ -487,6 +498,18 @@ impl Model {
             MState::Open { until } => (rejected(BreakerState::Open, Some(until - now)), None),
             MState::ForcedOpen => (rejected(BreakerState::ForcedOpen, None), None),
         })
+    }
+
+    /// A permit minted elsewhere from a state published at `generation`: it counts only if
+    /// nothing changed since.
+    fn mint(&mut self, generation: u64) -> u64 {
+        if generation == self.generation {
+            self.issue(false)
+        } else {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        }
     }
 
     fn issue(&mut self, probe: bool) -> u64 {
@@ -584,6 +607,7 @@ impl Model {
         if self.state == MState::Closed {
             self.history.clear();
             self.live.clear();
+            self.generation += 1;
         } else {
             self.change(MState::Closed, TransitionReason::Reset, now, None);
         }
@@ -611,8 +635,12 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
     let mut real = Breaker::new(config, p.seed);
     let mut model = Model::new(p, t0);
     let mut now = Duration::ZERO;
-    // Permits held across steps: the breaker's and the model's id.
-    let mut held: Vec<(Permit, u64)> = Vec::new();
+    // Permits held across steps: the breaker's (taken when handed back) and the model's id.
+    let mut held: Vec<(Option<Permit>, u64)> = Vec::new();
+    // What the owner published after each step: (epoch, state, model generation).
+    let mut published: Vec<(u64, BreakerState, u64)> = vec![(real.epoch(), real.state(), 0)];
+    // A local admission that used a published state (its generation), for the model.
+    let mut minted: Option<u64> = None;
     let mut cov = coverage.borrow_mut();
 
     for (step, op) in ops.iter().enumerate() {
@@ -623,29 +651,51 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
         match op {
             Op::Acquire | Op::Call(..) => {
                 let got = real.try_acquire(at);
-                real_admission = Some(match got {
+                real_admission = Some(match &got {
                     Ok(permit) => Admission::Admitted {
                         probe: permit.is_probe(),
                     },
-                    Err(rejected) => Admission::Rejected(rejected),
+                    Err(rejected) => Admission::Rejected(*rejected),
                 });
                 if let Ok(permit) = got {
                     if let Op::Call(kind, speed) = op {
                         real.record(permit, kind.outcome(*speed), at);
                     } else {
-                        held.push((permit, u64::MAX)); // the model's id is filled in below
+                        held.push((Some(permit), u64::MAX)); // the model's id is filled in below
+                    }
+                }
+            }
+            Op::LocalAcquire(back) => {
+                let (epoch, state, generation) =
+                    published[published.len() - 1 - (*back as usize % published.len())];
+                if matches!(state, BreakerState::Closed | BreakerState::Disabled) {
+                    minted = Some(generation);
+                    held.push((Some(Permit::closed_at(epoch)), u64::MAX));
+                } else {
+                    let got = real.try_acquire(at);
+                    real_admission = Some(match &got {
+                        Ok(permit) => Admission::Admitted {
+                            probe: permit.is_probe(),
+                        },
+                        Err(rejected) => Admission::Rejected(*rejected),
+                    });
+                    if let Ok(permit) = got {
+                        held.push((Some(permit), u64::MAX));
                     }
                 }
             }
             Op::Record(index, kind, speed) => {
                 if !held.is_empty() {
-                    let (permit, _) = held[*index as usize % held.len()];
+                    let index = *index as usize % held.len();
+                    let permit = held[index].0.take().expect("held once");
                     real.record(permit, kind.outcome(*speed), at);
                 }
             }
             Op::Release(index) => {
                 if !held.is_empty() {
-                    real.release(held[*index as usize % held.len()].0, at);
+                    let index = *index as usize % held.len();
+                    let permit = held[index].0.take().expect("held once");
+                    real.release(permit, at);
                 }
             }
             Op::Advance(_) | Op::ToDeadline(_) => {}
@@ -664,8 +714,16 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
         // Now the model.
         let context = || format!("step {step} at {now:?}: {op:?}");
         let mut model_admission = None;
+        let minted_now = minted.take();
         match op {
-            Op::Acquire | Op::Call(..) => {
+            Op::LocalAcquire(_) if minted_now.is_some() => {
+                let id = model.mint(minted_now.unwrap_or_default());
+                match held.last_mut() {
+                    Some(last) if last.1 == u64::MAX => last.1 = id,
+                    _ => return Err(fail(&context(), "minted permit not held".into())),
+                }
+            }
+            Op::Acquire | Op::Call(..) | Op::LocalAcquire(_) => {
                 let (admission, id) = model.try_acquire(now).map_err(|e| fail(&context(), e))?;
                 model_admission = Some(admission);
                 match (id, op) {
@@ -747,6 +805,7 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
             context()
         );
 
+        published.push((real.epoch(), real.state(), model.generation));
         for t in model.transitions.drain(..) {
             *cov.reasons.entry(t.reason.as_str()).or_default() += 1;
         }

@@ -110,9 +110,16 @@ fn supervisors_start_on_a_chosen_arbiter_and_serve_a_plain_tokio_caller() {
         .block_on(handle.call(|| async {
             Ok::<_, DepError>(std::thread::current().name().map(str::to_owned))
         }));
-    // The operation ran on the arbiter's thread, not the caller's.
+    // A handle's call runs in the caller's task: no hop to the arbiter's thread.
     let caller = std::thread::current().name().map(str::to_owned);
-    assert_ne!(thread_of_call.unwrap(), caller);
+    assert_eq!(thread_of_call.unwrap(), caller);
+    // A `Call` sent to the supervisor's address runs on its arbiter.
+    let thread_of_message = tokio_rt
+        .block_on(handle.addr().send(Call::new(|| async {
+            Ok::<_, DepError>(std::thread::current().name().map(str::to_owned))
+        })))
+        .unwrap();
+    assert_ne!(thread_of_message.unwrap(), caller);
     runtime.stop();
     // Once the system is gone, calls answer SupervisorGone instead of hanging.
     let after = tokio_rt.block_on(succeed(&handle));

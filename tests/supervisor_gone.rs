@@ -47,6 +47,7 @@ impl Cancelled {
                 Ok(())
             }
         })
+        .boxed()
     }
 }
 
@@ -295,9 +296,14 @@ async fn a_supervisor_whose_arbiter_died_is_restarted_on_the_registry_arbiter() 
         .spawn_in("remote", plain_config(), arbiter.handle())
         .await
         .unwrap();
+    // Which thread the supervisor runs on: a `Call` sent to its address runs there.
     let thread_of = |svc: ServiceHandle| async move {
-        svc.call(|| async { Ok::<_, DepError>(std::thread::current().id()) })
+        svc.addr()
+            .send(Call::new(|| async {
+                Ok::<_, DepError>(std::thread::current().id())
+            }))
             .await
+            .unwrap()
             .unwrap()
     };
     let remote_thread = thread_of(old.clone()).await;

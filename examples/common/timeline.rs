@@ -805,6 +805,7 @@ pub fn counts_since(counts: CallCounts, earlier: CallCounts) -> CallCounts {
         rejected_budget: counts.rejected_budget - earlier.rejected_budget,
         attempts: counts.attempts - earlier.attempts,
         retries: counts.retries - earlier.retries,
+        cancelled: counts.cancelled - earlier.cancelled,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix::{Actor, ArbiterHandle, Context};
 
 use super::handle::ServiceHandle;
-use super::published::Published;
+use super::published::{CallSettings, Published};
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerConfig;
 use crate::config::{validate_service_name, SupervisorConfig};
@@ -139,7 +139,12 @@ impl SupervisorBuilder {
     fn prepare(self) -> Result<(ServiceSupervisor, HandleParts), ConfigError> {
         self.validate()?;
         let name: Arc<str> = Arc::from(self.name);
-        let published = Arc::new(Published::new(&name, self.config.max_in_flight));
+        let settings = CallSettings {
+            timeout: self.config.timeout,
+            deadline: self.config.deadline,
+            max_attempts: self.config.retry.max_attempts,
+        };
+        let published = Arc::new(Published::new(&name, self.config.max_in_flight, settings));
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(
             Arc::clone(&name),
@@ -166,6 +171,7 @@ struct HandleParts {
 
 impl HandleParts {
     fn with(self, addr: actix::Addr<ServiceSupervisor>) -> ServiceHandle {
+        self.published.set_supervisor(addr.downgrade());
         ServiceHandle::new(self.name, addr, self.published, self.alive_watch)
     }
 }

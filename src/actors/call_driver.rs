@@ -1,303 +1,535 @@
-//! The life of one call after admission: attempts under a timeout (the future is dropped when
-//! it passes), panics caught, each failed attempt reported to the supervisor which decides on
-//! the retry, backoff sleeps, re-admission, and one answer. When the supervisor stops (or its
-//! arbiter dies) the call is cancelled at once and answered `SupervisorGone`.
+//! The attempt loop: the life of one call, run in the task that awaits it, whichever thread
+//! or runtime that is (a [`ServiceHandle`]'s caller, or the supervisor's arbiter for a
+//! [`Call`] sent to the supervisor's address). There is no other copy of it.
+//!
+//! In the seed's order: the **timeout** bounds each attempt (its future is dropped when the
+//! attempt's time or the call's deadline runs out), **health** and the **breaker** record
+//! every attempt, **retry** wraps them all. What is decided where:
+//! - admission reads the state the supervisor publishes: Closed admits here, Open refuses
+//!   here, HalfOpen asks the supervisor for a probe permit ([`Admit`]);
+//! - a success (or an ignored final error) is handed over without waiting ([`Report`]);
+//! - a failed attempt is recorded by the supervisor before the call goes on
+//!   ([`AttemptFailed`], one round trip): it decides the retry, its delay and the budget, and
+//!   trips the breaker in the order failures are reported;
+//! - the backoff sleep runs here.
+//!
+//! A call dropped by its caller is cancelled where it stands: the attempt's future is dropped,
+//! the bulkhead slot freed, a permit handed back (a probe slot at once) and the call counted
+//! `cancelled`. When the supervisor stops, a call in flight is cancelled and answered
+//! [`CallError::SupervisorGone`].
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix::Addr;
-use futures_util::FutureExt;
-use tokio::sync::watch;
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
-use super::published::SlotGuard;
-use super::supervisor::ServiceSupervisor;
+use super::handle::ServiceHandle;
+use super::published::{Admission, Published, SlotGuard};
 use crate::breaker::Permit;
 use crate::error::CallError;
 use crate::messages::{
-    AdmitRetry, AttemptFailed, AttemptOutcome, Call, Operation, RecordOutcome, RetryDecision,
+    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Call, Drain, HeldPermit, Report,
+    RetryDecision, RetryQuestion,
 };
 use crate::observe::CallOutcome;
 
-/// What a call needs from its supervisor.
-#[derive(Debug)]
-pub(crate) struct CallContext {
-    pub(crate) addr: Addr<ServiceSupervisor>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) deadline: Option<Duration>,
-    /// Attempts allowed in all (the retry policy's `max_attempts`): after the last one the call
-    /// is answered without asking the supervisor about a retry.
-    pub(crate) max_attempts: u32,
-    /// The service name and the call's number, for the call's tracing span.
-    pub(crate) service: Arc<str>,
-    pub(crate) call_id: u64,
-    /// Closed when the supervisor is dropped (stopped or its arbiter gone).
-    pub(crate) supervisor_alive: watch::Receiver<()>,
+/// Runs `call` through the supervisor behind `handle`, in the current task.
+pub(crate) async fn run<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    call: Call<T, E, F>,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    if !handle.is_alive() {
+        return Err(CallError::SupervisorGone);
+    }
+    let published = &handle.published;
+    if published.reports.is_backed_up() {
+        // The supervisor is not keeping up with the reports: wait for it to drain them
+        // (backpressure) rather than let them pile up.
+        if handle.addr.send(Drain).await.is_err() {
+            return Err(CallError::SupervisorGone);
+        }
+    }
+    // A call refused while open allocates nothing and takes no slot.
+    let admission = match published.admission() {
+        Admission::Refused(retry_after) => {
+            published.count_fast_rejection();
+            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+            return Err(CallError::Open { retry_after });
+        }
+        admission => admission,
+    };
+    let Some(slot) = published.try_reserve() else {
+        tracing::debug!(service = %handle.name, "call rejected: too many in flight");
+        published.reject_overloaded();
+        return Err(CallError::Overloaded);
+    };
+    let span = tracing::debug_span!(
+        "call",
+        service = %handle.name,
+        call_id = published.next_call_id()
+    );
+    let driven = drive(handle, call, admission, slot).instrument(span);
+    until_supervisor_gone(handle, driven).await
+}
+
+/// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)
+/// is dropped and answered `SupervisorGone`. The watch is only set up if the call has to wait,
+/// so a call that is done at its first poll pays nothing for it.
+async fn until_supervisor_gone<T, E>(
+    handle: &ServiceHandle,
+    call: impl Future<Output = Result<T, CallError<E>>>,
+) -> Result<T, CallError<E>> {
+    let mut call = pin!(call);
+    let mut gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(answer) = call.as_mut().poll(cx) {
+            return Poll::Ready(answer);
+        }
+        let gone = gone.get_or_insert_with(|| Box::pin(handle.stopped()));
+        match gone.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(CallError::SupervisorGone)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn drive<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    mut call: Call<T, E, F>,
+    first_admission: Admission,
+    slot: SlotGuard,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let published = &handle.published;
+    let settings = published.settings;
+    let started = Instant::now();
+    let deadline = settings.deadline.map(|d| started + d);
+    let mut guard = CallGuard {
+        published,
+        slot: Some(slot),
+        permit: None,
+        started,
+        answered: false,
+    };
+    let mut admission = Some(first_admission);
+    let mut attempts = 0u32;
+    let mut previous_delay = Duration::ZERO;
+    loop {
+        let permit = match admission.take().unwrap_or_else(|| published.admission()) {
+            Admission::Local(permit) => permit,
+            Admission::Refused(retry_after) => {
+                published
+                    .metrics
+                    .rejected(crate::observe::RejectReason::Open);
+                return guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected);
+            }
+            Admission::AskSupervisor => match handle.addr.send(Admit).await {
+                Err(_) => return Err(CallError::SupervisorGone),
+                Ok(Ok(held)) => held.take(),
+                Ok(Err(rejected)) => {
+                    let refused = CallError::Open {
+                        retry_after: rejected.retry_after,
+                    };
+                    return guard.answer(Err(refused), CallOutcome::Rejected);
+                }
+            },
+        };
+        attempts += 1;
+        let attempt_started = if attempts == 1 {
+            started
+        } else {
+            Instant::now()
+        };
+        guard.permit = Some((permit, attempts == 1));
+        let limit = time_limit(settings.timeout, deadline, attempt_started);
+        let attempt = run_attempt(&mut call, limit.map(|limit| attempt_started + limit))
+            .instrument(tracing::debug_span!("attempt", attempt = attempts))
+            .await;
+        let finished = Instant::now();
+        let duration = finished - attempt_started;
+        let deadline_passed = deadline.is_some_and(|d| finished >= d);
+
+        let (outcome, failure, retry_after) = match attempt {
+            Attempt::Value(value) => return guard.succeed(value, duration, finished),
+            Attempt::NoRuntime => {
+                guard.cancel_attempt();
+                return guard.answer(
+                    Err(CallError::NoRuntime { attempts }),
+                    CallOutcome::Cancelled,
+                );
+            }
+            Attempt::Panicked(message) => (
+                AttemptOutcome::Panicked,
+                Failure::Final(
+                    CallError::Panicked { message, attempts },
+                    CallOutcome::Panic,
+                ),
+                None,
+            ),
+            Attempt::TimedOut if deadline_passed => (
+                AttemptOutcome::TimedOut,
+                Failure::Final(
+                    CallError::DeadlineExceeded { attempts },
+                    CallOutcome::Timeout,
+                ),
+                None,
+            ),
+            Attempt::TimedOut => (
+                AttemptOutcome::TimedOut,
+                Failure::Retryable(Last::TimedOut),
+                None,
+            ),
+            Attempt::Error(error) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| call.class_of(&error))) {
+                    Err(payload) => (
+                        AttemptOutcome::Panicked,
+                        Failure::Final(
+                            CallError::Panicked {
+                                message: format!("classifier panicked: {}", panic_message(payload)),
+                                attempts,
+                            },
+                            CallOutcome::Panic,
+                        ),
+                        None,
+                    ),
+                    Ok(class) => {
+                        let outcome = if class.breaker_failure {
+                            AttemptOutcome::Failure
+                        } else {
+                            AttemptOutcome::Ignored
+                        };
+                        let failure = if class.retryable {
+                            Failure::Retryable(Last::Error(error))
+                        } else {
+                            Failure::Final(
+                                CallError::Failed { error, attempts },
+                                CallOutcome::Failure,
+                            )
+                        };
+                        (outcome, failure, class.retry_after)
+                    }
+                }
+            }
+        };
+        // The call ends here whatever the supervisor says: not retryable, or no attempt left.
+        let last = match failure {
+            Failure::Final(error, answer) => {
+                return guard
+                    .end_with_failure(handle, outcome, duration, Err(error), answer)
+                    .await
+            }
+            Failure::Retryable(last) if attempts >= settings.max_attempts => {
+                let (error, answer) = match last {
+                    // With retries switched off, an error is simply the operation's failure.
+                    Last::Error(error) if attempts == 1 => {
+                        (CallError::Failed { error, attempts }, CallOutcome::Failure)
+                    }
+                    last => last.into_answer(attempts, |last, attempts| {
+                        CallError::RetriesExhausted { last, attempts }
+                    }),
+                };
+                return guard
+                    .end_with_failure(handle, outcome, duration, Err(error), answer)
+                    .await;
+            }
+            Failure::Retryable(last) => last,
+        };
+
+        let question = RetryQuestion {
+            attempts_made: attempts,
+            previous_delay,
+            retry_after,
+            deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
+        };
+        let decision = match guard.ask(handle, outcome, duration, Some(question)).await {
+            Some(decision) => decision,
+            None => return Err(CallError::SupervisorGone),
+        };
+        let delay = match decision {
+            RetryDecision::RetryAfter(delay) => delay,
+            RetryDecision::Recorded | RetryDecision::Exhausted => {
+                let (error, answer) = last.into_answer(attempts, |last, attempts| {
+                    CallError::RetriesExhausted { last, attempts }
+                });
+                return guard.answer(Err(error), answer);
+            }
+            RetryDecision::Budget => {
+                let (error, answer) = last.into_answer(attempts, |last, attempts| {
+                    CallError::BudgetExhausted { last, attempts }
+                });
+                return guard.answer(Err(error), answer);
+            }
+            RetryDecision::Open(retry_after) => {
+                return guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected)
+            }
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return guard.answer(
+                Err(CallError::NoRuntime { attempts }),
+                CallOutcome::Cancelled,
+            );
+        }
+        tokio::time::sleep(delay).await;
+        previous_delay = delay;
+    }
+}
+
+/// How a failed attempt leaves the call.
+enum Failure<E> {
+    /// The call is answered with this error (and counted with this outcome).
+    Final(CallError<E>, CallOutcome),
+    /// A retry may follow.
+    Retryable(Last<E>),
+}
+
+/// The last retryable failure, kept to build the answer when retrying stops.
+enum Last<E> {
+    Error(E),
+    TimedOut,
+}
+
+impl<E> Last<E> {
+    /// The answer when retrying stops: a timeout stays a timeout.
+    fn into_answer(
+        self,
+        attempts: u32,
+        with_error: impl FnOnce(E, u32) -> CallError<E>,
+    ) -> (CallError<E>, CallOutcome) {
+        match self {
+            Last::Error(error) => (with_error(error, attempts), CallOutcome::Failure),
+            Last::TimedOut => (CallError::TimedOut { attempts }, CallOutcome::Timeout),
+        }
+    }
+}
+
+/// What a call in flight holds: its bulkhead slot and the permit of the attempt running. The
+/// call's reports go through it; if the call is dropped before its answer, dropping the guard
+/// hands the permit back and counts the call `cancelled`.
+struct CallGuard<'a> {
+    published: &'a Arc<Published>,
+    slot: Option<SlotGuard>,
+    /// The running attempt's permit, and whether it is the call's first attempt.
+    permit: Option<(Permit, bool)>,
+    started: Instant,
+    answered: bool,
+}
+
+impl CallGuard<'_> {
+    fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
+        self.permit.take().map(|(permit, first)| AttemptRecord {
+            permit,
+            outcome,
+            duration,
+            first,
+        })
+    }
+
+    /// The attempt succeeded: one report carries the attempt and the answer.
+    fn succeed<T, E>(
+        mut self,
+        value: T,
+        duration: Duration,
+        finished: Instant,
+    ) -> Result<T, CallError<E>> {
+        let attempt = self.record(AttemptOutcome::Success, duration);
+        let call_duration = finished - self.started;
+        self.finish(attempt, CallOutcome::Success, call_duration);
+        Ok(value)
+    }
+
+    /// Answers the call with `result`, counted as `outcome`.
+    fn answer<T, E>(
+        self,
+        result: Result<T, CallError<E>>,
+        outcome: CallOutcome,
+    ) -> Result<T, CallError<E>> {
+        let call_duration = self.started.elapsed();
+        self.finish(None, outcome, call_duration);
+        result
+    }
+
+    /// The attempt was abandoned without an outcome (nothing to time it with).
+    fn cancel_attempt(&mut self) {
+        if let Some(record) = self.record(AttemptOutcome::Cancelled, Duration::ZERO) {
+            self.published.report(Report {
+                attempt: Some(record),
+                answer: None,
+            });
+        }
+    }
+
+    /// The last attempt failed and the call ends with `result`: a failure the breaker counts is
+    /// recorded by the supervisor before the caller has its answer (so trips are exact); an
+    /// ignored error is handed over with the answer.
+    async fn end_with_failure<T, E>(
+        mut self,
+        handle: &ServiceHandle,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        result: Result<T, CallError<E>>,
+        answer: CallOutcome,
+    ) -> Result<T, CallError<E>> {
+        if outcome == AttemptOutcome::Ignored {
+            let attempt = self.record(outcome, duration);
+            let call_duration = self.started.elapsed();
+            self.finish(attempt, answer, call_duration);
+            return result;
+        }
+        if self.ask(handle, outcome, duration, None).await.is_none() {
+            return Err(CallError::SupervisorGone);
+        }
+        self.answer(result, answer)
+    }
+
+    /// Records the failed attempt with the supervisor, asking `retry` if given. `None` when the
+    /// supervisor is gone.
+    async fn ask(
+        &mut self,
+        handle: &ServiceHandle,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        retry: Option<RetryQuestion>,
+    ) -> Option<RetryDecision> {
+        let (permit, first) = self.permit.take()?;
+        let message = AttemptFailed {
+            permit: HeldPermit::new(permit, Arc::clone(self.published)),
+            outcome,
+            duration,
+            first,
+            retry,
+        };
+        handle.addr.send(message).await.ok()
+    }
+
+    /// Hands over the call's last report: its last attempt if not recorded yet, and its answer.
+    fn finish(
+        mut self,
+        attempt: Option<AttemptRecord>,
+        answer: CallOutcome,
+        call_duration: Duration,
+    ) {
+        // The slot comes back before the answer is counted.
+        self.slot = None;
+        self.answered = true;
+        self.published.report(Report {
+            attempt,
+            answer: Some((answer, call_duration)),
+        });
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    /// Counts the call `cancelled` when it is dropped before its answer.
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let attempt = self.record(AttemptOutcome::Cancelled, Duration::ZERO);
+        self.slot = None;
+        self.published.report(Report {
+            attempt,
+            answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+        });
+    }
 }
 
 /// How one attempt ended.
-pub(crate) enum Attempt<T, E> {
+enum Attempt<T, E> {
     Value(T),
     Error(E),
     TimedOut,
     Panicked(String),
+    /// It had to wait for a timer, but no tokio runtime is there to time it.
+    NoRuntime,
 }
 
-/// The last retryable failure, kept to build the answer when retrying stops.
-enum LastFailure<E> {
-    Error(E),
-    TimedOut,
-}
-
-/// The first attempt of a call, started by the supervisor in its handler (see
-/// [`start_first_attempt`]).
-pub(crate) enum FirstAttempt<T, E> {
-    /// Its future, polled once, not finished yet.
-    Running(Operation<T, E>),
-    /// It finished at its first poll (or its closure panicked), at `finished`.
-    Finished {
-        attempt: Attempt<T, E>,
-        finished: Instant,
-    },
-}
-
-/// Invokes the operation and polls its future once, catching a panic in either. Most
-/// operations that complete without waiting (a cache hit, an in-memory answer) finish here, and
-/// the supervisor answers them without spawning a task.
-///
-/// The poll uses a no-op waker: a future still pending is polled again, first thing, by the
-/// task [`run_call`] runs in, which registers the real waker; a wake-up in between is not lost
-/// because that poll observes whatever happened.
-pub(crate) fn start_first_attempt<T, E>(
-    call: &mut Call<T, E>,
-) -> Result<Attempt<T, E>, Operation<T, E>> {
-    let mut future = match invoke(call) {
-        Ok(future) => future,
-        Err(attempt) => return Ok(attempt),
+/// Invokes the operation and runs its future until it ends or `deadline` passes, catching a
+/// panic in either. On timeout the future is dropped, which cancels it.
+fn run_attempt<T, E, F, Fut>(
+    call: &mut Call<T, E, F>,
+    deadline: Option<Instant>,
+) -> impl Future<Output = Attempt<T, E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let operation = &mut call.operation;
+    let (future, panicked) = match std::panic::catch_unwind(AssertUnwindSafe(operation)) {
+        Ok(future) => (Some(future), None),
+        Err(payload) => (None, Some(panic_message(payload))),
     };
-    let mut cx = Context::from_waker(Waker::noop());
-    match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(Ok(value))) => Ok(Attempt::Value(value)),
-        Ok(Poll::Ready(Err(error))) => Ok(Attempt::Error(error)),
-        Ok(Poll::Pending) => Err(future),
-        Err(payload) => Ok(Attempt::Panicked(panic_message(payload))),
+    Timed {
+        future,
+        panicked,
+        timer: None,
+        deadline,
     }
 }
 
-/// Runs `call` from its first admitted attempt, started at `started`, to its answer, inside a
-/// `call` span (service, call id). Holds the bulkhead `slot` until the answer is ready. If the
-/// supervisor goes away first, the call (and the operation's future) is dropped and answered
-/// [`CallError::SupervisorGone`]: nobody is left to record it, and an operation must not keep
-/// running against a dependency nobody supervises.
-pub(crate) fn run_call<T, E>(
-    context: CallContext,
-    call: Call<T, E>,
-    first_permit: Permit,
-    started: Instant,
-    first: FirstAttempt<T, E>,
-    slot: SlotGuard,
-) -> impl std::future::Future<Output = Result<T, CallError<E>>> {
-    let span = tracing::debug_span!("call", service = %context.service, call_id = context.call_id);
-    let mut alive = context.supervisor_alive.clone();
-    let gone = async move {
-        // Nothing is ever sent: this ends when the sender (the supervisor) is dropped.
-        while alive.changed().await.is_ok() {}
-    };
-    let call = drive_call(context, call, first_permit, started, first, slot);
-    async move {
-        tokio::select! {
-            biased;
-            answer = call => answer,
-            () = gone => Err(CallError::SupervisorGone),
+pin_project! {
+    /// An attempt's future under its time limit. The timer is only set up once the future has
+    /// returned `Pending`: an operation that is done at its first poll never touches it.
+    struct Timed<Fut> {
+        #[pin]
+        future: Option<Fut>,
+        panicked: Option<String>,
+        #[pin]
+        timer: Option<Sleep>,
+        deadline: Option<Instant>,
+    }
+}
+
+impl<T, E, Fut> Future for Timed<Fut>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Output = Attempt<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt<T, E>> {
+        let mut this = self.project();
+        if let Some(message) = this.panicked.take() {
+            return Poll::Ready(Attempt::Panicked(message));
         }
-    }
-    .instrument(span)
-}
-
-async fn drive_call<T, E>(
-    context: CallContext,
-    mut call: Call<T, E>,
-    first_permit: Permit,
-    started: Instant,
-    first: FirstAttempt<T, E>,
-    slot: SlotGuard,
-) -> Result<T, CallError<E>> {
-    let deadline = context.deadline.map(|d| started + d);
-    let mut permit = first_permit;
-    let mut attempts = 0u32;
-    let mut previous_delay = Duration::ZERO;
-    let mut first = Some(first);
-    let answer = loop {
-        attempts += 1;
-        let (attempt_started, attempt, finished) = match first.take() {
-            Some(FirstAttempt::Finished { attempt, finished }) => (started, attempt, finished),
-            running => {
-                // The first attempt, still pending from the handler's poll, or a new one.
-                let (attempt_started, future) = match running {
-                    Some(FirstAttempt::Running(future)) => (started, Ok(future)),
-                    _ => (Instant::now(), invoke(&mut call)),
-                };
-                let attempt = match future {
-                    Ok(future) => {
-                        let limit = time_limit(context.timeout, deadline, attempt_started);
-                        finish_attempt(future, limit.map(|limit| attempt_started + limit))
-                            .instrument(tracing::debug_span!("attempt", attempt = attempts))
-                            .await
-                    }
-                    Err(attempt) => attempt,
-                };
-                (attempt_started, attempt, Instant::now())
-            }
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            return Poll::Ready(Attempt::Panicked("attempt polled after its end".into()));
         };
-        let attempt_duration = finished - attempt_started;
-        let deadline_passed = deadline.is_some_and(|d| finished >= d);
-
-        let (outcome, last, retry_after) = match attempt {
-            Attempt::Value(value) => {
-                break Answer::new(Ok(value), CallOutcome::Success).recording(
-                    permit,
-                    AttemptOutcome::Success,
-                    attempt_duration,
-                );
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(Ok(value))) => return Poll::Ready(Attempt::Value(value)),
+            Ok(Poll::Ready(Err(error))) => return Poll::Ready(Attempt::Error(error)),
+            Ok(Poll::Pending) => {}
+            Err(payload) => {
+                // A future that panicked is never polled again.
+                this.future.set(None);
+                return Poll::Ready(Attempt::Panicked(panic_message(payload)));
             }
-            Attempt::Panicked(message) => {
-                break Answer::new(
-                    Err(CallError::Panicked { message, attempts }),
-                    CallOutcome::Panic,
-                )
-                .recording(permit, AttemptOutcome::Panicked, attempt_duration);
-            }
-            Attempt::TimedOut if deadline_passed => {
-                break Answer::new(
-                    Err(CallError::DeadlineExceeded { attempts }),
-                    CallOutcome::Timeout,
-                )
-                .recording(permit, AttemptOutcome::TimedOut, attempt_duration);
-            }
-            Attempt::TimedOut => (AttemptOutcome::TimedOut, LastFailure::TimedOut, None),
-            Attempt::Error(error) => {
-                let class = call.class_of(&error);
-                let outcome = if class.breaker_failure {
-                    AttemptOutcome::Failure
-                } else {
-                    AttemptOutcome::Ignored
-                };
-                if !class.retryable {
-                    break Answer::new(
-                        Err(CallError::Failed { error, attempts }),
-                        CallOutcome::Failure,
-                    )
-                    .recording(permit, outcome, attempt_duration);
-                }
-                (outcome, LastFailure::Error(error), class.retry_after)
-            }
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
         };
-        if attempts >= context.max_attempts {
-            let answer = match last {
-                // With retries switched off, an error is simply the operation's failure.
-                LastFailure::Error(error) if attempts == 1 => Answer::new(
-                    Err(CallError::Failed { error, attempts }),
-                    CallOutcome::Failure,
-                ),
-                last => given_up(last, attempts, |last, attempts| {
-                    CallError::RetriesExhausted { last, attempts }
-                }),
-            };
-            break answer.recording(permit, outcome, attempt_duration);
-        }
-
-        let decision = context
-            .addr
-            .send(AttemptFailed {
-                permit,
-                outcome,
-                attempt_duration,
-                attempts_made: attempts,
-                previous_delay,
-                retry_after,
-                deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
-            })
-            .await;
-        let delay = match decision {
-            Err(_) => return Err(CallError::SupervisorGone),
-            Ok(RetryDecision::RetryAfter(delay)) => delay,
-            Ok(RetryDecision::Exhausted) => {
-                break given_up(last, attempts, |last, attempts| {
-                    CallError::RetriesExhausted { last, attempts }
-                })
+        if this.timer.is_none() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Poll::Ready(Attempt::NoRuntime);
             }
-            Ok(RetryDecision::Budget) => {
-                break given_up(last, attempts, |last, attempts| {
-                    CallError::BudgetExhausted { last, attempts }
-                })
-            }
-            Ok(RetryDecision::Open(retry_after)) => {
-                break Answer::new(Err(CallError::Open { retry_after }), CallOutcome::Rejected)
-            }
-        };
-        tokio::time::sleep(delay).await;
-        previous_delay = delay;
-        match context.addr.send(AdmitRetry).await {
-            Err(_) => return Err(CallError::SupervisorGone),
-            Ok(Ok(next)) => permit = next,
-            Ok(Err(rejected)) => {
-                break Answer::new(
-                    Err(CallError::Open {
-                        retry_after: rejected.retry_after,
-                    }),
-                    CallOutcome::Rejected,
-                )
-            }
+            this.timer.set(Some(tokio::time::sleep_until(deadline)));
         }
-    };
-    drop(slot);
-    context.addr.do_send(RecordOutcome {
-        last_attempt: answer.last_attempt,
-        answer: answer.outcome,
-        call_duration: started.elapsed(),
-    });
-    answer.result
-}
-
-/// The answer of a call and what the supervisor still has to record.
-struct Answer<T, E> {
-    result: Result<T, CallError<E>>,
-    outcome: CallOutcome,
-    last_attempt: Option<(Permit, AttemptOutcome, Duration)>,
-}
-
-impl<T, E> Answer<T, E> {
-    fn new(result: Result<T, CallError<E>>, outcome: CallOutcome) -> Self {
-        Answer {
-            result,
-            outcome,
-            last_attempt: None,
-        }
-    }
-
-    fn recording(mut self, permit: Permit, outcome: AttemptOutcome, duration: Duration) -> Self {
-        self.last_attempt = Some((permit, outcome, duration));
-        self
-    }
-}
-
-/// The answer when retrying stops after a retryable failure: a timeout stays a timeout.
-fn given_up<T, E>(
-    last: LastFailure<E>,
-    attempts: u32,
-    with_error: impl FnOnce(E, u32) -> CallError<E>,
-) -> Answer<T, E> {
-    match last {
-        LastFailure::Error(error) => {
-            Answer::new(Err(with_error(error, attempts)), CallOutcome::Failure)
-        }
-        LastFailure::TimedOut => {
-            Answer::new(Err(CallError::TimedOut { attempts }), CallOutcome::Timeout)
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Attempt::TimedOut),
+            _ => Poll::Pending,
         }
     }
 }
@@ -315,32 +547,7 @@ fn time_limit(
     }
 }
 
-/// Invokes the operation's closure, catching a panic in it.
-fn invoke<T, E>(call: &mut Call<T, E>) -> Result<Operation<T, E>, Attempt<T, E>> {
-    let operation = &mut call.operation;
-    std::panic::catch_unwind(AssertUnwindSafe(operation))
-        .map_err(|payload| Attempt::Panicked(panic_message(payload)))
-}
-
-/// Runs an attempt's future until it ends or `deadline` passes, catching a panic in it. On
-/// timeout the future is dropped, which cancels it.
-async fn finish_attempt<T, E>(future: Operation<T, E>, deadline: Option<Instant>) -> Attempt<T, E> {
-    let guarded = AssertUnwindSafe(future).catch_unwind();
-    let result = match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
-            Ok(result) => result,
-            Err(_) => return Attempt::TimedOut,
-        },
-        None => guarded.await,
-    };
-    match result {
-        Ok(Ok(value)) => Attempt::Value(value),
-        Ok(Err(error)) => Attempt::Error(error),
-        Err(payload) => Attempt::Panicked(panic_message(payload)),
-    }
-}
-
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

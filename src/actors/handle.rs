@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix::Addr;
 use tokio::sync::watch;
 
-use super::published::{Published, SlotGuard};
+use super::call_driver;
+use super::published::Published;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerState;
 use crate::error::{CallError, SupervisorGone};
@@ -17,11 +18,13 @@ use crate::messages::{
     GetHealth, ResetBreaker, StopSupervisor,
 };
 
-/// A handle to one supervisor. Cheap to clone; awaitable from any runtime.
+/// A handle to one supervisor. Cheap to clone; `Send + Sync`.
 ///
-/// [`call`](Self::call) fails fast without a mailbox hop while the breaker is open (it reads the
-/// state the supervisor publishes) and takes the bulkhead slot before sending, so an outage or a
-/// burst never piles messages up in the mailbox.
+/// [`call`](Self::call) runs the operation in the caller's own task: it admits the call from the
+/// state the supervisor publishes (refusing at once while the breaker is open), takes the
+/// bulkhead slot, and only talks to the supervisor when an attempt fails or the breaker is
+/// half-open. So a call costs about what an in-task library costs, and one dependency's calls
+/// spread over every core the caller's runtime has.
 ///
 /// A handle is bound to one running supervisor. Once that supervisor has stopped (by
 /// [`stop`](Self::stop), because every handle to it was dropped, or because its arbiter died),
@@ -30,9 +33,9 @@ use crate::messages::{
 /// fresh handle from [`RegistryHandle::get`](crate::actors::RegistryHandle::get).
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
-    name: Arc<str>,
-    addr: Addr<ServiceSupervisor>,
-    published: Arc<Published>,
+    pub(super) name: Arc<str>,
+    pub(super) addr: Addr<ServiceSupervisor>,
+    pub(super) published: Arc<Published>,
     /// Closed when the supervisor is dropped.
     alive: watch::Receiver<()>,
 }
@@ -96,56 +99,30 @@ impl ServiceHandle {
         self.published.in_flight()
     }
 
-    /// Runs `operation` through the supervisor (see [`Call::new`]).
+    /// Runs `operation` through the supervisor (see [`Call::new`]), in the task that awaits
+    /// this future: no thread hop, and the returned future is `Send` when `operation` and its
+    /// future are.
+    ///
+    /// A call the published state admits (breaker closed) asks the supervisor nothing and
+    /// never waits for it; its outcome is handed over for the supervisor to record in batches.
+    /// A failed attempt asks the supervisor (one round trip) whether and when to retry; while
+    /// the breaker is half-open the supervisor hands out the probe permits; while it is open
+    /// the call is refused here at once.
     pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, CallError<E>>
     where
-        T: Send + 'static,
-        E: Send + 'static,
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
-        // Refuse before boxing the operation: the open-breaker path allocates nothing.
-        let slot = self.admit_locally()?;
-        self.dispatch(Call::new(operation), slot).await
+        call_driver::run(self, Call::new(operation)).await
     }
 
-    /// Sends a prepared [`Call`] (e.g. one with a classifier).
-    pub async fn send<T, E>(&self, call: Call<T, E>) -> Result<T, CallError<E>>
+    /// Runs a prepared [`Call`] (e.g. one with a classifier) like [`call`](Self::call).
+    pub async fn send<T, E, F, Fut>(&self, call: Call<T, E, F>) -> Result<T, CallError<E>>
     where
-        T: Send + 'static,
-        E: Send + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
-        let slot = self.admit_locally()?;
-        self.dispatch(call, slot).await
-    }
-
-    /// The checks a handle makes without a mailbox hop: the published breaker state (open or
-    /// forced open refuses the call) and the bulkhead (a slot is taken, or the call refused).
-    fn admit_locally<E>(&self) -> Result<SlotGuard, CallError<E>> {
-        if !self.is_alive() {
-            return Err(CallError::SupervisorGone);
-        }
-        if let Some(retry_after) = self.published.fast_reject() {
-            tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
-            return Err(CallError::Open { retry_after });
-        }
-        self.published.try_reserve().ok_or_else(|| {
-            tracing::debug!(service = %self.name, "call rejected: too many in flight");
-            self.published.reject_overloaded();
-            CallError::Overloaded
-        })
-    }
-
-    async fn dispatch<T, E>(&self, mut call: Call<T, E>, slot: SlotGuard) -> Result<T, CallError<E>>
-    where
-        T: Send + 'static,
-        E: Send + 'static,
-    {
-        call.slot = Some(slot);
-        self.addr
-            .send(call)
-            .await
-            .unwrap_or(Err(CallError::SupervisorGone))
+        call_driver::run(self, call).await
     }
 
     /// The dependency's health.

@@ -5,6 +5,7 @@
 mod builder;
 mod call_driver;
 mod handle;
+mod handoff;
 mod published;
 mod registry;
 mod runtime;
@@ -14,6 +15,6 @@ pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
 pub use registry::{Registry, RegistryError, RegistryHandle};
 pub use runtime::BackgroundRuntime;
-pub use supervisor::{CallReply, ServiceSupervisor};
+pub use supervisor::{CallReply, ServiceSupervisor, BATCH_WINDOW};
 
-pub(crate) use published::SlotGuard;
+pub(crate) use published::Published;

@@ -1,20 +1,56 @@
-//! State the supervisor publishes for its handles: the breaker state and the end of the open
-//! period (so a handle fails fast without a mailbox hop), and the bulkhead's in-flight count.
+//! What a supervisor shares with its handles, so calls run in the callers' tasks:
+//! - the breaker state and epoch it publishes after every change, and the end of the open
+//!   period: a handle admits a Closed-state call by itself, refuses while open, and asks the
+//!   supervisor only in HalfOpen (probes are counted there, exactly);
+//! - the bulkhead's in-flight count;
+//! - the [hand-off](super::handoff) of the callers' reports (attempt outcomes and answers),
+//!   which the supervisor drains in batches;
+//! - the settings a call needs (timeout, deadline, attempts).
+//!
 //! The supervisor is the only writer of the breaker fields; handles only read them.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use actix::WeakAddr;
 use tokio::time::Instant;
 
-use crate::breaker::BreakerState;
+use super::handoff::Handoff;
+use super::supervisor::ServiceSupervisor;
+use crate::breaker::{BreakerState, Permit};
+use crate::messages::{Drain, Report};
 use crate::observe::{CallOutcome, RejectReason, ServiceMetrics};
+
+/// Bits of the packed admission word that hold the state; the epoch sits above them.
+const STATE_BITS: u32 = 8;
+
+/// The settings a call reads in its caller's task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallSettings {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+    /// Attempts allowed in all (the retry policy's `max_attempts`).
+    pub(crate) max_attempts: u32,
+}
+
+/// How a handle may admit an attempt, from the published state alone.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// Closed or disabled: admitted here, with a permit of the published epoch.
+    Local(Permit),
+    /// Open, or forced open: refused; `retry_after` while the open period runs.
+    Refused(Option<Duration>),
+    /// HalfOpen, or an open period that has just ended: only the supervisor decides.
+    AskSupervisor,
+}
 
 /// Shared between a supervisor and every handle to it.
 #[derive(Debug)]
 pub(crate) struct Published {
-    state: AtomicU8,
+    /// `epoch << 8 | state`, stored in one word so a reader never pairs a state with another
+    /// state's epoch.
+    admission: AtomicU64,
     /// End of the open period, in nanoseconds since `origin`; meaningful while `Open`.
     open_until_nanos: AtomicU64,
     origin: Instant,
@@ -22,53 +58,85 @@ pub(crate) struct Published {
     max_in_flight: u32,
     /// Calls refused by handles without reaching the supervisor: open breaker.
     fast_rejections: AtomicU64,
-    /// Calls refused because the bulkhead was full (by a handle or by the supervisor).
+    /// Calls refused because the bulkhead was full.
     overloads: AtomicU64,
+    /// Numbers calls for their tracing spans (only read when the span is enabled).
+    next_call_id: AtomicU64,
+    pub(crate) settings: CallSettings,
     pub(crate) metrics: ServiceMetrics,
+    /// Callers' reports, drained by the supervisor.
+    pub(crate) reports: Handoff<Report>,
+    /// How a producer wakes the supervisor; weak, so the shared state does not keep it alive.
+    supervisor: OnceLock<WeakAddr<ServiceSupervisor>>,
 }
 
 impl Published {
-    pub(crate) fn new(service: &str, max_in_flight: u32) -> Self {
+    pub(crate) fn new(service: &str, max_in_flight: u32, settings: CallSettings) -> Self {
         Published {
-            state: AtomicU8::new(BreakerState::Closed.as_u8()),
+            admission: AtomicU64::new(u64::from(BreakerState::Closed.as_u8())),
             open_until_nanos: AtomicU64::new(0),
             origin: Instant::now(),
             in_flight: AtomicU32::new(0),
             max_in_flight,
             fast_rejections: AtomicU64::new(0),
             overloads: AtomicU64::new(0),
+            next_call_id: AtomicU64::new(0),
+            settings,
             metrics: ServiceMetrics::register(service),
+            reports: Handoff::default(),
+            supervisor: OnceLock::new(),
         }
     }
 
+    /// Tells the shared state where its supervisor runs (once, right after it started).
+    pub(crate) fn set_supervisor(&self, addr: WeakAddr<ServiceSupervisor>) {
+        // Set once by the builder; a second call would be a bug, and changes nothing.
+        let _ = self.supervisor.set(addr);
+    }
+
     /// Called by the supervisor after every breaker change.
-    pub(crate) fn publish(&self, state: BreakerState, open_until: Option<Instant>) {
+    pub(crate) fn publish(&self, state: BreakerState, epoch: u64, open_until: Option<Instant>) {
         let nanos = open_until.map_or(0, |until| self.nanos_since_origin(until));
         self.open_until_nanos.store(nanos, Ordering::Release);
-        self.state.store(state.as_u8(), Ordering::Release);
+        let word = (epoch << STATE_BITS) | u64::from(state.as_u8());
+        self.admission.store(word, Ordering::Release);
     }
 
     /// The last published breaker state.
     pub(crate) fn state(&self) -> Option<BreakerState> {
-        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+        decode(self.admission.load(Ordering::Acquire)).0
     }
 
-    /// `Some(retry_after)` when the published state says the call must be refused now: forced
-    /// open, or open with its open period still running. Counts the rejection.
-    pub(crate) fn fast_reject(&self) -> Option<Option<Duration>> {
-        let verdict = match self.state() {
-            Some(BreakerState::ForcedOpen) => Some(None),
+    /// How an attempt starting now is admitted, from the published state.
+    ///
+    /// The epoch keeps only the low 56 bits of the breaker's: after 2^56 state changes a
+    /// locally admitted call's permit would read as stale and its outcome be ignored, which
+    /// loses a sample, never an answer.
+    pub(crate) fn admission(&self) -> Admission {
+        let (state, epoch) = decode(self.admission.load(Ordering::Acquire));
+        match state {
+            Some(BreakerState::Closed | BreakerState::Disabled) => {
+                Admission::Local(Permit::closed_at(epoch))
+            }
+            Some(BreakerState::ForcedOpen) => Admission::Refused(None),
             Some(BreakerState::Open) => {
                 let until = self.open_until_nanos.load(Ordering::Acquire);
                 let now = self.nanos_since_origin(Instant::now());
-                (now < until).then(|| Some(Duration::from_nanos(until - now)))
+                if now < until {
+                    Admission::Refused(Some(Duration::from_nanos(until - now)))
+                } else {
+                    Admission::AskSupervisor
+                }
             }
-            _ => None,
-        }?;
+            Some(BreakerState::HalfOpen) | None => Admission::AskSupervisor,
+        }
+    }
+
+    /// Counts a call refused by a handle because the published state is open.
+    pub(crate) fn count_fast_rejection(&self) {
         self.fast_rejections.fetch_add(1, Ordering::Relaxed);
         self.metrics.rejected(RejectReason::Open);
         self.metrics.call(CallOutcome::Rejected, 0.0);
-        Some(verdict)
     }
 
     pub(crate) fn fast_rejections(&self) -> u64 {
@@ -84,6 +152,11 @@ impl Published {
 
     pub(crate) fn overloads(&self) -> u64 {
         self.overloads.load(Ordering::Relaxed)
+    }
+
+    /// A number for a call's tracing span.
+    pub(crate) fn next_call_id(&self) -> u64 {
+        self.next_call_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Takes a bulkhead slot, or `None` when `max_in_flight` calls are already in flight.
@@ -102,9 +175,30 @@ impl Published {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Hands `report` to the supervisor without waiting; wakes it when nobody else will.
+    pub(crate) fn report(&self, report: Report) {
+        if self.reports.push(report) {
+            self.wake_supervisor();
+        }
+    }
+
+    /// Wakes the supervisor to drain the reports (one message per batch window at most).
+    fn wake_supervisor(&self) {
+        if let Some(addr) = self.supervisor.get().and_then(WeakAddr::upgrade) {
+            // A full mailbox still takes it (`do_send` ignores the capacity), and one message
+            // per batch window cannot pile up.
+            addr.do_send(Drain);
+        }
+    }
+
     fn nanos_since_origin(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
+}
+
+fn decode(word: u64) -> (Option<BreakerState>, u64) {
+    let state = BreakerState::from_u8((word & ((1 << STATE_BITS) - 1)) as u8);
+    (state, word >> STATE_BITS)
 }
 
 /// One bulkhead slot; released when dropped, whatever happens to the call holding it.

@@ -1,14 +1,14 @@
 //! [`ServiceSupervisor`]: the actor that owns one dependency's breaker, health window, retry
-//! policy and budget.
+//! policy and budget. It decides; the calls run in their callers' tasks.
 //!
-//! A [`Call`] is admitted synchronously in the handler (bulkhead, breaker), and its first attempt
-//! is started and polled once there. If that attempt is already done with a value (a cache hit,
-//! an in-memory answer), the handler records it and answers at once ([`CallReply`]). Otherwise
-//! the call runs as its own task on the supervisor's arbiter; each attempt's result comes back as
-//! a message. So the mailbox is never blocked by a call in flight, thousands of calls proceed
-//! concurrently, and the actor stays the only writer of its state. (A `ResponseActFuture` would
-//! also keep the mailbox free, but actix re-polls every such future of the actor on every wake,
-//! which is quadratic in the number of calls in flight.)
+//! The supervisor is the only writer of its state. It publishes the breaker state for the
+//! handles (so a Closed-state call is admitted without a message), drains the callers' reports
+//! in batches (at most one wake-up per [`BATCH_WINDOW`] while calls flow), records each failed
+//! attempt and decides its retry when asked ([`AttemptFailed`]), and hands out half-open probe
+//! permits ([`Admit`]). Every message it handles drains the pending reports first, so the
+//! breaker sees outcomes in the order they were reported and a query reads its caller's own
+//! writes. A call never lives in the actor: the mailbox is never blocked by one, and no
+//! `ResponseActFuture` is re-polled per wake-up (quadratic in the calls in flight).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,16 +23,18 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::builder::SupervisorBuilder;
-use super::call_driver::{run_call, start_first_attempt, Attempt, CallContext, FirstAttempt};
+use super::call_driver;
+use super::handle::ServiceHandle;
 use super::published::Published;
 use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
 use crate::config::SupervisorConfig;
 use crate::error::CallError;
 use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::messages::{
-    AdmitRetry, AttemptFailed, AttemptOutcome, BreakerStatus, Call, CallCounts, DisableBreaker,
-    EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, RecordOutcome, ResetBreaker,
-    RetryDecision, StopSupervisor, Subscribe, SupervisorEvent,
+    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, BreakerStatus, Call, CallCounts,
+    DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth,
+    HeldPermit, Report, ResetBreaker, RetryDecision, RetryQuestion, StopSupervisor, Subscribe,
+    SupervisorEvent,
 };
 use crate::observe::{CallOutcome, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -40,6 +42,11 @@ use crate::retry::{RetryBudget, RetryPolicy};
 /// How often, at most, the health status is re-evaluated on the call path (it sorts the latency
 /// window). Queries and breaker transitions always evaluate it.
 const HEALTH_EVALUATION_INTERVAL: Duration = Duration::from_millis(50);
+
+/// While callers' reports flow, the supervisor drains them once per batch window (and on every
+/// message it handles): a lone caller making back-to-back calls wakes it once per window, not
+/// once per call. Closed-state bookkeeping lags the calls by about this much at most.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 /// The supervisor of one dependency. Start it with [`ServiceSupervisor::builder`]; talk to it
 /// through the returned [`ServiceHandle`](crate::ServiceHandle) or its `Addr`.
@@ -56,8 +63,9 @@ pub struct ServiceSupervisor {
     /// When the health status is next re-evaluated on the call path.
     health_due: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
+    /// A drain is scheduled one batch window ahead.
+    drain_timer_armed: bool,
     subscribers: Vec<Recipient<SupervisorEvent>>,
-    next_call_id: u64,
     /// Never sent on: dropped with the supervisor (stopped, or its arbiter gone), which wakes
     /// every call in flight (answered `SupervisorGone`) and every
     /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
@@ -101,8 +109,8 @@ impl ServiceSupervisor {
             health_status: HealthStatus::Healthy,
             health_due: None,
             breaker_timer: None,
+            drain_timer_armed: false,
             subscribers: Vec::new(),
-            next_call_id: 0,
             alive,
         }
     }
@@ -133,8 +141,7 @@ impl ServiceSupervisor {
     }
 
     /// Asks the breaker for a permit; publishes any transition it causes. A refusal is not
-    /// counted here: the call's answer is (at once for a first attempt, through
-    /// [`RecordOutcome`] for a retry).
+    /// counted here: the call's answer is, when its caller reports it.
     fn admit(&mut self, ctx: &mut Context<Self>, now: Instant) -> Result<Permit, Rejected> {
         let admission = self.breaker.try_acquire(now.into_std());
         self.after_breaker_change(ctx, now);
@@ -150,18 +157,26 @@ impl ServiceSupervisor {
         admission
     }
 
-    /// Records one attempt into the breaker and the health window.
-    fn record_attempt(
-        &mut self,
-        ctx: &mut Context<Self>,
-        permit: Permit,
-        outcome: AttemptOutcome,
-        duration: Duration,
-        now: Instant,
-    ) {
+    /// Records one attempt into the breaker and the health window (and, for a call's first
+    /// attempt, the call into the retry budget).
+    fn record_attempt(&mut self, ctx: &mut Context<Self>, record: AttemptRecord, now: Instant) {
         use crate::breaker::Outcome;
+        let AttemptRecord {
+            permit,
+            outcome,
+            duration,
+            first,
+        } = record;
         self.counts.attempts += 1;
+        if first {
+            self.budget.record_call(now.into_std());
+        }
         let (breaker_outcome, healthy) = match outcome {
+            AttemptOutcome::Cancelled => {
+                self.breaker.release(permit, now.into_std());
+                self.after_breaker_change(ctx, now);
+                return;
+            }
             AttemptOutcome::Success => (Outcome::success(duration), true),
             AttemptOutcome::Ignored => (Outcome::ignored(duration), true),
             AttemptOutcome::Failure | AttemptOutcome::Panicked => {
@@ -215,7 +230,8 @@ impl ServiceSupervisor {
             self.publish(now, EventKind::StateChanged(transition));
         }
         let open_until = self.breaker.open_until().map(Instant::from_std);
-        self.published.publish(self.breaker.state(), open_until);
+        self.published
+            .publish(self.breaker.state(), self.breaker.epoch(), open_until);
         self.evaluate_health(now);
         self.arm_breaker_timer(ctx, now);
     }
@@ -239,6 +255,7 @@ impl ServiceSupervisor {
                     return;
                 }
                 let now = Self::now();
+                act.drain(ctx, now);
                 act.breaker.poll(now.into_std());
                 act.after_breaker_change(ctx, now);
                 act.arm_breaker_timer(ctx, now);
@@ -291,6 +308,40 @@ impl ServiceSupervisor {
         (status, stats)
     }
 
+    /// Applies the callers' pending reports, in the order they were handed over. Returns how
+    /// many there were.
+    fn drain(&mut self, ctx: &mut Context<Self>, now: Instant) -> usize {
+        let published = Arc::clone(&self.published);
+        published
+            .reports
+            .drain(|report| self.apply(ctx, report, now))
+    }
+
+    fn apply(&mut self, ctx: &mut Context<Self>, report: Report, now: Instant) {
+        if let Some(attempt) = report.attempt {
+            self.record_attempt(ctx, attempt, now);
+        }
+        if let Some((answer, call_duration)) = report.answer {
+            self.count_answer(answer, call_duration);
+        }
+    }
+
+    /// Drains again one batch window from now, and then once per window for as long as
+    /// reports keep coming; after a window without any, lets the callers wake it again.
+    fn arm_drain_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.drain_timer_armed {
+            return;
+        }
+        self.drain_timer_armed = true;
+        ctx.run_later(BATCH_WINDOW, |act, ctx| {
+            act.drain_timer_armed = false;
+            let drained = act.drain(ctx, Self::now());
+            if drained > 0 || act.published.reports.rest() {
+                act.arm_drain_timer(ctx);
+            }
+        });
+    }
+
     fn count_answer(&mut self, answer: CallOutcome, call_duration: Duration) {
         let counter = match answer {
             CallOutcome::Success => &mut self.counts.success,
@@ -298,6 +349,7 @@ impl ServiceSupervisor {
             CallOutcome::Timeout => &mut self.counts.timeout,
             CallOutcome::Panic => &mut self.counts.panic,
             CallOutcome::Rejected => &mut self.counts.rejected_open,
+            CallOutcome::Cancelled => &mut self.counts.cancelled,
         };
         *counter += 1;
         self.published
@@ -316,7 +368,9 @@ impl Actor for ServiceSupervisor {
         tracing::debug!(service = %self.name, "supervisor started");
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        // What callers handed over until now still counts (metrics, last events).
+        self.drain(ctx, Self::now());
         // Calls in flight learn it when `alive` is dropped with `self`, right after this.
         tracing::debug!(
             service = %self.name,
@@ -326,129 +380,64 @@ impl Actor for ServiceSupervisor {
     }
 }
 
-impl<T: 'static, E: 'static> Handler<Call<T, E>> for ServiceSupervisor {
+/// A call sent to the supervisor's address runs on its arbiter, through the same attempt loop
+/// as a call made with a [`ServiceHandle`] (so its future need not be `Send`).
+impl<T, E, F, Fut> Handler<Call<T, E, F>> for ServiceSupervisor
+where
+    T: 'static,
+    E: 'static,
+    F: FnMut() -> Fut + 'static,
+    Fut: Future<Output = Result<T, E>> + 'static,
+{
     type Result = CallReply<T, E>;
 
-    fn handle(&mut self, mut call: Call<T, E>, ctx: &mut Context<Self>) -> Self::Result {
-        let started = Self::now();
-        let slot = match call.slot.take() {
-            Some(slot) => slot,
-            None => match self.published.try_reserve() {
-                Some(slot) => slot,
-                None => {
-                    self.published.reject_overloaded();
-                    tracing::debug!(service = %self.name, "call rejected: too many in flight");
-                    return CallReply::ready(Err(CallError::Overloaded));
-                }
-            },
-        };
-        let permit = match self.admit(ctx, started) {
-            Ok(permit) => permit,
-            Err(rejected) => {
-                self.count_answer(CallOutcome::Rejected, Duration::ZERO);
-                return CallReply::ready(Err(CallError::Open {
-                    retry_after: rejected.retry_after,
-                }));
-            }
-        };
-        self.budget.record_call(started.into_std());
-        let first = match start_first_attempt(&mut call) {
-            // Finished at once with a value: recorded and answered here, no task, no timer.
-            Ok(Attempt::Value(value)) => {
-                let finished = Self::now();
-                let duration = finished - started;
-                self.record_attempt(ctx, permit, AttemptOutcome::Success, duration, finished);
-                drop(slot);
-                self.count_answer(CallOutcome::Success, duration);
-                return CallReply::ready(Ok(value));
-            }
-            // An error or a panic at once: the call driver decides about retries as usual.
-            Ok(attempt) => FirstAttempt::Finished {
-                attempt,
-                finished: Self::now(),
-            },
-            Err(running) => FirstAttempt::Running(running),
-        };
-        let context = CallContext {
-            addr: ctx.address(),
-            timeout: self.config.timeout,
-            deadline: self.config.deadline,
-            max_attempts: self.config.retry.max_attempts,
-            service: Arc::clone(&self.name),
-            call_id: self.next_call_id,
-            supervisor_alive: self.alive.subscribe(),
-        };
-        self.next_call_id += 1;
-        CallReply::running(Box::pin(run_call(
-            context, call, permit, started, first, slot,
-        )))
+    fn handle(&mut self, call: Call<T, E, F>, ctx: &mut Context<Self>) -> Self::Result {
+        let handle = ServiceHandle::new(
+            Arc::clone(&self.name),
+            ctx.address(),
+            Arc::clone(&self.published),
+            self.alive.subscribe(),
+        );
+        CallReply(Box::pin(
+            async move { call_driver::run(&handle, call).await },
+        ))
     }
 }
 
-/// The supervisor's reply to a [`Call`]: the answer itself when the call was refused or its
-/// first attempt finished at once with a value, otherwise the rest of the call, which runs as
-/// its own task on the supervisor's arbiter (so the mailbox is never blocked by it).
-pub struct CallReply<T, E>(Reply<T, E>);
-
-enum Reply<T, E> {
-    Ready(Result<T, CallError<E>>),
-    Running(Pin<Box<dyn Future<Output = Result<T, CallError<E>>>>>),
-}
-
-impl<T, E> CallReply<T, E> {
-    fn ready(answer: Result<T, CallError<E>>) -> Self {
-        CallReply(Reply::Ready(answer))
-    }
-
-    fn running(call: Pin<Box<dyn Future<Output = Result<T, CallError<E>>>>>) -> Self {
-        CallReply(Reply::Running(call))
-    }
-}
+/// The supervisor's reply to a [`Call`] sent to its address: the call, run as its own task on
+/// the supervisor's arbiter (so the mailbox is never blocked by it).
+pub struct CallReply<T, E>(Pin<Box<dyn Future<Output = Result<T, CallError<E>>>>>);
 
 impl<T, E> std::fmt::Debug for CallReply<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match self.0 {
-            Reply::Ready(_) => "ready",
-            Reply::Running(_) => "running",
-        };
-        f.debug_tuple("CallReply").field(&state).finish()
+        f.debug_tuple("CallReply").finish_non_exhaustive()
     }
 }
 
-impl<T: 'static, E: 'static> MessageResponse<ServiceSupervisor, Call<T, E>> for CallReply<T, E> {
+impl<T: 'static, E: 'static, F: 'static> MessageResponse<ServiceSupervisor, Call<T, E, F>>
+    for CallReply<T, E>
+{
     fn handle(
         self,
         _: &mut Context<ServiceSupervisor>,
         tx: Option<OneshotSender<Result<T, CallError<E>>>>,
     ) {
-        match self.0 {
-            Reply::Ready(answer) => {
-                if let Some(tx) = tx {
-                    // The caller may have gone; nobody is left to tell.
-                    let _ = tx.send(answer);
-                }
+        actix::spawn(async move {
+            let answer = self.0.await;
+            if let Some(tx) = tx {
+                // The caller may have gone; nobody is left to tell.
+                let _ = tx.send(answer);
             }
-            Reply::Running(call) => {
-                actix::spawn(async move {
-                    let answer = call.await;
-                    if let Some(tx) = tx {
-                        let _ = tx.send(answer);
-                    }
-                });
-            }
-        }
+        });
     }
 }
 
-impl Handler<RecordOutcome> for ServiceSupervisor {
+impl Handler<Drain> for ServiceSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordOutcome, ctx: &mut Context<Self>) {
-        let now = Self::now();
-        if let Some((permit, outcome, duration)) = msg.last_attempt {
-            self.record_attempt(ctx, permit, outcome, duration, now);
-        }
-        self.count_answer(msg.answer, msg.call_duration);
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.drain(ctx, Self::now());
+        self.arm_drain_timer(ctx);
     }
 }
 
@@ -457,14 +446,29 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
 
     fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
-        self.record_attempt(ctx, msg.permit, msg.outcome, msg.attempt_duration, now);
-        let decision = self.decide_retry(&msg, now);
+        self.drain(ctx, now);
+        let record = AttemptRecord {
+            permit: msg.permit.take(),
+            outcome: msg.outcome,
+            duration: msg.duration,
+            first: msg.first,
+        };
+        self.record_attempt(ctx, record, now);
+        let decision = match msg.retry {
+            Some(question) => self.decide_retry(question, msg.outcome, now),
+            None => RetryDecision::Recorded,
+        };
         MessageResult(decision)
     }
 }
 
 impl ServiceSupervisor {
-    fn decide_retry(&mut self, msg: &AttemptFailed, now: Instant) -> RetryDecision {
+    fn decide_retry(
+        &mut self,
+        msg: RetryQuestion,
+        outcome: AttemptOutcome,
+        now: Instant,
+    ) -> RetryDecision {
         let Some(delay) =
             self.retry
                 .next_delay(msg.attempts_made, msg.previous_delay, msg.retry_after)
@@ -502,7 +506,7 @@ impl ServiceSupervisor {
             self.publish(now, EventKind::RetryBudgetExhausted);
             return RetryDecision::Budget;
         }
-        let reason = if msg.outcome == AttemptOutcome::TimedOut {
+        let reason = if outcome == AttemptOutcome::TimedOut {
             RetryReason::Timeout
         } else {
             RetryReason::Error
@@ -528,11 +532,14 @@ impl ServiceSupervisor {
     }
 }
 
-impl Handler<AdmitRetry> for ServiceSupervisor {
-    type Result = Result<Permit, Rejected>;
+impl Handler<Admit> for ServiceSupervisor {
+    type Result = Result<HeldPermit, Rejected>;
 
-    fn handle(&mut self, _: AdmitRetry, ctx: &mut Context<Self>) -> Self::Result {
-        self.admit(ctx, Self::now())
+    fn handle(&mut self, _: Admit, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Self::now();
+        self.drain(ctx, now);
+        let permit = self.admit(ctx, now)?;
+        Ok(HeldPermit::new(permit, Arc::clone(&self.published)))
     }
 }
 
@@ -541,6 +548,7 @@ impl Handler<GetHealth> for ServiceSupervisor {
 
     fn handle(&mut self, _: GetHealth, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
+        self.drain(ctx, now);
         self.breaker.poll(now.into_std());
         self.after_breaker_change(ctx, now);
         MessageResult(self.health_snapshot(now))
@@ -552,6 +560,7 @@ impl Handler<GetBreakerStatus> for ServiceSupervisor {
 
     fn handle(&mut self, _: GetBreakerStatus, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
+        self.drain(ctx, now);
         self.breaker.poll(now.into_std());
         self.after_breaker_change(ctx, now);
         MessageResult(BreakerStatus {
@@ -585,7 +594,8 @@ impl Handler<Subscribe> for ServiceSupervisor {
 impl Handler<GetCallCounts> for ServiceSupervisor {
     type Result = MessageResult<GetCallCounts>;
 
-    fn handle(&mut self, _: GetCallCounts, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetCallCounts, ctx: &mut Context<Self>) -> Self::Result {
+        self.drain(ctx, Self::now());
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
         counts.rejected_overloaded += self.published.overloads();
@@ -600,6 +610,7 @@ macro_rules! manual_command {
 
             fn handle(&mut self, _: $msg, ctx: &mut Context<Self>) -> Self::Result {
                 let now = Self::now();
+                self.drain(ctx, now);
                 tracing::info!(service = %self.name, command = $what, "manual breaker command");
                 self.breaker.$method(now.into_std());
                 if $what == "reset" {

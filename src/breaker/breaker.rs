@@ -18,11 +18,13 @@ const MAX_PENDING_TRANSITIONS: usize = 64;
 /// Deadline used when `now + duration` does not fit in an `Instant`.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Admission to make one call, issued by [`Breaker::try_acquire`].
+/// Admission to make one call, issued by [`Breaker::try_acquire`] (or minted with
+/// [`Permit::closed_at`] from a published [`Breaker::epoch`]).
 ///
-/// Hand it back exactly once, to [`Breaker::record`] or [`Breaker::release`]. A permit issued
-/// before the breaker last changed state is stale and its result is ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Hand it back exactly once, to [`Breaker::record`] or [`Breaker::release`]: it is neither
+/// `Copy` nor `Clone`, so the compiler sees to that. A permit issued before the breaker last
+/// changed state is stale and its result is ignored.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     epoch: u64,
     probe: bool,
@@ -32,6 +34,26 @@ impl Permit {
     /// True when the call is a HalfOpen probe whose result decides the next state.
     pub fn is_probe(&self) -> bool {
         self.probe
+    }
+
+    /// A permit for a call admitted without asking the breaker, by an owner that read
+    /// `epoch` from [`Breaker::epoch`] while the state was Closed or Disabled, e.g. from a
+    /// copy of the state published to other threads. It is recorded exactly like a permit from
+    /// [`Breaker::try_acquire`] in that state; if the breaker has changed state since, it is
+    /// stale and its result is ignored.
+    ///
+    /// Only Closed and Disabled admit every call, so only there may admission happen elsewhere;
+    /// probes (HalfOpen) always come from [`Breaker::try_acquire`].
+    pub fn closed_at(epoch: u64) -> Permit {
+        Permit {
+            epoch,
+            probe: false,
+        }
+    }
+
+    /// The epoch the permit was issued in (see [`Breaker::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 }
 
@@ -98,6 +120,14 @@ impl Breaker {
     /// The state as of the last mutation (pending time-driven transitions not applied).
     pub fn state(&self) -> BreakerState {
         self.state
+    }
+
+    /// The stamp of the current state: it changes on every state change and on
+    /// [`reset`](Self::reset), and every permit carries the one it was issued in. An owner that
+    /// publishes the state for admission elsewhere publishes this with it (see
+    /// [`Permit::closed_at`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// When the Open state ends; `Some` only while Open.
@@ -632,11 +662,12 @@ mod tests {
         assert_eq!((permits.len(), rejected), (3, 997));
         assert!(permits.iter().all(Permit::is_probe));
         // a completed success does not free a slot
-        b.record(permits[0], ok(), t1);
-        b.record(permits[1], ok(), t1);
+        let mut permits = permits.into_iter();
+        b.record(permits.next().unwrap(), ok(), t1);
+        b.record(permits.next().unwrap(), ok(), t1);
         assert!(b.try_acquire(t1).is_err());
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        b.record(permits[2], ok(), t1);
+        b.record(permits.next().unwrap(), ok(), t1);
         assert_eq!(b.state(), BreakerState::Closed);
         let t = b.drain_transitions().next_back().expect("closed");
         assert_eq!(t.reason, TransitionReason::ProbesSucceeded);
@@ -680,6 +711,12 @@ mod tests {
         assert_eq!(b.open_until(), Some(t0 + secs(30)));
         let t1 = t0 + secs(30);
         let probe = b.try_acquire(t1).expect("probe");
+        // The same permit once more (the type forbids handing one back twice; a copy can still
+        // arrive late from an owner that published it).
+        let probe_again = Permit {
+            epoch: probe.epoch,
+            probe: true,
+        };
         // a late success from Closed is not a probe result
         b.record(early_b, ok(), t1);
         assert_eq!(b.state(), BreakerState::HalfOpen);
@@ -687,7 +724,7 @@ mod tests {
         b.record(probe, ok(), t1);
         assert_eq!(b.state(), BreakerState::Closed);
         // the probe permit is stale now as well
-        b.record(probe, fail(), t1);
+        b.record(probe_again, fail(), t1);
         assert_eq!(b.window_snapshot(t1).calls, 0);
         assert_eq!(
             reasons(&mut b),

@@ -1,11 +1,15 @@
-//! Crate-internal messages between a call in flight and its supervisor: the call runs as its
-//! own task and reports each attempt back, so the supervisor stays the only writer of breaker,
-//! health and budget state while its mailbox is never blocked by a call.
+//! Crate-internal traffic between a call running in its caller's task and the supervisor that
+//! decides for it. The success path sends no message: its [`Report`] goes through the
+//! hand-off, drained in batches. A failed attempt asks ([`AttemptFailed`], one round trip),
+//! and so does a half-open admission ([`Admit`]), so trips, retries, the budget and probes stay
+//! decided in one place.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Message;
 
+use crate::actors::Published;
 use crate::breaker::{Permit, Rejected};
 use crate::observe::CallOutcome;
 
@@ -20,30 +24,55 @@ pub(crate) enum AttemptOutcome {
     Ignored,
     /// Cancelled by the per-attempt timeout or the deadline.
     TimedOut,
-    /// Panicked.
+    /// Panicked (the operation, its future, or the classifier).
     Panicked,
+    /// Dropped by its caller before it ended: the permit is handed back without an outcome.
+    Cancelled,
 }
 
-/// The call is answered: record its last attempt (unless [`AttemptFailed`] already did) and
-/// count its answer.
+/// One attempt to record: its permit, how it ended and how long it took.
+#[derive(Debug)]
+pub(crate) struct AttemptRecord {
+    pub(crate) permit: Permit,
+    pub(crate) outcome: AttemptOutcome,
+    pub(crate) duration: Duration,
+    /// The call's first attempt: the call is counted into the retry budget with it.
+    pub(crate) first: bool,
+}
+
+/// What a caller hands over without waiting: an attempt that needs no decision (a success, an
+/// ignored final error, a cancelled attempt) and/or the call's answer.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) attempt: Option<AttemptRecord>,
+    /// How the call was answered, and its caller-observed duration.
+    pub(crate) answer: Option<(CallOutcome, Duration)>,
+}
+
+/// Wakes the supervisor to drain the reports (sent at most once per batch window).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct RecordOutcome {
-    /// The last attempt's permit, outcome and duration, when not recorded yet.
-    pub(crate) last_attempt: Option<(Permit, AttemptOutcome, Duration)>,
-    /// How the call was answered, for counts and metrics.
-    pub(crate) answer: CallOutcome,
-    /// Caller-observed duration of the whole call.
-    pub(crate) call_duration: Duration,
-}
+pub(crate) struct Drain;
 
-/// An attempt failed with something retryable: record it and decide whether to retry.
+/// An attempt failed: record it (after draining what is pending, so the breaker sees outcomes
+/// in the order they were reported) and, if `retry` asks, decide whether and when to retry.
 #[derive(Debug, Message)]
 #[rtype(result = "RetryDecision")]
 pub(crate) struct AttemptFailed {
-    pub(crate) permit: Permit,
+    /// The attempt's permit: handed back if the message is dropped undelivered.
+    pub(crate) permit: HeldPermit,
     pub(crate) outcome: AttemptOutcome,
-    pub(crate) attempt_duration: Duration,
+    pub(crate) duration: Duration,
+    /// The call's first attempt.
+    pub(crate) first: bool,
+    /// `None` when the call ends with this attempt whatever the supervisor says (not
+    /// retryable, the last allowed attempt, the deadline passed): it is only recorded.
+    pub(crate) retry: Option<RetryQuestion>,
+}
+
+/// What the supervisor needs to decide a retry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryQuestion {
     pub(crate) attempts_made: u32,
     pub(crate) previous_delay: Duration,
     pub(crate) retry_after: Option<Duration>,
@@ -54,7 +83,9 @@ pub(crate) struct AttemptFailed {
 /// The supervisor's answer to [`AttemptFailed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RetryDecision {
-    /// Sleep this long, then ask for a permit with [`AdmitRetry`].
+    /// Only recorded: the call ends here.
+    Recorded,
+    /// Sleep this long, then admit the retry like any attempt.
     RetryAfter(Duration),
     /// No attempts left (or the hint/deadline leaves no room).
     Exhausted,
@@ -64,7 +95,46 @@ pub(crate) enum RetryDecision {
     Open(Option<Duration>),
 }
 
-/// A retry's delay has passed: ask the breaker for a permit.
+/// Admission through the supervisor (HalfOpen, or an open period that just ended).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Permit, Rejected>")]
-pub(crate) struct AdmitRetry;
+#[rtype(result = "Result<HeldPermit, Rejected>")]
+pub(crate) struct Admit;
+
+/// A permit on its way to a caller. If the caller is gone before it takes it (dropped while
+/// waiting for the answer, so actix drops the answer), dropping this hands the permit back, so
+/// a probe slot is never lost.
+#[derive(Debug)]
+pub(crate) struct HeldPermit {
+    permit: Option<Permit>,
+    published: Arc<Published>,
+}
+
+impl HeldPermit {
+    pub(crate) fn new(permit: Permit, published: Arc<Published>) -> Self {
+        HeldPermit {
+            permit: Some(permit),
+            published,
+        }
+    }
+
+    /// Takes the permit: from now on the caller hands it back.
+    pub(crate) fn take(mut self) -> Permit {
+        self.permit.take().expect("a held permit is taken once")
+    }
+}
+
+impl Drop for HeldPermit {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.published.report(Report {
+                attempt: Some(AttemptRecord {
+                    permit,
+                    outcome: AttemptOutcome::Cancelled,
+                    duration: Duration::ZERO,
+                    first: false,
+                }),
+                answer: None,
+            });
+        }
+    }
+}

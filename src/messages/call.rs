@@ -2,27 +2,35 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix::Message;
 
-use crate::actors::SlotGuard;
 use crate::error::CallError;
 use crate::retry::ErrorClass;
 
-/// The future one attempt of an operation returns. It runs on the supervisor's arbiter thread,
-/// so it does not need to be `Send`.
+/// The future one attempt of a [boxed](Call::boxed) operation returns. It need not be `Send`:
+/// a call runs in the task that awaits it.
 pub type Operation<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
-type OperationFn<T, E> = Box<dyn FnMut() -> Operation<T, E> + Send>;
+/// The operation of a [boxed](Call::boxed) call: the type [`Call<T, E>`] names by default.
+pub type BoxOperationFn<T, E> = Box<dyn FnMut() -> Operation<T, E> + Send>;
+
 type Classifier<E> = Box<dyn Fn(&E) -> ErrorClass + Send>;
 
 /// Run an operation through a supervisor: timeout per attempt, breaker admission, retries with
-/// backoff and budget, health and metrics, and one reply.
+/// backoff and budget, health and metrics, and one answer.
 ///
 /// The operation is a closure returning a future, so it can be invoked again for each retry.
 /// Every error is [transient](ErrorClass::transient) (retried, counted as a breaker failure)
 /// unless a [classifier](Call::classify) says otherwise.
+///
+/// A call runs in the task that awaits it
+/// ([`ServiceHandle::send`](crate::ServiceHandle::send)): the future is `Send` when the
+/// operation's closure and future are. `F` is the closure's own type, so nothing is boxed; name
+/// a call's type, or keep calls of different closures together, with [`boxed`](Self::boxed),
+/// which gives the default `Call<T, E>`.
 ///
 /// ```
 /// use warden::messages::Call;
@@ -37,32 +45,48 @@ type Classifier<E> = Box<dyn Fn(&E) -> ErrorClass + Send>;
 ///         HttpError::Status(s) if *s >= 500 => ErrorClass::transient(),
 ///         HttpError::Status(_) => ErrorClass::ignored(),
 ///     });
-/// # let _ = call;
+/// let named: Call<String, HttpError> = call.boxed();
+/// # let _ = named;
 /// ```
-pub struct Call<T, E> {
-    pub(crate) operation: OperationFn<T, E>,
+pub struct Call<T, E, F = BoxOperationFn<T, E>> {
+    pub(crate) operation: F,
     pub(crate) classifier: Option<Classifier<E>>,
-    /// The bulkhead slot a [`ServiceHandle`](crate::ServiceHandle) took for this call, if
-    /// any; released when the call is dropped, even if no supervisor ever handles it.
-    pub(crate) slot: Option<SlotGuard>,
+    _answer: PhantomData<fn() -> T>,
 }
 
-impl<T, E> Call<T, E> {
+impl<T, E, F, Fut> Call<T, E, F>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
     /// A call of `operation`, invoked once per attempt.
-    pub fn new<F, Fut>(mut operation: F) -> Self
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + 'static,
-    {
+    pub fn new(operation: F) -> Self {
         Call {
-            operation: Box::new(move || Box::pin(operation())),
+            operation,
             classifier: None,
-            slot: None,
+            _answer: PhantomData,
         }
     }
 
+    /// The same call with its operation boxed, as the nameable type `Call<T, E>`.
+    pub fn boxed(self) -> Call<T, E>
+    where
+        F: Send + 'static,
+        Fut: 'static,
+    {
+        let mut operation = self.operation;
+        Call {
+            operation: Box::new(move || -> Operation<T, E> { Box::pin(operation()) }),
+            classifier: self.classifier,
+            _answer: PhantomData,
+        }
+    }
+}
+
+impl<T, E, F> Call<T, E, F> {
     /// Decides for each error whether it is retried, whether it counts as a breaker failure,
-    /// and whether the server gave a retry-after hint.
+    /// and whether the server gave a retry-after hint. A classifier that panics is contained:
+    /// the call is answered [`CallError::Panicked`].
     pub fn classify<C>(mut self, classifier: C) -> Self
     where
         C: Fn(&E) -> ErrorClass + Send + 'static,
@@ -78,7 +102,7 @@ impl<T, E> Call<T, E> {
     }
 }
 
-impl<T, E> fmt::Debug for Call<T, E> {
+impl<T, E, F> fmt::Debug for Call<T, E, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("classifier", &self.classifier.is_some())
@@ -86,6 +110,8 @@ impl<T, E> fmt::Debug for Call<T, E> {
     }
 }
 
-impl<T: 'static, E: 'static> Message for Call<T, E> {
+/// A call sent to the supervisor's address runs on the supervisor's arbiter (so its future
+/// need not be `Send`), through the same attempt loop as a call made with a handle.
+impl<T: 'static, E: 'static, F: 'static> Message for Call<T, E, F> {
     type Result = Result<T, CallError<E>>;
 }

@@ -8,8 +8,11 @@ mod events;
 mod query;
 mod registry;
 
-pub(crate) use attempt::{AdmitRetry, AttemptFailed, AttemptOutcome, RecordOutcome, RetryDecision};
-pub use call::{Call, Operation};
+pub(crate) use attempt::{
+    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Drain, HeldPermit, Report, RetryDecision,
+    RetryQuestion,
+};
+pub use call::{BoxOperationFn, Call, Operation};
 pub use control::{DisableBreaker, ForceOpen, ResetBreaker, StopSupervisor};
 pub use events::{EventKind, Subscribe, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};

@@ -58,6 +58,9 @@ pub struct CallCounts {
     pub attempts: u64,
     /// Retries started.
     pub retries: u64,
+    /// Calls their callers dropped before the answer (the attempt in flight was cancelled).
+    /// Not in [`total`](Self::total): nobody received an answer.
+    pub cancelled: u64,
 }
 
 impl CallCounts {

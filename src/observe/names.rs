@@ -81,16 +81,19 @@ pub enum CallOutcome {
     Panic,
     /// The call never ran: open breaker or overload.
     Rejected,
+    /// The caller dropped the call before its answer; its attempt in flight was cancelled.
+    Cancelled,
 }
 
 impl CallOutcome {
     /// All values, in label order.
-    pub const ALL: [CallOutcome; 5] = [
+    pub const ALL: [CallOutcome; 6] = [
         CallOutcome::Success,
         CallOutcome::Failure,
         CallOutcome::Timeout,
         CallOutcome::Panic,
         CallOutcome::Rejected,
+        CallOutcome::Cancelled,
     ];
 
     /// The label value.
@@ -101,6 +104,7 @@ impl CallOutcome {
             CallOutcome::Timeout => "timeout",
             CallOutcome::Panic => "panic",
             CallOutcome::Rejected => "rejected",
+            CallOutcome::Cancelled => "cancelled",
         }
     }
 }

@@ -11,8 +11,8 @@ use crate::health::HealthStatus;
 #[derive(Debug)]
 pub(crate) struct ServiceMetrics {
     service: String,
-    calls: [Counter; 5],
-    durations: [Histogram; 5],
+    calls: [Counter; 6],
+    durations: [Histogram; 6],
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 3],

@@ -1,0 +1,213 @@
+//! The outcome hand-off from callers to their supervisor: callers push reports without
+//! waiting, and wake the supervisor at most once per batch window.
+//!
+//! The protocol is one flag beside a lock-free queue:
+//! - a producer pushes its report, then (after a `SeqCst` fence) looks at `wake_pending`; if
+//!   it is clear, the producer sets it and must wake the consumer (the supervisor) itself;
+//! - while the flag is set, the consumer owns the draining: it drains at the wake-up and
+//!   again after every batch window, and keeps the flag set as long as a pass found reports;
+//! - after a pass that found nothing, the consumer clears the flag, fences, and looks at the
+//!   queue once more: a report pushed meanwhile is either seen there (and the consumer keeps
+//!   the draining, unless a producer has already taken the flag and is waking it), or its
+//!   producer saw the cleared flag and wakes the consumer.
+//!
+//! So no report is ever left behind with nobody due to drain it, and a lone caller making
+//! back-to-back calls wakes the supervisor once, not once per call. `tests/loom_handoff.rs`
+//! model-checks this under every interleaving (`RUSTFLAGS="--cfg loom"`).
+
+use std::fmt;
+
+#[cfg(loom)]
+use loom::sync::atomic::{fence, AtomicBool, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+
+/// Reports pending at most before a producer is told to wait for a drain (backpressure when
+/// the supervisor cannot keep up).
+pub(crate) const MAX_PENDING: usize = 64 * 1024;
+
+/// A multi-producer, single-consumer hand-off with a wake-up flag (see the module docs).
+pub(crate) struct Handoff<R> {
+    queue: Queue<R>,
+    wake_pending: AtomicBool,
+}
+
+impl<R> fmt::Debug for Handoff<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handoff")
+            .field("pending", &self.queue.len())
+            .field("wake_pending", &self.wake_pending.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<R> Default for Handoff<R> {
+    fn default() -> Self {
+        Handoff {
+            queue: Queue::default(),
+            wake_pending: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<R> Handoff<R> {
+    /// Pushes `report`. Returns true when the caller must wake the consumer: nobody else is
+    /// due to drain it.
+    pub(crate) fn push(&self, report: R) -> bool {
+        self.queue.push(report);
+        fence(Ordering::SeqCst);
+        // A plain load first: while the consumer is draining (the common case under load) a
+        // push writes nothing else to this shared line.
+        !self.wake_pending.load(Ordering::Relaxed)
+            && !self.wake_pending.swap(true, Ordering::SeqCst)
+    }
+
+    /// Pops the reports pending now (not those pushed while draining, so a pass always ends)
+    /// and hands each to `apply`. Returns how many there were.
+    pub(crate) fn drain(&self, mut apply: impl FnMut(R)) -> usize {
+        let pending = self.queue.len();
+        let mut drained = 0;
+        while drained < pending {
+            let Some(report) = self.queue.pop() else {
+                break;
+            };
+            apply(report);
+            drained += 1;
+        }
+        drained
+    }
+
+    /// Called by the consumer after a pass that found nothing: it stops draining on its own
+    /// and lets producers wake it again. Returns true when it must go on draining anyway
+    /// (reports arrived meanwhile and no producer has taken over the wake-up).
+    pub(crate) fn rest(&self) -> bool {
+        self.wake_pending.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        !self.queue.is_empty() && !self.wake_pending.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether so many reports are pending that a producer should wait for a drain.
+    pub(crate) fn is_backed_up(&self) -> bool {
+        self.queue.len() >= MAX_PENDING
+    }
+
+    /// Whether the consumer is due to drain (a wake-up was sent, or a pass is scheduled).
+    #[cfg(any(test, loom))]
+    pub(crate) fn wake_pending(&self) -> bool {
+        self.wake_pending.load(Ordering::SeqCst)
+    }
+
+    /// Reports pending now.
+    #[cfg(any(test, loom))]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// The queue: crossbeam's lock-free segmented queue (it allocates nothing until the first
+/// push, so an idle supervisor pays only its two cache-padded indices).
+#[cfg(not(loom))]
+struct Queue<R>(crossbeam_queue::SegQueue<R>);
+
+#[cfg(not(loom))]
+impl<R> Default for Queue<R> {
+    fn default() -> Self {
+        Queue(crossbeam_queue::SegQueue::new())
+    }
+}
+
+#[cfg(not(loom))]
+impl<R> Queue<R> {
+    fn push(&self, report: R) {
+        self.0.push(report);
+    }
+    fn pop(&self) -> Option<R> {
+        self.0.pop()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Under loom the queue is a mutex-guarded deque: loom checks the flag protocol around it (a
+/// linearizable queue either way); crossbeam's own internals are crossbeam's to check.
+#[cfg(loom)]
+struct Queue<R>(loom::sync::Mutex<std::collections::VecDeque<R>>);
+
+#[cfg(loom)]
+impl<R> Default for Queue<R> {
+    fn default() -> Self {
+        Queue(loom::sync::Mutex::new(std::collections::VecDeque::new()))
+    }
+}
+
+#[cfg(loom)]
+impl<R> Queue<R> {
+    fn push(&self, report: R) {
+        self.0.lock().unwrap().push_back(report);
+    }
+    fn pop(&self) -> Option<R> {
+        self.0.lock().unwrap().pop_front()
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_push_wakes_then_the_consumer_owns_the_draining() {
+        let handoff = Handoff::default();
+        assert!(handoff.push(1));
+        assert!(!handoff.push(2), "a wake-up is already due");
+        let mut seen = Vec::new();
+        assert_eq!(handoff.drain(|r| seen.push(r)), 2);
+        assert_eq!(seen, [1, 2]);
+        assert!(
+            !handoff.push(3),
+            "the consumer drains again after the batch window"
+        );
+        assert_eq!(handoff.drain(|_| {}), 1);
+        assert!(!handoff.rest(), "nothing pending: the consumer rests");
+        assert!(!handoff.wake_pending());
+        assert!(handoff.push(4), "after a rest the next push wakes again");
+    }
+
+    #[test]
+    fn rest_keeps_draining_when_reports_arrived() {
+        let handoff = Handoff::default();
+        assert!(handoff.push(1));
+        handoff.drain(|_| {});
+        // A report the consumer has not drained yet: it keeps the draining.
+        assert!(!handoff.push(2));
+        assert!(handoff.rest());
+        assert!(handoff.wake_pending());
+        assert_eq!(handoff.len(), 1);
+    }
+
+    #[test]
+    fn a_pass_ends_even_while_producers_keep_pushing() {
+        let handoff = Handoff::default();
+        for i in 0..10 {
+            handoff.push(i);
+        }
+        let mut n = 0;
+        let drained = handoff.drain(|_| {
+            n += 1;
+            if n < 100 {
+                handoff.push(0);
+            }
+        });
+        assert_eq!(drained, 10);
+        assert_eq!(handoff.len(), 10);
+    }
+}
