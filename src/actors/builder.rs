@@ -120,10 +120,21 @@ impl SupervisorBuilder {
         self.config.validate()
     }
 
-    /// Starts the supervisor on the current arbiter (inside an actix system).
+    /// Starts the supervisor: on the current arbiter inside an actix system, otherwise (plain
+    /// tokio, or no runtime at all) on the [shared background
+    /// runtime](crate::actors::BackgroundRuntime::shared), started on first use. Either way
+    /// calls run in the caller's task.
+    ///
+    /// Fails with the [`ConfigError`] of an invalid configuration, or
+    /// [`ConfigError::Io`] if the background runtime's thread could not be started.
     pub fn start(self) -> Result<ServiceHandle, ConfigError> {
         let (supervisor, handle_parts) = self.prepare()?;
-        let addr = supervisor.start();
+        let arbiter = super::runtime::home_arbiter().map_err(|error| ConfigError::Io {
+            path: "<warden background runtime>".into(),
+            message: error.to_string(),
+        })?;
+        let addr =
+            ServiceSupervisor::start_in_arbiter(&arbiter, move |_: &mut Context<_>| supervisor);
         Ok(handle_parts.with(addr))
     }
 

@@ -2,25 +2,29 @@
 //! waiting, and wake the supervisor at most once per batch window.
 //!
 //! The protocol is one flag beside a lock-free queue:
-//! - a producer pushes its report, then (after a `SeqCst` fence) looks at `wake_pending`; if
-//!   it is clear, the producer sets it and must wake the consumer (the supervisor) itself;
+//! - a producer pushes its report, then sets `wake_pending` (a swap); if it was clear, the
+//!   producer must wake the consumer (the supervisor) itself;
 //! - while the flag is set, the consumer owns the draining: it drains at the wake-up and
 //!   again after every batch window, and keeps the flag set as long as a pass found reports;
-//! - after a pass that found nothing, the consumer clears the flag, fences, and looks at the
-//!   queue once more: a report pushed meanwhile is either seen there (and the consumer keeps
-//!   the draining, unless a producer has already taken the flag and is waking it), or its
-//!   producer saw the cleared flag and wakes the consumer.
+//! - after a pass that found nothing, the consumer clears the flag (a swap too) and looks at
+//!   the queue once more: a report pushed meanwhile is either seen there (and the consumer
+//!   keeps the draining, unless a producer has already taken the flag and is waking it), or
+//!   its producer saw the cleared flag and wakes the consumer.
+//!
+//! Both sides change the flag with read-modify-write operations (acquire-release), which read
+//! the latest value in its modification order: whichever swap comes second sees the other's,
+//! and with it the report pushed (or the clearing done) before it. (A first version let the
+//! producer skip the swap after a plain load that saw the flag set, relying on `SeqCst`
+//! fences; loom reported a lost wake-up there. loom models `SeqCst` more weakly than C++
+//! does, so that may have been a false alarm, but this version needs no such argument.)
 //!
 //! So no report is ever left behind with nobody due to drain it, and a lone caller making
-//! back-to-back calls wakes the supervisor once, not once per call. `tests/loom_handoff.rs`
-//! model-checks this under every interleaving (`RUSTFLAGS="--cfg loom"`).
+//! back-to-back calls wakes the supervisor once, not once per call. loom
+//! (`loom_handoff_*` in `src/actors/loom_tests.rs`) model-checks this under every interleaving (`RUSTFLAGS="--cfg warden_loom"`).
 
 use std::fmt;
 
-#[cfg(loom)]
-use loom::sync::atomic::{fence, AtomicBool, Ordering};
-#[cfg(not(loom))]
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 /// Reports pending at most before a producer is told to wait for a drain (backpressure when
 /// the supervisor cannot keep up).
@@ -55,11 +59,7 @@ impl<R> Handoff<R> {
     /// due to drain it.
     pub(crate) fn push(&self, report: R) -> bool {
         self.queue.push(report);
-        fence(Ordering::SeqCst);
-        // A plain load first: while the consumer is draining (the common case under load) a
-        // push writes nothing else to this shared line.
-        !self.wake_pending.load(Ordering::Relaxed)
-            && !self.wake_pending.swap(true, Ordering::SeqCst)
+        !self.wake_pending.swap(true, Ordering::AcqRel)
     }
 
     /// Pops the reports pending now (not those pushed while draining, so a pass always ends)
@@ -81,9 +81,8 @@ impl<R> Handoff<R> {
     /// and lets producers wake it again. Returns true when it must go on draining anyway
     /// (reports arrived meanwhile and no producer has taken over the wake-up).
     pub(crate) fn rest(&self) -> bool {
-        self.wake_pending.store(false, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        !self.queue.is_empty() && !self.wake_pending.swap(true, Ordering::SeqCst)
+        self.wake_pending.swap(false, Ordering::AcqRel);
+        !self.queue.is_empty() && !self.wake_pending.swap(true, Ordering::AcqRel)
     }
 
     /// Whether so many reports are pending that a producer should wait for a drain.
@@ -92,13 +91,13 @@ impl<R> Handoff<R> {
     }
 
     /// Whether the consumer is due to drain (a wake-up was sent, or a pass is scheduled).
-    #[cfg(any(test, loom))]
+    #[cfg(any(test, warden_loom))]
     pub(crate) fn wake_pending(&self) -> bool {
-        self.wake_pending.load(Ordering::SeqCst)
+        self.wake_pending.load(Ordering::Acquire)
     }
 
     /// Reports pending now.
-    #[cfg(any(test, loom))]
+    #[cfg(any(test, warden_loom))]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
@@ -106,17 +105,17 @@ impl<R> Handoff<R> {
 
 /// The queue: crossbeam's lock-free segmented queue (it allocates nothing until the first
 /// push, so an idle supervisor pays only its two cache-padded indices).
-#[cfg(not(loom))]
+#[cfg(not(warden_loom))]
 struct Queue<R>(crossbeam_queue::SegQueue<R>);
 
-#[cfg(not(loom))]
+#[cfg(not(warden_loom))]
 impl<R> Default for Queue<R> {
     fn default() -> Self {
         Queue(crossbeam_queue::SegQueue::new())
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(warden_loom))]
 impl<R> Queue<R> {
     fn push(&self, report: R) {
         self.0.push(report);
@@ -134,17 +133,17 @@ impl<R> Queue<R> {
 
 /// Under loom the queue is a mutex-guarded deque: loom checks the flag protocol around it (a
 /// linearizable queue either way); crossbeam's own internals are crossbeam's to check.
-#[cfg(loom)]
+#[cfg(warden_loom)]
 struct Queue<R>(loom::sync::Mutex<std::collections::VecDeque<R>>);
 
-#[cfg(loom)]
+#[cfg(warden_loom)]
 impl<R> Default for Queue<R> {
     fn default() -> Self {
         Queue(loom::sync::Mutex::new(std::collections::VecDeque::new()))
     }
 }
 
-#[cfg(loom)]
+#[cfg(warden_loom)]
 impl<R> Queue<R> {
     fn push(&self, report: R) {
         self.0.lock().unwrap().push_back(report);
@@ -160,7 +159,7 @@ impl<R> Queue<R> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(warden_loom)))]
 mod tests {
     use super::*;
 

@@ -6,6 +6,8 @@ mod builder;
 mod call_driver;
 mod handle;
 mod handoff;
+#[cfg(all(test, warden_loom))]
+mod loom_tests;
 mod published;
 mod registry;
 mod runtime;

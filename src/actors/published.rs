@@ -9,7 +9,6 @@
 //!
 //! The supervisor is the only writer of the breaker fields; handles only read them.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use super::supervisor::ServiceSupervisor;
 use crate::breaker::{BreakerState, Permit};
 use crate::messages::{Drain, Report};
 use crate::observe::{CallOutcome, RejectReason, ServiceMetrics};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the packed admission word that hold the state; the epoch sits above them.
 const STATE_BITS: u32 = 8;

@@ -167,11 +167,23 @@ impl Registry {
 }
 
 impl Registry {
-    /// Starts an empty registry on the current arbiter.
+    /// Starts an empty registry: on the current arbiter inside an actix system, otherwise on
+    /// the [shared background runtime](crate::actors::BackgroundRuntime::shared). Works from
+    /// any tokio runtime (or none).
+    ///
+    /// # Panics
+    ///
+    /// Only if the operating system cannot start the background runtime's thread (as
+    /// `std::thread::spawn` would); [`try_start_new`](Self::try_start_new) returns that error.
     pub fn start_new() -> RegistryHandle {
-        RegistryHandle {
-            addr: Registry::default().start(),
-        }
+        Self::try_start_new().expect("cannot start warden's background runtime thread")
+    }
+
+    /// [`start_new`](Self::start_new), returning the error if the background runtime's thread
+    /// cannot be started.
+    pub fn try_start_new() -> std::io::Result<RegistryHandle> {
+        let arbiter = super::runtime::home_arbiter()?;
+        Ok(Self::start_new_in(&arbiter))
     }
 
     /// Starts an empty registry on `arbiter`.

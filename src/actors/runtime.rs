@@ -1,18 +1,44 @@
-//! [`BackgroundRuntime`]: an actix system on its own threads, for programs that run on plain
-//! tokio (axum, tonic, reqwest) rather than inside an actix `System`.
+//! Where supervisors live: the current arbiter inside an actix system, or else a
+//! [`BackgroundRuntime`] — an actix system on its own threads — for programs that run on plain
+//! tokio (axum, tonic, reqwest). Calls never run there: they run in the caller's task.
 
 use std::io;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use actix::{Arbiter, ArbiterHandle, System};
 
-/// An actix system running on background threads: one thread per arbiter. Start supervisors on
-/// it with [`SupervisorBuilder::start_in_arbiter`](crate::SupervisorBuilder::start_in_arbiter);
-/// the returned handles are `Send + Sync + Clone` and awaitable from any runtime.
+/// The shared background runtime, started on first use by a supervisor or registry started
+/// outside an actix system.
+static SHARED: OnceLock<BackgroundRuntime> = OnceLock::new();
+/// Arbiters the shared runtime will have, if set before it starts.
+static SHARED_ARBITERS: Mutex<Option<usize>> = Mutex::new(None);
+/// Round-robin position over the shared runtime's arbiters.
+static NEXT_ARBITER: AtomicUsize = AtomicUsize::new(0);
+
+/// The arbiter a supervisor or registry started with `start()` lives on: the current one
+/// inside an actix system, otherwise one of the [shared](BackgroundRuntime::shared) background
+/// runtime's, round-robin.
+pub(crate) fn home_arbiter() -> io::Result<ArbiterHandle> {
+    if let Some(current) = Arbiter::try_current() {
+        return Ok(current);
+    }
+    let shared = BackgroundRuntime::shared()?;
+    let index = NEXT_ARBITER.fetch_add(1, Ordering::Relaxed);
+    Ok(shared.arbiter(index).clone())
+}
+
+/// An actix system running on background threads: one thread per arbiter. Supervisors live
+/// there when the program does not run inside an actix system; the handles are
+/// `Send + Sync + Clone` and awaitable from any runtime, and calls run in the caller's task, so
+/// no call crosses to these threads unless an attempt fails or the breaker is half-open.
 ///
-/// Each call from another runtime crosses threads (a wake-up on each side); see the README's
-/// benchmark section for what that costs.
+/// You rarely need one yourself: `ServiceSupervisor::builder(..).start()` and
+/// [`Registry::start_new`](crate::Registry::start_new) outside an actix system use the
+/// [shared](Self::shared) one, started on first use. Start your own to choose the threads, and
+/// place supervisors with
+/// [`SupervisorBuilder::start_in_arbiter`](crate::SupervisorBuilder::start_in_arbiter).
 ///
 /// ```
 /// use warden::actors::BackgroundRuntime;
@@ -36,6 +62,40 @@ pub struct BackgroundRuntime {
 }
 
 impl BackgroundRuntime {
+    /// The background runtime shared by every supervisor and registry started outside an actix
+    /// system, started on first use with one arbiter thread (or as many as
+    /// [`set_shared_arbiters`](Self::set_shared_arbiters) asked for). It runs until the
+    /// process ends. Only the supervisors' decisions run there (failed attempts, probes,
+    /// batches of outcomes, queries), so one thread serves many dependencies.
+    ///
+    /// Fails only if the operating system cannot start a thread.
+    pub fn shared() -> io::Result<&'static BackgroundRuntime> {
+        if let Some(shared) = SHARED.get() {
+            return Ok(shared);
+        }
+        let mut arbiters = SHARED_ARBITERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(shared) = SHARED.get() {
+            return Ok(shared);
+        }
+        let runtime = BackgroundRuntime::start(arbiters.take().unwrap_or(1))?;
+        Ok(SHARED.get_or_init(|| runtime))
+    }
+
+    /// Sets how many arbiter threads the [shared](Self::shared) runtime starts with. Returns
+    /// false (and changes nothing) once it has started.
+    pub fn set_shared_arbiters(arbiters: usize) -> bool {
+        let mut pending = SHARED_ARBITERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if SHARED.get().is_some() {
+            return false;
+        }
+        *pending = Some(arbiters.max(1));
+        true
+    }
+
     /// Starts a system with `arbiters` arbiter threads (at least one: the system's own).
     pub fn start(arbiters: usize) -> io::Result<Self> {
         let (sender, receiver) = mpsc::channel();

@@ -1,0 +1,138 @@
+//! loom models of the lock-free parts a call uses in its caller's task: the bulkhead, the
+//! published admission state, and the outcome hand-off. Every interleaving (and every
+//! reordering the memory orderings allow) is explored.
+//!
+//! Run: `RUSTFLAGS="--cfg warden_loom" cargo test --lib --release loom_` (CI does, with its own
+//! target directory so the normal build is untouched).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use tokio::time::Instant;
+
+use super::handoff::Handoff;
+use super::published::{Admission, CallSettings, Published};
+use crate::breaker::BreakerState;
+
+fn published(max_in_flight: u32) -> Arc<Published> {
+    let settings = CallSettings {
+        timeout: None,
+        deadline: None,
+        max_attempts: 1,
+    };
+    Arc::new(Published::new("loom", max_in_flight, settings))
+}
+
+#[test]
+fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
+    loom::model(|| {
+        let shared = published(1);
+        let holders = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let shared = Arc::clone(&shared);
+                let holders = Arc::clone(&holders);
+                thread::spawn(move || {
+                    if let Some(slot) = shared.try_reserve() {
+                        let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        drop(slot);
+                    }
+                })
+            })
+            .collect();
+        if let Some(slot) = shared.try_reserve() {
+            let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
+            holders.fetch_sub(1, Ordering::SeqCst);
+            drop(slot);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(shared.in_flight(), 0, "every slot comes back");
+    });
+}
+
+#[test]
+fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period() {
+    loom::model(|| {
+        let shared = published(8);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let publisher = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                shared.publish(BreakerState::Open, 1, Some(far));
+                shared.publish(BreakerState::HalfOpen, 2, None);
+                shared.publish(BreakerState::Closed, 3, None);
+            })
+        };
+        for _ in 0..2 {
+            match shared.admission() {
+                // Only the Closed states admit here, each with its own epoch.
+                Admission::Local(permit) => assert!(
+                    permit.epoch() == 0 || permit.epoch() == 3,
+                    "admitted with epoch {}",
+                    permit.epoch()
+                ),
+                // Open is only ever read with its own open period (published before it).
+                Admission::Refused(retry_after) => {
+                    assert!(retry_after.is_some_and(|left| left > Duration::from_secs(3000)));
+                }
+                // HalfOpen: probes are the supervisor's to count.
+                Admission::AskSupervisor => {}
+            }
+        }
+        publisher.join().unwrap();
+        assert!(matches!(shared.admission(), Admission::Local(p) if p.epoch() == 3));
+    });
+}
+
+#[test]
+fn loom_handoff_never_leaves_a_report_with_nobody_due_to_drain_it() {
+    loom::model(|| {
+        let handoff = Arc::new(Handoff::<u32>::default());
+        // The consumer was woken by an earlier report and owns the draining.
+        assert!(handoff.push(0));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let producers: Vec<_> = (1..=2)
+            .map(|report| {
+                let handoff = Arc::clone(&handoff);
+                let wakes = Arc::clone(&wakes);
+                thread::spawn(move || {
+                    if handoff.push(report) {
+                        wakes.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        // One draining session: drain, then rest unless reports arrived meanwhile.
+        let mut drained = handoff.drain(|_| {});
+        while handoff.rest() {
+            drained += handoff.drain(|_| {});
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        let left = handoff.len();
+        if left > 0 {
+            // Someone must be due to drain them: a producer that sent a wake-up after the
+            // consumer rested.
+            assert!(
+                wakes.load(Ordering::SeqCst) > 0,
+                "{left} report(s) left and no wake-up sent"
+            );
+            assert!(handoff.wake_pending());
+            // That wake-up's session drains them.
+            drained += handoff.drain(|_| {});
+            while handoff.rest() {
+                drained += handoff.drain(|_| {});
+            }
+        }
+        assert_eq!(drained, 3);
+        assert_eq!(handoff.len(), 0);
+    });
+}
