@@ -1,7 +1,10 @@
 //! Soak: a million calls (paused clock) over 100 supervisors from 1 000 concurrent callers, with
 //! seeded random successes, failures (retryable, permanent, ignored), latencies, timeouts, panics
-//! and outages that open breakers. Checks:
-//! - every call gets exactly one reply, and none is `SupervisorGone`;
+//! and outages that open breakers; one call in 50 is abandoned by its caller after a random
+//! 1–30 ms (the call is dropped: cancelled in its caller's task). Calls run in the callers'
+//! tasks and hand their outcomes over in batches, so this checks that path end to end:
+//! - every call gets exactly one reply (or, abandoned, is counted `cancelled` exactly once),
+//!   and none is `SupervisorGone`;
 //! - the answers the callers tallied, per outcome and per supervisor, equal the supervisors' own
 //!   `CallCounts`, and the operation invocations the test counted equal `CallCounts::attempts`;
 //! - nothing is leaked: every bulkhead slot is back (in flight 0); every supervisor stops once
@@ -52,6 +55,8 @@ struct Tally {
     rejected_open: AtomicU64,
     rejected_overloaded: AtomicU64,
     gone: AtomicU64,
+    /// Calls the caller abandoned before their answer.
+    cancelled: AtomicU64,
     attempts: Arc<AtomicU64>,
 }
 
@@ -216,7 +221,18 @@ async fn run_phase(
                     call = call.classify(classify);
                 }
                 tally.issued.fetch_add(1, Ordering::Relaxed);
-                let answer = handles[s].send(call).await;
+                let answer = if rng.random_range(0..50) == 0 {
+                    let patience = Duration::from_millis(rng.random_range(1..30));
+                    match tokio::time::timeout(patience, handles[s].send(call)).await {
+                        Ok(answer) => answer,
+                        Err(_) => {
+                            tally.cancelled.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                } else {
+                    handles[s].send(call).await
+                };
                 tally.record(&answer);
                 // A refused caller backs off a little (as real clients do), so refusals do not
                 // crowd out everything else; others pause now and then.
@@ -320,7 +336,12 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
     let sum = Tally::default();
     for (i, (handle, tally)) in handles.iter().zip(tallies.iter()).enumerate() {
         let issued = Tally::get(&tally.issued);
-        assert_eq!(tally.answered(), issued, "supervisor {i}: calls answered");
+        let cancelled = Tally::get(&tally.cancelled);
+        assert_eq!(
+            tally.answered() + cancelled,
+            issued,
+            "supervisor {i}: calls answered or abandoned"
+        );
         assert_eq!(Tally::get(&tally.gone), 0, "supervisor {i}: SupervisorGone");
         assert_eq!(
             handle.in_flight(),
@@ -351,7 +372,8 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
             "supervisor {i}: (success, failure, timeout, panic, open, overloaded, attempts) \
              tallied by callers vs counted by the supervisor"
         );
-        assert_eq!(counts.total(), issued);
+        assert_eq!(counts.total(), issued - cancelled);
+        assert_eq!(counts.cancelled, cancelled, "supervisor {i}: cancelled calls");
         if std::env::var_os("WARDEN_SOAK_VERBOSE").is_some() {
             println!("soak-{i}: {counts:?}");
         }
@@ -364,6 +386,7 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
                 exported("timeout"),
                 exported("panic"),
                 exported("rejected"),
+                exported("cancelled"),
             ),
             (
                 counts.success,
@@ -371,6 +394,7 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
                 counts.timeout,
                 counts.panic,
                 counts.rejected_open + counts.rejected_overloaded,
+                counts.cancelled,
             ),
             "supervisor {i}: warden_calls_total by outcome vs counted by the supervisor"
         );
@@ -382,6 +406,7 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
             (&sum.panic, &tally.panic),
             (&sum.rejected_open, &tally.rejected_open),
             (&sum.rejected_overloaded, &tally.rejected_overloaded),
+            (&sum.cancelled, &tally.cancelled),
         ] {
             acc.fetch_add(Tally::get(counter), Ordering::Relaxed);
         }
@@ -397,6 +422,7 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
         ("panic", &sum.panic),
         ("open", &sum.rejected_open),
         ("overloaded", &sum.rejected_overloaded),
+        ("cancelled", &sum.cancelled),
     ] {
         assert!(
             Tally::get(counter) > total / 1000,
