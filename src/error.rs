@@ -54,6 +54,31 @@ pub enum CallError<E> {
         /// Attempts made.
         attempts: u32,
     },
+    /// The call's attempts failed, and before its retry the breaker opened (tripped by these
+    /// failures or by others'), so the retry was refused. Unlike [`CallError::Open`] the
+    /// operation did run: this is not a rejection, and a non-idempotent request may have
+    /// taken effect.
+    #[error("circuit breaker opened after {attempts} attempt(s); retry refused")]
+    CircuitOpened {
+        /// The error of the last attempt; `None` when it timed out.
+        last: Option<E>,
+        /// Attempts made.
+        attempts: u32,
+        /// Time until the breaker lets a probe through, when known.
+        retry_after: Option<Duration>,
+    },
+    /// The last attempt's error asked to be retried after `retry_after` (a server's
+    /// `Retry-After`, through the classifier), longer than the retry policy's `max_delay`:
+    /// it was not retried. Try again after `retry_after`.
+    #[error("retry deferred by {retry_after:?} after {attempts} attempt(s): {last}")]
+    RetryDeferred {
+        /// The error of the last attempt.
+        last: E,
+        /// Attempts made.
+        attempts: u32,
+        /// How long the dependency asked to wait.
+        retry_after: Duration,
+    },
     /// The dependency already has the maximum number of calls in flight (bulkhead).
     #[error("too many calls in flight")]
     Overloaded,
@@ -84,9 +109,23 @@ impl<E> CallError<E> {
     pub fn operation_error(&self) -> Option<&E> {
         match self {
             CallError::Failed { error, .. } => Some(error),
-            CallError::RetriesExhausted { last, .. } | CallError::BudgetExhausted { last, .. } => {
-                Some(last)
+            CallError::RetriesExhausted { last, .. }
+            | CallError::BudgetExhausted { last, .. }
+            | CallError::RetryDeferred { last, .. } => Some(last),
+            CallError::CircuitOpened { last, .. } => last.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// How long to wait before calling again, when the answer says: the breaker's remaining
+    /// open time ([`Open`](CallError::Open), [`CircuitOpened`](CallError::CircuitOpened)) or
+    /// the dependency's own hint ([`RetryDeferred`](CallError::RetryDeferred)).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Open { retry_after } | CallError::CircuitOpened { retry_after, .. } => {
+                *retry_after
             }
+            CallError::RetryDeferred { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -100,6 +139,8 @@ impl<E> CallError<E> {
             | CallError::RetriesExhausted { attempts, .. }
             | CallError::BudgetExhausted { attempts, .. }
             | CallError::Panicked { attempts, .. }
+            | CallError::CircuitOpened { attempts, .. }
+            | CallError::RetryDeferred { attempts, .. }
             | CallError::NoRuntime { attempts } => *attempts,
             CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone => 0,
         }

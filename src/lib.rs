@@ -37,6 +37,7 @@
 //! The pure cores ([`breaker`], [`health`], [`retry`]) know nothing of actix or tokio: they take
 //! `now` as an argument and a seeded RNG, and are usable on their own.
 
+#![forbid(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,

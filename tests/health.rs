@@ -75,7 +75,7 @@ async fn open_breaker_means_unhealthy_and_snapshot_serializes() {
     fail(&svc).await.unwrap_err();
     let snapshot = svc.health().await.unwrap();
     assert_eq!(snapshot.status, HealthStatus::Unhealthy);
-    assert_eq!(snapshot.breaker, "open");
+    assert_eq!(snapshot.breaker, BreakerState::Open);
     let json = serde_json::to_value(&snapshot).unwrap();
     assert_eq!(json["status"], "unhealthy");
     assert_eq!(json["service"], "svc");
@@ -93,7 +93,7 @@ async fn recovery_reads_unhealthy_then_degraded_while_half_open_then_healthy() {
     // The open period ends: recovery is being tested, not confirmed.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let snapshot = svc.health().await.unwrap();
-    assert_eq!(snapshot.breaker, "half_open");
+    assert_eq!(snapshot.breaker, BreakerState::HalfOpen);
     assert_eq!(snapshot.status, HealthStatus::Degraded);
     // The probe succeeds and closes the breaker.
     succeed(&svc).await.unwrap();

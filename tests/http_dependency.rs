@@ -127,14 +127,18 @@ async fn a_hint_longer_than_max_delay_stops_retrying() {
         .unwrap();
     let fetched = client.get("/items/1").await;
     match fetched.result {
-        Err(CallError::RetriesExhausted {
+        Err(CallError::RetryDeferred {
             last:
                 HttpError::Status {
                     code: 429,
                     retry_after: Some(hint),
                 },
             attempts: 1,
-        }) => assert!(hint > Duration::from_secs(4), "{hint:?}"),
+            retry_after,
+        }) => {
+            assert!(hint > Duration::from_secs(4), "{hint:?}");
+            assert_eq!(retry_after, hint, "the hint is kept in the answer");
+        }
         other => panic!("expected one 429 and no retry, got {other:?}"),
     }
     assert_eq!(server.requests(), 1);
@@ -180,7 +184,7 @@ async fn refused_connections_open_the_breaker_and_a_probe_closes_it() {
     }
     let second = client.get("/items/3").await;
     assert_eq!(second.answer.attempts(), 2);
-    assert_eq!(second.answer.error_kind(), Some(ErrorKind::Open));
+    assert_eq!(second.answer.error_kind(), Some(ErrorKind::CircuitOpened));
     let third = client.get("/items/4").await;
     assert_eq!(third.answer.attempts(), 0, "refused without trying");
     assert!(matches!(third.result, Err(CallError::Open { .. })));

@@ -72,7 +72,8 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     .await
     .unwrap();
     // Call 3 times out on both attempts; call 4's first timeout is the third consecutive
-    // failure: the breaker opens and its retry is refused; call 5 fails fast on the handle.
+    // failure: the breaker opens and its retry is refused (answered `CircuitOpened` and counted
+    // as the timeout it was); call 5 fails fast on the handle.
     let mut answers = Vec::new();
     for _ in 0..3 {
         answers.push(slow(&svc, Duration::from_secs(1)).await);
@@ -82,7 +83,14 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
         Err(CallError::TimedOut { attempts: 2 })
     ));
     assert!(
-        matches!(answers[1], Err(CallError::Open { .. })),
+        matches!(
+            answers[1],
+            Err(CallError::CircuitOpened {
+                last: None,
+                attempts: 1,
+                ..
+            })
+        ),
         "{answers:?}"
     );
     assert!(matches!(answers[2], Err(CallError::Open { .. })));
@@ -93,14 +101,14 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     let counts = svc.counts().await.unwrap();
     assert_eq!(
         (counts.success, counts.timeout, counts.rejected_open),
-        (2, 1, 4)
+        (2, 2, 3)
     );
     settle().await;
 
     let s = samples("scripted");
     assert_eq!(value(&s, "warden_calls_total{outcome=\"success\"}"), 2.0);
-    assert_eq!(value(&s, "warden_calls_total{outcome=\"timeout\"}"), 1.0);
-    assert_eq!(value(&s, "warden_calls_total{outcome=\"rejected\"}"), 4.0);
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"timeout\"}"), 2.0);
+    assert_eq!(value(&s, "warden_calls_total{outcome=\"rejected\"}"), 3.0);
     assert_eq!(value(&s, "warden_calls_total{outcome=\"failure\"}"), 0.0);
     assert_eq!(
         value(&s, "warden_retry_attempts_total{reason=\"error\"}"),
@@ -144,7 +152,7 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
             &s,
             "warden_call_duration_seconds_count{outcome=\"timeout\"}"
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         value(
@@ -164,7 +172,7 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     assert_eq!(
         value(
             &s,
-            "warden_call_duration_seconds_bucket{le=\"0.1\",outcome=\"timeout\"}"
+            "warden_call_duration_seconds_bucket{le=\"0.05\",outcome=\"timeout\"}"
         ),
         0.0
     );
@@ -173,8 +181,8 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
             &s,
             "warden_call_duration_seconds_bucket{le=\"0.25\",outcome=\"timeout\"}"
         ),
-        1.0,
-        "two 100 ms attempts and a 10 ms delay"
+        2.0,
+        "two 100 ms attempts and a 10 ms delay; one 100 ms attempt whose retry was refused"
     );
 
     // Half-open then closed after the open duration: the state series follow.

@@ -54,7 +54,7 @@ async fn duplicate_and_invalid_names_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, RegistryError::Config(e) if e.field() == Some("name")),
+        matches!(&err, RegistryError::AlreadyRegistered { name } if name == "db"),
         "{err}"
     );
     let err = registry

@@ -172,10 +172,19 @@ async fn retry_after_hint_is_honoured_and_too_long_a_hint_stops_retrying() {
             .classify(|_| ErrorClass::transient().with_retry_after(Duration::from_secs(60))),
         )
         .await;
-    assert!(matches!(
-        result,
-        Err(CallError::RetriesExhausted { attempts: 1, .. })
-    ));
+    // The hint is kept in the answer (issue 13): the caller learns when to come back.
+    assert!(
+        matches!(
+            result,
+            Err(CallError::RetryDeferred { attempts: 1, retry_after, .. })
+                if retry_after == Duration::from_secs(60)
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        result.unwrap_err().retry_after(),
+        Some(Duration::from_secs(60))
+    );
     assert_eq!(hits.get(), 1);
 }
 
@@ -194,9 +203,25 @@ async fn retries_stop_when_the_breaker_opens() {
             async { Err::<(), _>(DepError("down")) }
         })
         .await;
-    // Three attempts trip the breaker; the 4th is not sent into it.
-    assert!(matches!(result, Err(CallError::Open { .. })), "{result:?}");
+    // Three attempts trip the breaker; the 4th is not sent into it. The answer says the
+    // operation ran three times and keeps its last error: not a rejection (issue 13).
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CallError::CircuitOpened {
+                last: Some(DepError("down")),
+                attempts: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_rejection());
+    assert!(error.retry_after().is_some());
     assert_eq!(hits.get(), 3);
+    let counts = svc.counts().await.unwrap();
+    assert_eq!((counts.failure, counts.rejected_open), (1, 0));
 }
 
 #[actix::test]

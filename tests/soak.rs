@@ -66,7 +66,10 @@ impl Tally {
             Ok(()) => &self.success,
             Err(CallError::Failed { .. })
             | Err(CallError::RetriesExhausted { .. })
-            | Err(CallError::BudgetExhausted { .. }) => &self.failure,
+            | Err(CallError::BudgetExhausted { .. })
+            | Err(CallError::RetryDeferred { .. })
+            | Err(CallError::CircuitOpened { last: Some(_), .. }) => &self.failure,
+            Err(CallError::CircuitOpened { last: None, .. }) => &self.timeout,
             Err(CallError::TimedOut { .. }) | Err(CallError::DeadlineExceeded { .. }) => {
                 &self.timeout
             }
@@ -373,7 +376,10 @@ async fn soak_every_call_answered_once_counts_agree_nothing_leaks() {
              tallied by callers vs counted by the supervisor"
         );
         assert_eq!(counts.total(), issued - cancelled);
-        assert_eq!(counts.cancelled, cancelled, "supervisor {i}: cancelled calls");
+        assert_eq!(
+            counts.cancelled, cancelled,
+            "supervisor {i}: cancelled calls"
+        );
         if std::env::var_os("WARDEN_SOAK_VERBOSE").is_some() {
             println!("soak-{i}: {counts:?}");
         }

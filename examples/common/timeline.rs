@@ -111,6 +111,10 @@ pub enum ErrorKind {
     RetriesExhausted,
     /// [`CallError::BudgetExhausted`].
     BudgetExhausted,
+    /// [`CallError::CircuitOpened`]: attempts ran, then the breaker refused the retry.
+    CircuitOpened,
+    /// [`CallError::RetryDeferred`]: the dependency asked to wait longer than `max_delay`.
+    RetryDeferred,
     /// [`CallError::Overloaded`].
     Overloaded,
     /// [`CallError::Panicked`].
@@ -137,6 +141,8 @@ impl Answer {
             CallError::Failed { .. } => ErrorKind::Failed,
             CallError::RetriesExhausted { .. } => ErrorKind::RetriesExhausted,
             CallError::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
+            CallError::CircuitOpened { .. } => ErrorKind::CircuitOpened,
+            CallError::RetryDeferred { .. } => ErrorKind::RetryDeferred,
             CallError::Overloaded => ErrorKind::Overloaded,
             CallError::Panicked { .. } => ErrorKind::Panicked,
             _ => ErrorKind::Gone,

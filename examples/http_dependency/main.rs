@@ -210,6 +210,8 @@ fn row(
             Some(timeline::ErrorKind::RetriesExhausted) => "exhausted",
             Some(timeline::ErrorKind::TimedOut) => "timed out",
             Some(timeline::ErrorKind::Open) => "refused",
+            Some(timeline::ErrorKind::CircuitOpened) => "retry refused",
+            Some(timeline::ErrorKind::RetryDeferred) => "deferred",
             Some(_) => "error",
         })
         .collect();

@@ -129,25 +129,31 @@ where
     let mut admission = Some(first_admission);
     let mut attempts = 0u32;
     let mut previous_delay = Duration::ZERO;
+    // While a retry waits for admission: the failure it retries.
+    let mut retrying: Option<Last<E>> = None;
     loop {
-        let permit = match admission.take().unwrap_or_else(|| published.admission()) {
-            Admission::Local(permit) => permit,
-            Admission::Refused(retry_after) => {
+        let refused = match admission.take().unwrap_or_else(|| published.admission()) {
+            Admission::Local(permit) => Ok(permit),
+            Admission::Refused(retry_after) => Err(retry_after),
+            Admission::AskSupervisor => match handle.addr.send(Admit).await {
+                Err(_) => return Err(CallError::SupervisorGone),
+                Ok(Ok(held)) => Ok(held.take()),
+                Ok(Err(rejected)) => Err(rejected.retry_after),
+            },
+        };
+        let permit = match (refused, retrying.take()) {
+            (Ok(permit), _) => permit,
+            (Err(retry_after), None) => {
+                return guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected)
+            }
+            // The breaker opened while the retry waited: the attempts made still count.
+            (Err(retry_after), Some(last)) => {
                 published
                     .metrics
                     .rejected(crate::observe::RejectReason::Open);
-                return guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected);
+                let (error, answer) = last.circuit_opened(attempts, retry_after);
+                return guard.answer(Err(error), answer);
             }
-            Admission::AskSupervisor => match handle.addr.send(Admit).await {
-                Err(_) => return Err(CallError::SupervisorGone),
-                Ok(Ok(held)) => held.take(),
-                Ok(Err(rejected)) => {
-                    let refused = CallError::Open {
-                        retry_after: rejected.retry_after,
-                    };
-                    return guard.answer(Err(refused), CallOutcome::Rejected);
-                }
-            },
         };
         attempts += 1;
         let attempt_started = if attempts == 1 {
@@ -275,7 +281,17 @@ where
                 return guard.answer(Err(error), answer);
             }
             RetryDecision::Open(retry_after) => {
-                return guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected)
+                let (error, answer) = last.circuit_opened(attempts, retry_after);
+                return guard.answer(Err(error), answer);
+            }
+            RetryDecision::Deferred(retry_after) => {
+                let (error, answer) =
+                    last.into_answer(attempts, |last, attempts| CallError::RetryDeferred {
+                        last,
+                        attempts,
+                        retry_after,
+                    });
+                return guard.answer(Err(error), answer);
             }
         };
         if tokio::runtime::Handle::try_current().is_err() {
@@ -286,6 +302,7 @@ where
         }
         tokio::time::sleep(delay).await;
         previous_delay = delay;
+        retrying = Some(last);
     }
 }
 
@@ -304,6 +321,25 @@ enum Last<E> {
 }
 
 impl<E> Last<E> {
+    /// The answer when the breaker refuses the retry: the attempts made and the last error are
+    /// kept (a timeout is counted as one).
+    fn circuit_opened(
+        self,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    ) -> (CallError<E>, CallOutcome) {
+        let (last, outcome) = match self {
+            Last::Error(error) => (Some(error), CallOutcome::Failure),
+            Last::TimedOut => (None, CallOutcome::Timeout),
+        };
+        let error = CallError::CircuitOpened {
+            last,
+            attempts,
+            retry_after,
+        };
+        (error, outcome)
+    }
+
     /// The answer when retrying stops: a timeout stays a timeout.
     fn into_answer(
         self,

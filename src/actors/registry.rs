@@ -195,14 +195,11 @@ impl Registry {
 }
 
 impl Handler<SpawnService> for Registry {
-    type Result = Result<ServiceHandle, ConfigError>;
+    type Result = Result<ServiceHandle, RegistryError>;
 
     fn handle(&mut self, msg: SpawnService, ctx: &mut Context<Self>) -> Self::Result {
         if self.services.contains_key(&msg.name) {
-            return Err(ConfigError::invalid(
-                "name",
-                format!("a service named `{}` is already registered", msg.name),
-            ));
+            return Err(RegistryError::AlreadyRegistered { name: msg.name });
         }
         let handle = self.start_supervisor(&msg.name, msg.config.clone(), msg.arbiter.as_ref())?;
         self.watch(ctx, msg.name.clone(), 0, &handle);
@@ -332,11 +329,7 @@ impl RegistryHandle {
     }
 
     async fn spawn_message(&self, message: SpawnService) -> Result<ServiceHandle, RegistryError> {
-        Ok(self
-            .addr
-            .send(message)
-            .await
-            .map_err(|_| SupervisorGone)??)
+        self.addr.send(message).await.map_err(|_| SupervisorGone)?
     }
 
     /// Subscribes `recipient` to the events of every supervisor, present and future.
@@ -396,10 +389,17 @@ impl RegistryHandle {
 
 /// Why a registry operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
-    /// The configuration or name is invalid (including a duplicate name).
+    /// The configuration or name is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A service of that name is registered already (remove it first to replace it).
+    #[error("a service named `{name}` is already registered")]
+    AlreadyRegistered {
+        /// The name asked for.
+        name: String,
+    },
     /// The registry is not running.
     #[error(transparent)]
     Gone(#[from] SupervisorGone),

@@ -63,8 +63,13 @@ pub struct ServiceSupervisor {
     /// When the health status is next re-evaluated on the call path.
     health_due: Option<Instant>,
     breaker_timer: Option<(Instant, SpawnHandle)>,
+    /// The next health re-evaluation without a call or query.
+    health_timer: Option<(Instant, SpawnHandle)>,
     /// A drain is scheduled one batch window ahead.
     drain_timer_armed: bool,
+    /// Stopped: the last reports are applied, but no timer is set any more (the arbiter's
+    /// runtime may be going away).
+    stopping: bool,
     subscribers: Vec<Recipient<SupervisorEvent>>,
     /// Never sent on: dropped with the supervisor (stopped, or its arbiter gone), which wakes
     /// every call in flight (answered `SupervisorGone`) and every
@@ -109,7 +114,9 @@ impl ServiceSupervisor {
             health_status: HealthStatus::Healthy,
             health_due: None,
             breaker_timer: None,
+            health_timer: None,
             drain_timer_armed: false,
+            stopping: false,
             subscribers: Vec::new(),
             alive,
         }
@@ -192,8 +199,15 @@ impl ServiceSupervisor {
         self.breaker.record(permit, breaker_outcome, now.into_std());
         self.health.record(now.into_std(), healthy, duration);
         self.after_breaker_change(ctx, now);
-        if self.health_due.is_none_or(|due| now >= due) {
-            self.evaluate_health(now);
+        match self.health_due {
+            Some(due) if now < due => {
+                // Not re-evaluated now (it sorts the window): at `due` at the latest, so a
+                // burst followed by silence is still reported.
+                self.schedule_health(ctx, due);
+            }
+            _ => {
+                self.evaluate_health(ctx, now);
+            }
         }
     }
 
@@ -232,11 +246,14 @@ impl ServiceSupervisor {
         let open_until = self.breaker.open_until().map(Instant::from_std);
         self.published
             .publish(self.breaker.state(), self.breaker.epoch(), open_until);
-        self.evaluate_health(now);
+        self.evaluate_health(ctx, now);
         self.arm_breaker_timer(ctx, now);
     }
 
     fn arm_breaker_timer(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        if self.stopping {
+            return;
+        }
         let next = self.breaker.next_deadline().map(Instant::from_std);
         if self.breaker_timer.as_ref().map(|(at, _)| *at) == next {
             return;
@@ -264,19 +281,52 @@ impl ServiceSupervisor {
         }
     }
 
-    fn health_snapshot(&mut self, now: Instant) -> HealthSnapshot {
-        let (status, stats) = self.evaluate_health(now);
+    fn health_snapshot(&mut self, ctx: &mut Context<Self>, now: Instant) -> HealthSnapshot {
+        let (status, stats) = self.evaluate_health(ctx, now);
         HealthSnapshot {
             service: self.name.to_string(),
             status,
-            breaker: self.breaker.state().as_str().to_string(),
+            breaker: self.breaker.state(),
             stats,
         }
     }
 
-    /// Re-evaluates the health status; reports a change.
-    fn evaluate_health(&mut self, now: Instant) -> (HealthStatus, HealthStats) {
+    /// Re-evaluates the health status at `at` (or earlier, if already due sooner).
+    fn schedule_health(&mut self, ctx: &mut Context<Self>, at: Instant) {
+        if self.stopping {
+            return;
+        }
+        if self
+            .health_timer
+            .as_ref()
+            .is_some_and(|(due, _)| *due <= at)
+        {
+            return;
+        }
+        if let Some((_, handle)) = self.health_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Self::now()), |act, ctx| {
+            act.health_timer = None;
+            let now = Self::now();
+            act.drain(ctx, now);
+            act.evaluate_health(ctx, now);
+        });
+        self.health_timer = Some((at, handle));
+    }
+
+    /// Re-evaluates the health status; reports a change. Schedules the next evaluation for
+    /// when the window's oldest sample ages out (`max_age`), so a window emptied by time alone
+    /// is reported too, without any call or query.
+    fn evaluate_health(
+        &mut self,
+        ctx: &mut Context<Self>,
+        now: Instant,
+    ) -> (HealthStatus, HealthStats) {
         self.health_due = Some(now + HEALTH_EVALUATION_INTERVAL);
+        if let Some(expiry) = self.health.next_expiry(now.into_std()) {
+            self.schedule_health(ctx, Instant::from_std(expiry));
+        }
         let breaker_open = matches!(
             self.breaker.state(),
             BreakerState::Open | BreakerState::ForcedOpen
@@ -329,7 +379,7 @@ impl ServiceSupervisor {
     /// Drains again one batch window from now, and then once per window for as long as
     /// reports keep coming; after a window without any, lets the callers wake it again.
     fn arm_drain_timer(&mut self, ctx: &mut Context<Self>) {
-        if self.drain_timer_armed {
+        if self.drain_timer_armed || self.stopping {
             return;
         }
         self.drain_timer_armed = true;
@@ -370,6 +420,7 @@ impl Actor for ServiceSupervisor {
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         // What callers handed over until now still counts (metrics, last events).
+        self.stopping = true;
         self.drain(ctx, Self::now());
         // Calls in flight learn it when `alive` is dropped with `self`, right after this.
         tracing::debug!(
@@ -469,6 +520,15 @@ impl ServiceSupervisor {
         outcome: AttemptOutcome,
         now: Instant,
     ) -> RetryDecision {
+        if msg.attempts_made < self.config.retry.max_attempts {
+            if let Some(hint) = msg
+                .retry_after
+                .filter(|hint| *hint > self.config.retry.max_delay)
+            {
+                tracing::debug!(service = %self.name, retry_after = ?hint, "retry deferred: hint above max_delay");
+                return RetryDecision::Deferred(hint);
+            }
+        }
         let Some(delay) =
             self.retry
                 .next_delay(msg.attempts_made, msg.previous_delay, msg.retry_after)
@@ -551,7 +611,7 @@ impl Handler<GetHealth> for ServiceSupervisor {
         self.drain(ctx, now);
         self.breaker.poll(now.into_std());
         self.after_breaker_change(ctx, now);
-        MessageResult(self.health_snapshot(now))
+        MessageResult(self.health_snapshot(ctx, now))
     }
 }
 
@@ -617,7 +677,7 @@ macro_rules! manual_command {
                     self.health.clear();
                 }
                 self.after_breaker_change(ctx, now);
-                self.evaluate_health(now);
+                self.evaluate_health(ctx, now);
                 MessageResult(self.breaker.state())
             }
         }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{HealthStats, HealthStatus};
+use crate::breaker::BreakerState;
 
 /// A point-in-time health report for one service, as exposed over HTTP or logs.
 ///
@@ -15,8 +16,8 @@ pub struct HealthSnapshot {
     pub service: String,
     /// The health verdict.
     pub status: HealthStatus,
-    /// The circuit breaker's state name, e.g. `"closed"`.
-    pub breaker: String,
+    /// The circuit breaker's state (serialized as its name, e.g. `"closed"`).
+    pub breaker: BreakerState,
     /// The window's stats the verdict was computed from.
     #[serde(flatten)]
     pub stats: HealthStats,
@@ -49,7 +50,7 @@ mod tests {
         HealthSnapshot {
             service: "db".to_owned(),
             status: HealthStatus::Degraded,
-            breaker: "closed".to_owned(),
+            breaker: BreakerState::Closed,
             stats: HealthStats {
                 calls: 20,
                 failures: 2,
@@ -77,7 +78,7 @@ mod tests {
         let snapshot = HealthSnapshot {
             service: "cache".to_owned(),
             status: HealthStatus::Unhealthy,
-            breaker: "open".to_owned(),
+            breaker: BreakerState::Open,
             stats: HealthStats::EMPTY,
         };
         let json = serde_json::to_string(&snapshot).expect("serializes");

@@ -92,6 +92,18 @@ impl HealthWindow {
         self.config.classify(&stats, breaker_open)
     }
 
+    /// When [`stats`](Self::stats) will next change with no new sample: the instant right after
+    /// the oldest sample still counted at `now` turns older than `max_age`. `None` without a
+    /// `max_age`, or when nothing is counted at `now`.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        let max_age = self.config.max_age?;
+        let cutoff = now.checked_sub(max_age);
+        self.samples
+            .iter()
+            .find(|sample| cutoff.is_none_or(|cutoff| sample.at >= cutoff))
+            .and_then(|sample| sample.at.checked_add(max_age + Duration::from_nanos(1)))
+    }
+
     /// Forgets every sample. Allocated buffers are kept for reuse.
     pub fn clear(&mut self) {
         self.samples.clear();
@@ -206,6 +218,35 @@ mod tests {
         assert_eq!(at_45s.p50, Some(ms(30)));
 
         assert_eq!(w.stats(t0 + Duration::from_secs(51)), HealthStats::EMPTY);
+    }
+
+    #[test]
+    fn next_expiry_is_just_after_the_oldest_counted_sample_turns_max_age() {
+        let t0 = Instant::now();
+        let mut window = HealthWindow::new(HealthConfig {
+            max_age: Some(Duration::from_secs(30)),
+            ..HealthConfig::default()
+        });
+        assert_eq!(window.next_expiry(t0), None);
+        window.record(t0, true, Duration::from_millis(5));
+        window.record(
+            t0 + Duration::from_secs(10),
+            false,
+            Duration::from_millis(5),
+        );
+        let first = t0 + Duration::from_secs(30) + Duration::from_nanos(1);
+        assert_eq!(window.next_expiry(t0), Some(first));
+        assert_eq!(window.stats(first).calls, 1);
+        let second = first + Duration::from_secs(10);
+        assert_eq!(window.next_expiry(first), Some(second));
+        assert_eq!(window.stats(second).calls, 0);
+        assert_eq!(window.next_expiry(second), None);
+        let mut forever = HealthWindow::new(HealthConfig {
+            max_age: None,
+            ..HealthConfig::default()
+        });
+        forever.record(t0, true, Duration::ZERO);
+        assert_eq!(forever.next_expiry(t0), None);
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub(crate) enum RetryDecision {
     Budget,
     /// The breaker is (forced) open and will still be when the delay ends.
     Open(Option<Duration>),
+    /// The dependency asked to wait this long, more than the policy's `max_delay`.
+    Deferred(Duration),
 }
 
 /// Admission through the supervisor (HalfOpen, or an open period that just ended).

@@ -2,14 +2,14 @@
 
 use actix::{ArbiterHandle, Message};
 
+use crate::actors::RegistryError;
 use crate::actors::ServiceHandle;
 use crate::config::SupervisorConfig;
-use crate::error::ConfigError;
 use crate::health::HealthSnapshot;
 
 /// Start a supervisor under a name (on the registry's arbiter, or on `arbiter`).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ServiceHandle, ConfigError>")]
+#[rtype(result = "Result<ServiceHandle, RegistryError>")]
 pub struct SpawnService {
     /// The dependency's name: a metric label and the registry key. Must be unique.
     pub name: String,
