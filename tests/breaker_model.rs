@@ -15,7 +15,10 @@
 //!   state changed, i.e. stale), `record` of a success, failure or ignored outcome that is fast,
 //!   just below, exactly at or above the slow-call duration, `release`, acquire-and-record in
 //!   one step, time advances (including to exactly a deadline, 1 ns before and 1 ns after),
-//!   `poll`, `force_open`, `disable`, `reset`;
+//!   `poll`, `force_open`, `disable`, `reset`; and admission elsewhere, as a handle does in the
+//!   caller's task: a permit minted with `Permit::closed_at` from the state and epoch published
+//!   after an earlier step (the current one or up to three steps back, so possibly stale), or
+//!   `try_acquire` when that published state was not Closed or Disabled;
 //! - observations after every step: admission (permit and whether it is a probe, or the
 //!   rejecting state and `retry_after`), every drained transition (from, to, reason, instant,
 //!   window snapshot, open duration), `state`, `open_until`, `next_deadline` and
@@ -625,6 +628,9 @@ struct Coverage {
     rejected: BTreeMap<&'static str, u64>,
     stale_records: u64,
     probes_admitted: u64,
+    /// Permits minted from a published state: still current, or stale by then.
+    minted_current: u64,
+    minted_stale: u64,
     steps: u64,
 }
 
@@ -717,7 +723,13 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
         let minted_now = minted.take();
         match op {
             Op::LocalAcquire(_) if minted_now.is_some() => {
-                let id = model.mint(minted_now.unwrap_or_default());
+                let generation = minted_now.unwrap_or_default();
+                if generation == model.generation {
+                    cov.minted_current += 1;
+                } else {
+                    cov.minted_stale += 1;
+                }
+                let id = model.mint(generation);
                 match held.last_mut() {
                     Some(last) if last.1 == u64::MAX => last.1 = id,
                     _ => return Err(fail(&context(), "minted permit not held".into())),
@@ -880,6 +892,8 @@ fn breaker_agrees_with_reference_model() {
         }
         assert!(coverage.stale_records >= 10, "{coverage:?}");
         assert!(coverage.probes_admitted >= 10, "{coverage:?}");
+        assert!(coverage.minted_current >= 10, "{coverage:?}");
+        assert!(coverage.minted_stale >= 10, "{coverage:?}");
     }
 }
 
