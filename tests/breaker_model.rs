@@ -324,6 +324,17 @@ enum Admission {
     Rejected(Rejected),
 }
 
+impl Admission {
+    fn of(got: &Result<Permit, Rejected>) -> Self {
+        match got {
+            Ok(permit) => Admission::Admitted {
+                probe: permit.is_probe(),
+            },
+            Err(rejected) => Admission::Rejected(*rejected),
+        }
+    }
+}
+
 impl Model {
     fn new(p: Params, t0: Instant) -> Self {
         Model {
@@ -657,12 +668,7 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
         match op {
             Op::Acquire | Op::Call(..) => {
                 let got = real.try_acquire(at);
-                real_admission = Some(match &got {
-                    Ok(permit) => Admission::Admitted {
-                        probe: permit.is_probe(),
-                    },
-                    Err(rejected) => Admission::Rejected(*rejected),
-                });
+                real_admission = Some(Admission::of(&got));
                 if let Ok(permit) = got {
                     if let Op::Call(kind, speed) = op {
                         real.record(permit, kind.outcome(*speed), at);
@@ -679,12 +685,7 @@ fn check(p: Params, ops: Vec<Op>, coverage: &RefCell<Coverage>) -> Result<(), Te
                     held.push((Some(Permit::closed_at(epoch)), u64::MAX));
                 } else {
                     let got = real.try_acquire(at);
-                    real_admission = Some(match &got {
-                        Ok(permit) => Admission::Admitted {
-                            probe: permit.is_probe(),
-                        },
-                        Err(rejected) => Admission::Rejected(*rejected),
-                    });
+                    real_admission = Some(Admission::of(&got));
                     if let Ok(permit) = got {
                         held.push((Some(permit), u64::MAX));
                     }
