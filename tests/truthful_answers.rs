@@ -21,6 +21,19 @@ fn collect_events(handle: &ServiceHandle) -> Arc<Mutex<Vec<SupervisorEvent>>> {
     events
 }
 
+/// The health statuses reported, in order.
+fn health_changes(events: &Mutex<Vec<SupervisorEvent>>) -> Vec<HealthStatus> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HealthChanged { to, .. } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Defect 1.
 #[actix::test]
 async fn a_classifier_that_panics_on_a_half_open_probe_is_answered_panicked_counted_and_frees_the_probe(
@@ -162,17 +175,8 @@ async fn health_is_re_evaluated_after_a_burst_followed_by_silence() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     settle().await;
-    let changed: Vec<_> = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::HealthChanged { to, .. } => Some(*to),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        changed,
+        health_changes(&events),
         [HealthStatus::Unhealthy],
         "reported without a call"
     );
@@ -202,17 +206,8 @@ async fn health_is_re_evaluated_when_max_age_empties_the_window() {
     // and subscribers hear it without any call or query.
     tokio::time::sleep(Duration::from_secs(31)).await;
     settle().await;
-    let changed: Vec<_> = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::HealthChanged { to, .. } => Some(*to),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        changed,
+        health_changes(&events),
         [HealthStatus::Unhealthy, HealthStatus::Healthy],
         "the emptied window is reported"
     );
