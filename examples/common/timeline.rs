@@ -812,6 +812,7 @@ pub fn counts_since(counts: CallCounts, earlier: CallCounts) -> CallCounts {
         attempts: counts.attempts - earlier.attempts,
         retries: counts.retries - earlier.retries,
         cancelled: counts.cancelled - earlier.cancelled,
+        fallback: counts.fallback - earlier.fallback,
     }
 }
 

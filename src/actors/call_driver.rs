@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
@@ -34,21 +35,24 @@ use super::handle::ServiceHandle;
 use super::published::{Admission, Published, SlotGuard};
 use crate::breaker::Permit;
 use crate::error::CallError;
+use crate::messages::Fallback;
 use crate::messages::{
     Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Call, Drain, HeldPermit, Report,
     RetryDecision, RetryQuestion,
 };
-use crate::observe::CallOutcome;
+use crate::observe::{CallOutcome, RejectReason};
 
-/// Runs `call` through the supervisor behind `handle`, in the current task.
+/// Runs `call` through the supervisor behind `handle`, in the current task; an error goes
+/// through the call's fallback, if it has one.
 pub(crate) async fn run<T, E, F, Fut>(
     handle: &ServiceHandle,
-    call: Call<T, E, F>,
+    mut call: Call<T, E, F>,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let fallback = call.fallback.take();
     if !handle.is_alive() {
         return Err(CallError::SupervisorGone);
     }
@@ -63,24 +67,123 @@ where
     // A call refused while open allocates nothing and takes no slot.
     let admission = match published.admission() {
         Admission::Refused(retry_after) => {
-            published.count_fast_rejection();
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            return Err(CallError::Open { retry_after });
+            let refused = CallError::Open { retry_after };
+            return refused_fast(
+                published,
+                refused,
+                fallback,
+                Published::count_fast_rejection,
+            )
+            .await;
         }
         admission => admission,
     };
     let Some(slot) = published.try_reserve() else {
         tracing::debug!(service = %handle.name, "call rejected: too many in flight");
-        published.reject_overloaded();
-        return Err(CallError::Overloaded);
+        return refused_fast(
+            published,
+            CallError::Overloaded,
+            fallback,
+            Published::reject_overloaded,
+        )
+        .await;
     };
     let span = tracing::debug_span!(
         "call",
         service = %handle.name,
         call_id = published.next_call_id()
     );
-    let driven = drive(handle, call, admission, slot).instrument(span);
-    until_supervisor_gone(handle, driven).await
+    let mut guard = CallGuard {
+        published,
+        slot: Some(slot),
+        permit: None,
+        last_attempt: None,
+        started: Instant::now(),
+        finished: None,
+        outcome: None,
+        answered: false,
+    };
+    let driven = drive(handle, call, admission, &mut guard).instrument(span);
+    let result = match (until_supervisor_gone(handle, driven).await, fallback) {
+        (Err(error), Some(fallback)) => {
+            // The slot is not needed to compute a fallback.
+            guard.slot = None;
+            let attempts = error.attempts();
+            let mut outcome = guard.outcome;
+            let result = serve_fallback(fallback, error, attempts, &mut outcome).await;
+            // With the supervisor gone there is nobody to count it to.
+            if guard.outcome.is_some() {
+                guard.outcome = outcome;
+            }
+            result
+        }
+        (result, _) => result,
+    };
+    guard.finish();
+    result
+}
+
+/// A call refused before it took a slot (open breaker, full bulkhead): counted by `count`
+/// unless its fallback answers it.
+async fn refused_fast<T, E>(
+    published: &Arc<Published>,
+    refused: CallError<E>,
+    fallback: Option<Fallback<T, E>>,
+    count: fn(&Published),
+) -> Result<T, CallError<E>> {
+    let Some(fallback) = fallback else {
+        count(published);
+        return Err(refused);
+    };
+    let reason = match refused {
+        CallError::Overloaded => RejectReason::Overloaded,
+        _ => RejectReason::Open,
+    };
+    let mut outcome = Some(CallOutcome::Rejected);
+    let result = serve_fallback(fallback, refused, 0, &mut outcome).await;
+    if outcome == Some(CallOutcome::Fallback) {
+        published.metrics.rejected(reason);
+        published.report(Report {
+            attempt: None,
+            answer: Some((CallOutcome::Fallback, Duration::ZERO)),
+        });
+    } else {
+        count(published);
+    }
+    result
+}
+
+/// Runs the fallback on `error`; sets `outcome` to `Fallback` when it produced a value, or to
+/// `Panic` when it panicked (answered `Panicked`).
+async fn serve_fallback<T, E>(
+    fallback: Fallback<T, E>,
+    error: CallError<E>,
+    attempts: u32,
+    outcome: &mut Option<CallOutcome>,
+) -> Result<T, CallError<E>> {
+    let panicked = |payload| CallError::Panicked {
+        message: format!("fallback panicked: {}", panic_message(payload)),
+        attempts,
+    };
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(move || fallback(error))) {
+        Ok(future) => future,
+        Err(payload) => {
+            *outcome = Some(CallOutcome::Panic);
+            return Err(panicked(payload));
+        }
+    };
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(Ok(value)) => {
+            *outcome = Some(CallOutcome::Fallback);
+            Ok(value)
+        }
+        Ok(Err(error)) => Err(error),
+        Err(payload) => {
+            *outcome = Some(CallOutcome::Panic);
+            Err(panicked(payload))
+        }
+    }
 }
 
 /// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)
@@ -105,11 +208,13 @@ async fn until_supervisor_gone<T, E>(
     .await
 }
 
+/// The attempt loop. Leaves in `guard` what is still to report: the last attempt (when the
+/// supervisor was not asked about it) and how the call ended (`None`: nobody to count it to).
 async fn drive<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     first_admission: Admission,
-    slot: SlotGuard,
+    guard: &mut CallGuard<'_>,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -117,15 +222,8 @@ where
 {
     let published = &handle.published;
     let settings = published.settings;
-    let started = Instant::now();
+    let started = guard.started;
     let deadline = settings.deadline.map(|d| started + d);
-    let mut guard = CallGuard {
-        published,
-        slot: Some(slot),
-        permit: None,
-        started,
-        answered: false,
-    };
     let mut admission = Some(first_admission);
     let mut attempts = 0u32;
     let mut previous_delay = Duration::ZERO;
@@ -148,9 +246,7 @@ where
             }
             // The breaker opened while the retry waited: the attempts made still count.
             (Err(retry_after), Some(last)) => {
-                published
-                    .metrics
-                    .rejected(crate::observe::RejectReason::Open);
+                published.metrics.rejected(RejectReason::Open);
                 let (error, answer) = last.circuit_opened(attempts, retry_after);
                 return guard.answer(Err(error), answer);
             }
@@ -237,7 +333,7 @@ where
             Failure::Final(error, answer) => {
                 return guard
                     .end_with_failure(handle, outcome, duration, Err(error), answer)
-                    .await
+                    .await;
             }
             Failure::Retryable(last) if attempts >= settings.max_attempts => {
                 let (error, answer) = match last {
@@ -353,15 +449,22 @@ impl<E> Last<E> {
     }
 }
 
-/// What a call in flight holds: its bulkhead slot and the permit of the attempt running. The
-/// call's reports go through it; if the call is dropped before its answer, dropping the guard
-/// hands the permit back and counts the call `cancelled`.
+/// What a call in flight holds: its bulkhead slot and the permit of the attempt running, and
+/// what is still to report. [`finish`](Self::finish) hands the call's last report over; if the
+/// call is dropped before, dropping the guard hands the permit back and counts the call
+/// `cancelled`.
 struct CallGuard<'a> {
     published: &'a Arc<Published>,
     slot: Option<SlotGuard>,
     /// The running attempt's permit, and whether it is the call's first attempt.
     permit: Option<(Permit, bool)>,
+    /// The last attempt, when it is reported with the answer.
+    last_attempt: Option<AttemptRecord>,
     started: Instant,
+    /// When the last attempt ended, if that is when the call was answered.
+    finished: Option<Instant>,
+    /// How the call was answered; `None` when there is nobody to count it to.
+    outcome: Option<CallOutcome>,
     answered: bool,
 }
 
@@ -375,27 +478,26 @@ impl CallGuard<'_> {
         })
     }
 
-    /// The attempt succeeded: one report carries the attempt and the answer.
+    /// The attempt succeeded: its record goes with the answer.
     fn succeed<T, E>(
-        mut self,
+        &mut self,
         value: T,
         duration: Duration,
         finished: Instant,
     ) -> Result<T, CallError<E>> {
-        let attempt = self.record(AttemptOutcome::Success, duration);
-        let call_duration = finished - self.started;
-        self.finish(attempt, CallOutcome::Success, call_duration);
+        self.last_attempt = self.record(AttemptOutcome::Success, duration);
+        self.finished = Some(finished);
+        self.outcome = Some(CallOutcome::Success);
         Ok(value)
     }
 
     /// Answers the call with `result`, counted as `outcome`.
     fn answer<T, E>(
-        self,
+        &mut self,
         result: Result<T, CallError<E>>,
         outcome: CallOutcome,
     ) -> Result<T, CallError<E>> {
-        let call_duration = self.started.elapsed();
-        self.finish(None, outcome, call_duration);
+        self.outcome = Some(outcome);
         result
     }
 
@@ -413,7 +515,7 @@ impl CallGuard<'_> {
     /// recorded by the supervisor before the caller has its answer (so trips are exact); an
     /// ignored error is handed over with the answer.
     async fn end_with_failure<T, E>(
-        mut self,
+        &mut self,
         handle: &ServiceHandle,
         outcome: AttemptOutcome,
         duration: Duration,
@@ -421,10 +523,8 @@ impl CallGuard<'_> {
         answer: CallOutcome,
     ) -> Result<T, CallError<E>> {
         if outcome == AttemptOutcome::Ignored {
-            let attempt = self.record(outcome, duration);
-            let call_duration = self.started.elapsed();
-            self.finish(attempt, answer, call_duration);
-            return result;
+            self.last_attempt = self.record(outcome, duration);
+            return self.answer(result, answer);
         }
         if self.ask(handle, outcome, duration, None).await.is_none() {
             return Err(CallError::SupervisorGone);
@@ -452,19 +552,22 @@ impl CallGuard<'_> {
         handle.addr.send(message).await.ok()
     }
 
-    /// Hands over the call's last report: its last attempt if not recorded yet, and its answer.
-    fn finish(
-        mut self,
-        attempt: Option<AttemptRecord>,
-        answer: CallOutcome,
-        call_duration: Duration,
-    ) {
+    /// Hands over the call's last report: its last attempt if not recorded yet, and its answer
+    /// (nothing when the supervisor is gone).
+    fn finish(mut self) {
         // The slot comes back before the answer is counted.
         self.slot = None;
         self.answered = true;
+        let Some(outcome) = self.outcome else {
+            return;
+        };
+        let call_duration = match self.finished {
+            Some(finished) => finished - self.started,
+            None => self.started.elapsed(),
+        };
         self.published.report(Report {
-            attempt,
-            answer: Some((answer, call_duration)),
+            attempt: self.last_attempt.take(),
+            answer: Some((outcome, call_duration)),
         });
     }
 }
@@ -475,7 +578,9 @@ impl Drop for CallGuard<'_> {
         if self.answered {
             return;
         }
-        let attempt = self.record(AttemptOutcome::Cancelled, Duration::ZERO);
+        let attempt = self
+            .record(AttemptOutcome::Cancelled, Duration::ZERO)
+            .or_else(|| self.last_attempt.take());
         self.slot = None;
         self.published.report(Report {
             attempt,

@@ -58,6 +58,8 @@ pub(crate) fn home_arbiter() -> io::Result<ArbiterHandle> {
 pub struct BackgroundRuntime {
     system: System,
     arbiters: Vec<ArbiterHandle>,
+    /// The extra arbiters' threads, joined on stop.
+    extra: Vec<Arbiter>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -103,19 +105,21 @@ impl BackgroundRuntime {
             .name("warden-system".into())
             .spawn(move || {
                 let system = System::new();
-                let mut handles = vec![Arbiter::current()];
                 // Extra arbiters register with the system, which stops them when it stops.
-                handles.extend((1..arbiters.max(1)).map(|_| Arbiter::new().handle()));
+                let extra: Vec<Arbiter> = (1..arbiters.max(1)).map(|_| Arbiter::new()).collect();
+                let mut handles = vec![Arbiter::current()];
+                handles.extend(extra.iter().map(Arbiter::handle));
                 // The receiver waits for this; if it is gone there is nobody to tell.
-                let _ = sender.send((System::current(), handles));
+                let _ = sender.send((System::current(), handles, extra));
                 system.run()
             })?;
-        let (system, arbiters) = receiver
+        let (system, arbiters, extra) = receiver
             .recv()
             .map_err(|_| io::Error::other("actix system thread exited during start"))?;
         Ok(BackgroundRuntime {
             system,
             arbiters,
+            extra,
             thread: Some(thread),
         })
     }
@@ -131,7 +135,8 @@ impl BackgroundRuntime {
         self.arbiters.len()
     }
 
-    /// Stops every arbiter and the system, and waits for the threads to end.
+    /// Stops every arbiter and the system, and waits for the threads to end (so every
+    /// supervisor on them is gone when this returns).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -141,6 +146,11 @@ impl BackgroundRuntime {
         if let Some(thread) = self.thread.take() {
             // A panic on the system thread was already reported by the panic hook.
             let _ = thread.join();
+        }
+        for arbiter in self.extra.drain(..) {
+            arbiter.stop();
+            // Likewise for a panic on an arbiter's thread.
+            let _ = arbiter.join();
         }
     }
 }

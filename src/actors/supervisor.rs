@@ -400,6 +400,7 @@ impl ServiceSupervisor {
             CallOutcome::Panic => &mut self.counts.panic,
             CallOutcome::Rejected => &mut self.counts.rejected_open,
             CallOutcome::Cancelled => &mut self.counts.cancelled,
+            CallOutcome::Fallback => &mut self.counts.fallback,
         };
         *counter += 1;
         self.published

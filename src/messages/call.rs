@@ -19,6 +19,10 @@ pub type BoxOperationFn<T, E> = Box<dyn FnMut() -> Operation<T, E> + Send>;
 
 type Classifier<E> = Box<dyn Fn(&E) -> ErrorClass + Send>;
 
+/// A call's fallback, boxed: it receives the call's error and may answer in its place.
+pub(crate) type Fallback<T, E> = Box<dyn FnOnce(CallError<E>) -> FallbackFuture<T, E> + Send>;
+type FallbackFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, CallError<E>>> + Send>>;
+
 /// Run an operation through a supervisor: timeout per attempt, breaker admission, retries with
 /// backoff and budget, health and metrics, and one answer.
 ///
@@ -51,6 +55,7 @@ type Classifier<E> = Box<dyn Fn(&E) -> ErrorClass + Send>;
 pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) operation: F,
     pub(crate) classifier: Option<Classifier<E>>,
+    pub(crate) fallback: Option<Fallback<T, E>>,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -64,6 +69,7 @@ where
         Call {
             operation,
             classifier: None,
+            fallback: None,
             _answer: PhantomData,
         }
     }
@@ -78,6 +84,7 @@ where
         Call {
             operation: Box::new(move || -> Operation<T, E> { Box::pin(operation()) }),
             classifier: self.classifier,
+            fallback: self.fallback,
             _answer: PhantomData,
         }
     }
@@ -95,6 +102,50 @@ impl<T, E, F> Call<T, E, F> {
         self
     }
 
+    /// Answers in the call's place when it fails: `fallback` receives the [`CallError`] and
+    /// returns the answer — a value (a cached copy, a default) for the errors it chooses to
+    /// cover, or the error itself to pass it on. It runs in the caller's task once the call has
+    /// its error, after the bulkhead slot is released; the breaker and health window have
+    /// recorded the real outcome by then (a fallback never masks a failure from them). A call
+    /// answered by its fallback is counted `fallback`; a fallback that panics is answered
+    /// [`CallError::Panicked`].
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    /// use warden::CallError;
+    ///
+    /// # #[derive(Debug)] struct DbError;
+    /// let call = Call::new(|| async { Err::<u32, _>(DbError) }).fallback(|error| match error {
+    ///     // Serve the cached value while the breaker is open or the bulkhead full...
+    ///     CallError::Open { .. } | CallError::Overloaded => Ok(7),
+    ///     // ...and let every other error through.
+    ///     other => Err(other),
+    /// });
+    /// # let _ = call;
+    /// ```
+    pub fn fallback<G>(mut self, fallback: G) -> Self
+    where
+        G: FnOnce(CallError<E>) -> Result<T, CallError<E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.fallback = Some(Box::new(move |error| {
+            Box::pin(std::future::ready(fallback(error)))
+        }));
+        self
+    }
+
+    /// [`fallback`](Self::fallback) computed asynchronously (e.g. read from a local cache or a
+    /// secondary store). Its future must be `Send`.
+    pub fn fallback_async<G, FFut>(mut self, fallback: G) -> Self
+    where
+        G: FnOnce(CallError<E>) -> FFut + Send + 'static,
+        FFut: Future<Output = Result<T, CallError<E>>> + Send + 'static,
+    {
+        self.fallback = Some(Box::new(move |error| Box::pin(fallback(error))));
+        self
+    }
+
     pub(crate) fn class_of(&self, error: &E) -> ErrorClass {
         self.classifier
             .as_ref()
@@ -106,6 +157,7 @@ impl<T, E, F> fmt::Debug for Call<T, E, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("classifier", &self.classifier.is_some())
+            .field("fallback", &self.fallback.is_some())
             .finish_non_exhaustive()
     }
 }

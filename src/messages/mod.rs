@@ -12,6 +12,7 @@ pub(crate) use attempt::{
     Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Drain, HeldPermit, Report, RetryDecision,
     RetryQuestion,
 };
+pub(crate) use call::Fallback;
 pub use call::{BoxOperationFn, Call, Operation};
 pub use control::{DisableBreaker, ForceOpen, ResetBreaker, StopSupervisor};
 pub use events::{EventKind, Subscribe, SupervisorEvent};

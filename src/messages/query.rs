@@ -58,6 +58,8 @@ pub struct CallCounts {
     pub attempts: u64,
     /// Retries started.
     pub retries: u64,
+    /// Calls answered by their fallback (after failing or being refused).
+    pub fallback: u64,
     /// Calls their callers dropped before the answer (the attempt in flight was cancelled).
     /// Not in [`total`](Self::total): nobody received an answer.
     pub cancelled: u64,
@@ -72,5 +74,6 @@ impl CallCounts {
             + self.panic
             + self.rejected_open
             + self.rejected_overloaded
+            + self.fallback
     }
 }

@@ -83,17 +83,20 @@ pub enum CallOutcome {
     Rejected,
     /// The caller dropped the call before its answer; its attempt in flight was cancelled.
     Cancelled,
+    /// The call failed (or was refused) and its fallback answered in its place.
+    Fallback,
 }
 
 impl CallOutcome {
     /// All values, in label order.
-    pub const ALL: [CallOutcome; 6] = [
+    pub const ALL: [CallOutcome; 7] = [
         CallOutcome::Success,
         CallOutcome::Failure,
         CallOutcome::Timeout,
         CallOutcome::Panic,
         CallOutcome::Rejected,
         CallOutcome::Cancelled,
+        CallOutcome::Fallback,
     ];
 
     /// The label value.
@@ -105,6 +108,7 @@ impl CallOutcome {
             CallOutcome::Panic => "panic",
             CallOutcome::Rejected => "rejected",
             CallOutcome::Cancelled => "cancelled",
+            CallOutcome::Fallback => "fallback",
         }
     }
 }

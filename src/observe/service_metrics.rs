@@ -11,8 +11,8 @@ use crate::health::HealthStatus;
 #[derive(Debug)]
 pub(crate) struct ServiceMetrics {
     service: String,
-    calls: [Counter; 6],
-    durations: [Histogram; 6],
+    calls: [Counter; 7],
+    durations: [Histogram; 7],
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 3],
