@@ -53,6 +53,7 @@ pub mod health;
 pub mod messages;
 pub mod observe;
 pub mod retry;
+pub mod throttle;
 
 pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};
