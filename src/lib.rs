@@ -55,6 +55,7 @@ pub mod messages;
 pub mod observe;
 pub mod retry;
 mod sync;
+pub mod throttle;
 
 pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};
