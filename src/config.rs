@@ -26,6 +26,7 @@ use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
 use crate::retry::{Backoff, BudgetConfig, RetryConfig};
+use crate::throttle::ThrottleConfig;
 
 /// Configuration of one supervisor (one dependency).
 ///
@@ -52,6 +53,11 @@ pub struct SupervisorConfig {
     pub retry: RetryConfig,
     /// Health window and thresholds.
     pub health: HealthConfig,
+    /// Client-side adaptive throttling (off when `None`, the default): refuse calls locally in
+    /// proportion to how many the dependency has stopped accepting, instead of all or nothing.
+    /// It composes with the breaker, which still opens on an outage; give the breaker trip
+    /// thresholds for outages only (see [`SupervisorConfig::adaptive`]).
+    pub throttle: Option<ThrottleConfig>,
     /// Seed of the supervisor's random number generator (jitter). `None` draws one at start;
     /// set it to make a supervisor's delays reproducible.
     pub seed: Option<u64>,
@@ -67,6 +73,7 @@ impl Default for SupervisorConfig {
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
+            throttle: None,
             seed: None,
         }
     }
@@ -107,7 +114,48 @@ impl SupervisorConfig {
         self.breaker.validate().map_err(|e| e.within("breaker"))?;
         self.retry.validate().map_err(|e| e.within("retry"))?;
         self.health.validate().map_err(|e| e.within("health"))?;
+        if let Some(throttle) = &self.throttle {
+            throttle.validate().map_err(|e| e.within("throttle"))?;
+        }
         Ok(())
+    }
+
+    /// Preset for brownouts: adaptive throttling (k = 2, 2 min window) sheds the share of calls
+    /// the dependency stops accepting, while the breaker opens only on an outage (95 % of the
+    /// last 50 calls failing, at least 20), and retries (3 attempts, 50 ms full-jitter backoff)
+    /// are capped at 25 % of calls by the budget. In a 50 % brownout this keeps about 60 % of
+    /// calls succeeding at 1.25 attempts per call, where an all-or-nothing breaker keeps ≈ 2 %
+    /// (see BENCHMARKS.md, `brownout_50`).
+    ///
+    /// | field | value |
+    /// |---|---|
+    /// | throttle | k 2.0, window 2 min, min 20 requests, at most 90 % refused |
+    /// | breaker | 95 % of the last 50 (min 20), open 5 s ×2 up to 1 min |
+    /// | retry | 3 attempts, exponential 50 ms full jitter, budget 25 % + 10/s |
+    pub fn adaptive() -> Self {
+        SupervisorConfig {
+            throttle: Some(ThrottleConfig::default()),
+            breaker: BreakerConfig {
+                consecutive_failures: None,
+                failure_rate_threshold: Some(0.95),
+                window: SlidingWindow::Count { size: 50 },
+                minimum_calls: 20,
+                open_duration: OpenDuration::exponential(
+                    Duration::from_secs(5),
+                    Duration::from_secs(60),
+                    2.0,
+                ),
+                ..BreakerConfig::default()
+            },
+            retry: RetryConfig {
+                budget: BudgetConfig {
+                    ratio: 0.25,
+                    ..BudgetConfig::default()
+                },
+                ..RetryConfig::exponential(3, Duration::from_millis(50)).with_full_jitter()
+            },
+            ..SupervisorConfig::default()
+        }
     }
 
     /// Preset for a database: short retries with full jitter, the seed design's breaker

@@ -79,6 +79,14 @@ pub enum CallError<E> {
         /// How long the dependency asked to wait.
         retry_after: Duration,
     },
+    /// The adaptive throttle refused the call without running it: the dependency has been
+    /// refusing calls, and this client sheds the part of its load the dependency did not
+    /// accept (client-side adaptive throttling, Google SRE book).
+    #[error("throttled: the dependency accepts too few calls (refusing {:.0}%)", probability * 100.0)]
+    Throttled {
+        /// The probability with which calls were being refused.
+        probability: f64,
+    },
     /// The dependency already has the maximum number of calls in flight (bulkhead).
     #[error("too many calls in flight")]
     Overloaded,
@@ -142,16 +150,22 @@ impl<E> CallError<E> {
             | CallError::CircuitOpened { attempts, .. }
             | CallError::RetryDeferred { attempts, .. }
             | CallError::NoRuntime { attempts } => *attempts,
-            CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone => 0,
+            CallError::Open { .. }
+            | CallError::Throttled { .. }
+            | CallError::Overloaded
+            | CallError::SupervisorGone => 0,
         }
     }
 
-    /// True when the call was refused without running the operation (open breaker, overload,
-    /// supervisor gone): the dependency saw no traffic from it.
+    /// True when the call was refused without running the operation (open breaker, throttle,
+    /// overload, supervisor gone): the dependency saw no traffic from it.
     pub fn is_rejection(&self) -> bool {
         matches!(
             self,
-            CallError::Open { .. } | CallError::Overloaded | CallError::SupervisorGone
+            CallError::Open { .. }
+                | CallError::Throttled { .. }
+                | CallError::Overloaded
+                | CallError::SupervisorGone
         )
     }
 }

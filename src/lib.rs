@@ -70,4 +70,5 @@ pub mod prelude {
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
     pub use crate::messages::{Call, GetHealth};
     pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
+    pub use crate::throttle::ThrottleConfig;
 }

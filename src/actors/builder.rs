@@ -91,6 +91,12 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Client-side adaptive throttling (see [`SupervisorConfig::throttle`]).
+    pub fn throttle(mut self, throttle: crate::throttle::ThrottleConfig) -> Self {
+        self.config.throttle = Some(throttle);
+        self
+    }
+
     /// Bulkhead: calls in flight allowed at once.
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.config.max_in_flight = max;

@@ -69,23 +69,25 @@ where
         Admission::Refused(retry_after) => {
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
             let refused = CallError::Open { retry_after };
-            return refused_fast(
-                published,
-                refused,
-                fallback,
-                Published::count_fast_rejection,
-            )
-            .await;
+            return refused_fast(published, refused, fallback, Refusal::Open).await;
         }
         admission => admission,
     };
+    // The throttle only sheds calls the breaker admits on its own (closed).
+    if matches!(admission, Admission::Local(_)) {
+        if let Some(probability) = published.throttled() {
+            tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
+            let refused = CallError::Throttled { probability };
+            return refused_fast(published, refused, fallback, Refusal::Throttled).await;
+        }
+    }
     let Some(slot) = published.try_reserve() else {
         tracing::debug!(service = %handle.name, "call rejected: too many in flight");
         return refused_fast(
             published,
             CallError::Overloaded,
             fallback,
-            Published::reject_overloaded,
+            Refusal::Overloaded,
         )
         .await;
     };
@@ -124,32 +126,66 @@ where
     result
 }
 
-/// A call refused before it took a slot (open breaker, full bulkhead): counted by `count`
-/// unless its fallback answers it.
+/// Why a call was refused before it took a slot.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Open,
+    Throttled,
+    Overloaded,
+}
+
+impl Refusal {
+    /// Counts the refusal as the call's answer.
+    fn count(self, published: &Published) {
+        match self {
+            Refusal::Open => published.count_fast_rejection(),
+            Refusal::Throttled => published.count_throttled(),
+            Refusal::Overloaded => published.reject_overloaded(),
+        }
+    }
+
+    /// Counts the refusal, the call being answered `outcome` by its fallback.
+    fn count_answered(self, published: &Published, outcome: CallOutcome) {
+        let answer = Some((outcome, Duration::ZERO));
+        let reason = match self {
+            Refusal::Open => RejectReason::Open,
+            Refusal::Overloaded => RejectReason::Overloaded,
+            Refusal::Throttled => {
+                // The supervisor counts the throttled request (and its metric) itself.
+                return published.report(Report {
+                    answer,
+                    throttled: true,
+                    ..Report::default()
+                });
+            }
+        };
+        published.metrics.rejected(reason);
+        published.report(Report {
+            answer,
+            ..Report::default()
+        });
+    }
+}
+
+/// A call refused before it took a slot (open breaker, throttle, full bulkhead): counted as
+/// refused unless its fallback answers it.
 async fn refused_fast<T, E>(
     published: &Arc<Published>,
     refused: CallError<E>,
     fallback: Option<Fallback<T, E>>,
-    count: fn(&Published),
+    why: Refusal,
 ) -> Result<T, CallError<E>> {
     let Some(fallback) = fallback else {
-        count(published);
+        why.count(published);
         return Err(refused);
     };
-    let reason = match refused {
-        CallError::Overloaded => RejectReason::Overloaded,
-        _ => RejectReason::Open,
-    };
-    let mut outcome = Some(CallOutcome::Rejected);
+    let mut outcome = None;
     let result = serve_fallback(fallback, refused, 0, &mut outcome).await;
-    if outcome == Some(CallOutcome::Fallback) {
-        published.metrics.rejected(reason);
-        published.report(Report {
-            attempt: None,
-            answer: Some((CallOutcome::Fallback, Duration::ZERO)),
-        });
-    } else {
-        count(published);
+    match outcome {
+        // Answered by the fallback, or its panic.
+        Some(outcome) => why.count_answered(published, outcome),
+        // The fallback passed the refusal on.
+        None => why.count(published),
     }
     result
 }
@@ -506,7 +542,7 @@ impl CallGuard<'_> {
         if let Some(record) = self.record(AttemptOutcome::Cancelled, Duration::ZERO) {
             self.published.report(Report {
                 attempt: Some(record),
-                answer: None,
+                ..Report::default()
             });
         }
     }
@@ -568,6 +604,7 @@ impl CallGuard<'_> {
         self.published.report(Report {
             attempt: self.last_attempt.take(),
             answer: Some((outcome, call_duration)),
+            ..Report::default()
         });
     }
 }
@@ -585,6 +622,7 @@ impl Drop for CallGuard<'_> {
         self.published.report(Report {
             attempt,
             answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+            ..Report::default()
         });
     }
 }

@@ -136,3 +136,29 @@ fn loom_handoff_never_leaves_a_report_with_nobody_due_to_drain_it() {
         assert_eq!(handoff.len(), 0);
     });
 }
+
+#[test]
+fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving() {
+    loom::model(|| {
+        let shared = published(8);
+        shared.publish_throttle(0.5);
+        let refused = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let shared = Arc::clone(&shared);
+                let refused = Arc::clone(&refused);
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        if shared.throttled().is_some() {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(refused.load(Ordering::SeqCst), 2, "half of 4 calls");
+    });
+}

@@ -62,6 +62,12 @@ pub(crate) struct Published {
     overloads: AtomicU64,
     /// Numbers calls for their tracing spans (only read when the span is enabled).
     next_call_id: AtomicU64,
+    /// The adaptive throttle's reject probability, in units of 2^-32 (0: refuse nothing).
+    throttle: AtomicU32,
+    /// Accumulates the probability of every call admitted past the throttle: a call is refused
+    /// when the sum crosses a multiple of 2^32, so exactly the published share of calls is
+    /// refused, deterministically and without a random draw or a lock.
+    throttle_credit: AtomicU32,
     pub(crate) settings: CallSettings,
     pub(crate) metrics: ServiceMetrics,
     /// Callers' reports, drained by the supervisor.
@@ -81,6 +87,8 @@ impl Published {
             fast_rejections: AtomicU64::new(0),
             overloads: AtomicU64::new(0),
             next_call_id: AtomicU64::new(0),
+            throttle: AtomicU32::new(0),
+            throttle_credit: AtomicU32::new(0),
             settings,
             metrics: ServiceMetrics::register(service),
             reports: Handoff::default(),
@@ -130,6 +138,35 @@ impl Published {
             }
             Some(BreakerState::HalfOpen) | None => Admission::AskSupervisor,
         }
+    }
+
+    /// Publishes the adaptive throttle's reject probability (the supervisor, after a change).
+    pub(crate) fn publish_throttle(&self, probability: f64) {
+        let units = (probability.clamp(0.0, 1.0) * 4_294_967_296.0).min(f64::from(u32::MAX));
+        self.throttle.store(units as u32, Ordering::Relaxed);
+    }
+
+    /// Whether the throttle refuses this call: `Some(probability)` for one call in every
+    /// `1 / probability`, spread evenly.
+    pub(crate) fn throttled(&self) -> Option<f64> {
+        let units = self.throttle.load(Ordering::Relaxed);
+        if units == 0 {
+            return None;
+        }
+        let before = self.throttle_credit.fetch_add(units, Ordering::Relaxed);
+        before
+            .checked_add(units)
+            .is_none()
+            .then(|| f64::from(units) / 4_294_967_296.0)
+    }
+
+    /// Counts a call the throttle refused (the supervisor counts it as a request the
+    /// dependency did not accept).
+    pub(crate) fn count_throttled(&self) {
+        self.report(Report {
+            throttled: true,
+            ..Report::default()
+        });
     }
 
     /// Counts a call refused by a handle because the published state is open.
@@ -209,5 +246,28 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.metrics.in_flight_changed(-1.0);
+    }
+}
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_refuses_exactly_the_published_share_spread_evenly() {
+        let settings = CallSettings {
+            timeout: None,
+            deadline: None,
+            max_attempts: 1,
+        };
+        let published = Published::new("t", 8, settings);
+        assert_eq!(published.throttled(), None);
+        published.publish_throttle(0.25);
+        let refused: Vec<bool> = (0..100).map(|_| published.throttled().is_some()).collect();
+        assert_eq!(refused.iter().filter(|r| **r).count(), 25);
+        // Never two refusals in a row at 25 %.
+        assert!(refused.windows(2).all(|w| !(w[0] && w[1])));
+        published.publish_throttle(0.0);
+        assert_eq!(published.throttled(), None);
     }
 }

@@ -38,6 +38,7 @@ use crate::messages::{
 };
 use crate::observe::{CallOutcome, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
+use crate::throttle::Throttle;
 
 /// How often, at most, the health status is re-evaluated on the call path (it sorts the latency
 /// window). Queries and breaker transitions always evaluate it.
@@ -57,6 +58,10 @@ pub struct ServiceSupervisor {
     health: HealthWindow,
     retry: RetryPolicy,
     budget: RetryBudget,
+    /// Client-side adaptive throttling, when configured.
+    throttle: Option<Throttle>,
+    /// The reject probability last published to the handles.
+    throttle_published: f64,
     published: Arc<Published>,
     counts: CallCounts,
     health_status: HealthStatus,
@@ -107,6 +112,11 @@ impl ServiceSupervisor {
             health: HealthWindow::new(config.health.clone()),
             retry: RetryPolicy::new(config.retry.clone(), seed.rotate_left(17) ^ 0x9e37_79b9),
             budget: RetryBudget::new(config.retry.budget.clone()),
+            throttle: config
+                .throttle
+                .clone()
+                .map(|throttle| Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15)),
+            throttle_published: 0.0,
             name,
             config: Arc::new(config),
             published,
@@ -177,6 +187,19 @@ impl ServiceSupervisor {
         self.counts.attempts += 1;
         if first {
             self.budget.record_call(now.into_std());
+        }
+        if let Some(throttle) = &mut self.throttle {
+            // Accepted: the dependency answered (or the answer says nothing about it).
+            let accepted = match outcome {
+                AttemptOutcome::Success | AttemptOutcome::Ignored => Some(true),
+                AttemptOutcome::Failure | AttemptOutcome::TimedOut | AttemptOutcome::Panicked => {
+                    Some(false)
+                }
+                AttemptOutcome::Cancelled => None,
+            };
+            if let Some(accepted) = accepted {
+                throttle.count(now.into_std(), accepted);
+            }
         }
         let (breaker_outcome, healthy) = match outcome {
             AttemptOutcome::Cancelled => {
@@ -362,12 +385,62 @@ impl ServiceSupervisor {
     /// many there were.
     fn drain(&mut self, ctx: &mut Context<Self>, now: Instant) -> usize {
         let published = Arc::clone(&self.published);
-        published
+        let drained = published
             .reports
-            .drain(|report| self.apply(ctx, report, now))
+            .drain(|report| self.apply(ctx, report, now));
+        if drained > 0 {
+            self.update_throttle(now);
+        }
+        drained
+    }
+
+    /// Publishes the throttle's reject probability when it changed; reports it when it
+    /// crossed 0, 10 % or 50 %.
+    fn update_throttle(&mut self, now: Instant) {
+        let Some(throttle) = &self.throttle else {
+            return;
+        };
+        let snapshot = throttle.snapshot(now.into_std());
+        let probability = snapshot.reject_probability;
+        if probability == self.throttle_published {
+            return;
+        }
+        let band = |p: f64| u8::from(p > 0.0) + u8::from(p > 0.1) + u8::from(p > 0.5);
+        let from = std::mem::replace(&mut self.throttle_published, probability);
+        self.published.publish_throttle(probability);
+        self.published.metrics.throttle(probability);
+        if band(from) != band(probability) {
+            tracing::info!(
+                service = %self.name,
+                from,
+                to = probability,
+                requests = snapshot.requests,
+                accepts = snapshot.accepts,
+                "adaptive throttle changed"
+            );
+            self.publish(
+                now,
+                EventKind::ThrottleChanged {
+                    from,
+                    to: probability,
+                    requests: snapshot.requests,
+                    accepts: snapshot.accepts,
+                },
+            );
+        }
     }
 
     fn apply(&mut self, ctx: &mut Context<Self>, report: Report, now: Instant) {
+        if report.throttled {
+            if let Some(throttle) = &mut self.throttle {
+                throttle.count(now.into_std(), false);
+            }
+            self.published.metrics.rejected(RejectReason::Throttled);
+            if report.answer.is_none() {
+                self.counts.rejected_throttled += 1;
+                self.published.metrics.call(CallOutcome::Rejected, 0.0);
+            }
+        }
         if let Some(attempt) = report.attempt {
             self.record_attempt(ctx, attempt, now);
         }
@@ -506,6 +579,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
             first: msg.first,
         };
         self.record_attempt(ctx, record, now);
+        self.update_throttle(now);
         let decision = match msg.retry {
             Some(question) => self.decide_retry(question, msg.outcome, now),
             None => RetryDecision::Recorded,

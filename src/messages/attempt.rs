@@ -47,6 +47,9 @@ pub(crate) struct Report {
     pub(crate) attempt: Option<AttemptRecord>,
     /// How the call was answered, and its caller-observed duration.
     pub(crate) answer: Option<(CallOutcome, Duration)>,
+    /// The adaptive throttle refused the call (counted as a request the dependency did not
+    /// accept); `answer` is `None` unless a fallback answered it.
+    pub(crate) throttled: bool,
 }
 
 /// Wakes the supervisor to drain the reports (sent at most once per batch window).
@@ -135,7 +138,7 @@ impl Drop for HeldPermit {
                     duration: Duration::ZERO,
                     first: false,
                 }),
-                answer: None,
+                ..Report::default()
             });
         }
     }

@@ -55,6 +55,17 @@ pub enum EventKind {
     },
     /// A retry was due but the retry budget refused it.
     RetryBudgetExhausted,
+    /// The adaptive throttle's reject probability crossed one of 0, 10 % or 50 % (up or down).
+    ThrottleChanged {
+        /// The probability before.
+        from: f64,
+        /// The probability now: the share of new calls refused locally.
+        to: f64,
+        /// Requests counted in the throttle's window (refused ones included).
+        requests: u64,
+        /// Requests the dependency accepted in the window.
+        accepts: u64,
+    },
 }
 
 /// Subscribe a recipient to a supervisor's events (or, sent to the

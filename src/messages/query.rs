@@ -52,6 +52,8 @@ pub struct CallCounts {
     pub rejected_open: u64,
     /// Calls refused by the bulkhead (including the handles' fast path).
     pub rejected_overloaded: u64,
+    /// Calls refused by the adaptive throttle.
+    pub rejected_throttled: u64,
     /// Retries refused by the budget.
     pub rejected_budget: u64,
     /// Attempts that ran the operation (first attempts and retries).
@@ -74,6 +76,7 @@ impl CallCounts {
             + self.panic
             + self.rejected_open
             + self.rejected_overloaded
+            + self.rejected_throttled
             + self.fallback
     }
 }

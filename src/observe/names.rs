@@ -22,6 +22,10 @@ pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
 /// `reason` ([`RejectReason`]).
 pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
 
+/// Gauge: the probability with which the `service`'s adaptive throttle refuses a new call
+/// (0 when it is off or nothing is refused).
+pub const THROTTLE_PROBABILITY: &str = "warden_throttle_probability";
+
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
 /// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
@@ -38,7 +42,7 @@ pub const LABEL_FROM: &str = "from";
 pub const LABEL_TO: &str = "to";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 9] = [
+pub const METRIC_FAMILIES: [(&str, &str); 10] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -65,6 +69,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 9] = [
     (
         CALLS_REJECTED_TOTAL,
         "Calls or retries refused without reaching the dependency, by reason.",
+    ),
+    (
+        THROTTLE_PROBABILITY,
+        "Probability with which the adaptive throttle refuses a new call.",
     ),
 ];
 
@@ -144,14 +152,17 @@ pub enum RejectReason {
     Overloaded,
     /// A retry was due but the retry budget was spent.
     Budget,
+    /// The adaptive throttle refused the call.
+    Throttled,
 }
 
 impl RejectReason {
     /// All values, in label order.
-    pub const ALL: [RejectReason; 3] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::Open,
         RejectReason::Overloaded,
         RejectReason::Budget,
+        RejectReason::Throttled,
     ];
 
     /// The label value.
@@ -160,6 +171,7 @@ impl RejectReason {
             RejectReason::Open => "open",
             RejectReason::Overloaded => "overloaded",
             RejectReason::Budget => "budget",
+            RejectReason::Throttled => "throttled",
         }
     }
 }

@@ -15,8 +15,9 @@ pub(crate) struct ServiceMetrics {
     durations: [Histogram; 7],
     retries: [Counter; 2],
     timeouts: Counter,
-    rejected: [Counter; 3],
+    rejected: [Counter; 4],
     in_flight: Gauge,
+    throttle: Gauge,
     state: [Gauge; 5],
     health: [Gauge; 3],
 }
@@ -41,6 +42,7 @@ impl ServiceMetrics {
                 counter!(CALLS_REJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
             }),
             in_flight: gauge!(CALLS_IN_FLIGHT, LABEL_SERVICE => s()),
+            throttle: gauge!(THROTTLE_PROBABILITY, LABEL_SERVICE => s()),
             state: BreakerState::ALL
                 .map(|st| gauge!(CIRCUIT_STATE, LABEL_SERVICE => s(), LABEL_STATE => st.as_str())),
             health: HealthStatus::ALL.map(
@@ -69,6 +71,11 @@ impl ServiceMetrics {
     /// A call or retry was refused.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected[reason as usize].increment(1);
+    }
+
+    /// The adaptive throttle's reject probability is now `probability`.
+    pub(crate) fn throttle(&self, probability: f64) {
+        self.throttle.set(probability);
     }
 
     /// Calls in flight went up (`+1.0`) or down (`-1.0`).

@@ -78,6 +78,14 @@ impl Throttle {
         }
     }
 
+    /// Counts one request decided elsewhere — by an owner that publishes
+    /// [`reject_probability`](Self::reject_probability) and lets other threads admit or reject
+    /// with it — at `now`: `accepted` when it was sent and the backend accepted it. The same
+    /// counts as [`admit`](Self::admit) followed by [`record`](Self::record), without a draw.
+    pub fn count(&mut self, now: Instant, accepted: bool) {
+        self.window.add(now, 1, u64::from(accepted));
+    }
+
     /// The probability that a request made at `now` is rejected:
     /// `min(max_reject_probability, max(0, (requests − k × accepts) / (requests + 1)))` over
     /// the window at `now`, or 0 while it holds fewer than `minimum_requests` requests.
@@ -113,6 +121,26 @@ fn probability(config: &ThrottleConfig, requests: u64, accepts: u64) -> f64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn count_is_admit_and_record_without_a_draw() {
+        let t0 = Instant::now();
+        let cfg = ThrottleConfig {
+            minimum_requests: 1,
+            ..ThrottleConfig::default()
+        };
+        let mut counted = Throttle::new(cfg.clone(), 1);
+        let mut admitted = Throttle::new(cfg, 1);
+        for i in 0..50u32 {
+            let accepted = i % 3 == 0;
+            counted.count(t0, accepted);
+            // `admit` may reject; the counts are the same either way.
+            let _ = admitted.admit(t0);
+            admitted.record(t0, accepted);
+        }
+        assert_eq!(counted.snapshot(t0), admitted.snapshot(t0));
+        assert!(counted.reject_probability(t0) > 0.0);
+    }
 
     fn config(k: f64, minimum_requests: u32, cap: f64) -> ThrottleConfig {
         ThrottleConfig {
