@@ -51,6 +51,7 @@ pub mod config;
 mod duration_or_off;
 pub mod error;
 pub mod health;
+pub mod limit;
 pub mod messages;
 pub mod observe;
 pub mod retry;
