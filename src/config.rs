@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
+use crate::limit::ConcurrencyLimitConfig;
 use crate::retry::{Backoff, BudgetConfig, RetryConfig};
 use crate::throttle::ThrottleConfig;
 
@@ -58,6 +59,10 @@ pub struct SupervisorConfig {
     /// It composes with the breaker, which still opens on an outage; give the breaker trip
     /// thresholds for outages only (see [`SupervisorConfig::adaptive`]).
     pub throttle: Option<ThrottleConfig>,
+    /// An adaptive concurrency limit (off when `None`, the default): the calls allowed in
+    /// flight follow the dependency's latency (AIMD or gradient), never above
+    /// `max_in_flight`. In TOML: `concurrency_limit = { algorithm = "aimd", max_limit = 100 }`.
+    pub concurrency_limit: Option<ConcurrencyLimitConfig>,
     /// Seed of the supervisor's random number generator (jitter). `None` draws one at start;
     /// set it to make a supervisor's delays reproducible.
     pub seed: Option<u64>,
@@ -74,12 +79,22 @@ impl Default for SupervisorConfig {
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
             throttle: None,
+            concurrency_limit: None,
             seed: None,
         }
     }
 }
 
 impl SupervisorConfig {
+    /// Calls allowed in flight before any sample: the adaptive limit's initial value, or
+    /// `max_in_flight`, whichever is lower.
+    pub(crate) fn initial_limit(&self) -> u32 {
+        self.concurrency_limit
+            .as_ref()
+            .map_or(self.max_in_flight, |limit| limit.bounds().0)
+            .min(self.max_in_flight)
+    }
+
     /// Checks every field; the error names the first invalid one by its dotted path.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.timeout == Some(Duration::ZERO) {
@@ -116,6 +131,11 @@ impl SupervisorConfig {
         self.health.validate().map_err(|e| e.within("health"))?;
         if let Some(throttle) = &self.throttle {
             throttle.validate().map_err(|e| e.within("throttle"))?;
+        }
+        if let Some(limit) = &self.concurrency_limit {
+            limit
+                .validate()
+                .map_err(|e| e.within("concurrency_limit"))?;
         }
         Ok(())
     }

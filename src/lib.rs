@@ -69,6 +69,7 @@ pub mod prelude {
     pub use crate::config::{ServicesFile, SupervisorConfig};
     pub use crate::error::{CallError, ConfigError};
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
+    pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
     pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
     pub use crate::throttle::ThrottleConfig;

@@ -97,6 +97,12 @@ impl SupervisorBuilder {
         self
     }
 
+    /// An adaptive concurrency limit (see [`SupervisorConfig::concurrency_limit`]).
+    pub fn concurrency_limit(mut self, limit: crate::limit::ConcurrencyLimitConfig) -> Self {
+        self.config.concurrency_limit = Some(limit);
+        self
+    }
+
     /// Bulkhead: calls in flight allowed at once.
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.config.max_in_flight = max;
@@ -161,7 +167,7 @@ impl SupervisorBuilder {
             deadline: self.config.deadline,
             max_attempts: self.config.retry.max_attempts,
         };
-        let published = Arc::new(Published::new(&name, self.config.max_in_flight, settings));
+        let published = Arc::new(Published::new(&name, self.config.initial_limit(), settings));
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(
             Arc::clone(&name),

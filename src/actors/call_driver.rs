@@ -98,6 +98,7 @@ where
     );
     let mut guard = CallGuard {
         published,
+        in_flight: slot.in_flight,
         slot: Some(slot),
         permit: None,
         last_attempt: None,
@@ -492,6 +493,8 @@ impl<E> Last<E> {
 struct CallGuard<'a> {
     published: &'a Arc<Published>,
     slot: Option<SlotGuard>,
+    /// Calls in flight when this one was admitted, itself included.
+    in_flight: u32,
     /// The running attempt's permit, and whether it is the call's first attempt.
     permit: Option<(Permit, bool)>,
     /// The last attempt, when it is reported with the answer.
@@ -506,11 +509,13 @@ struct CallGuard<'a> {
 
 impl CallGuard<'_> {
     fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
+        let in_flight = self.in_flight;
         self.permit.take().map(|(permit, first)| AttemptRecord {
             permit,
             outcome,
             duration,
             first,
+            in_flight,
         })
     }
 
@@ -583,6 +588,7 @@ impl CallGuard<'_> {
             outcome,
             duration,
             first,
+            in_flight: self.in_flight,
             retry,
         };
         handle.addr.send(message).await.ok()

@@ -55,7 +55,9 @@ pub(crate) struct Published {
     open_until_nanos: AtomicU64,
     origin: Instant,
     in_flight: AtomicU32,
-    max_in_flight: u32,
+    /// Calls allowed in flight now: `max_in_flight`, or the adaptive limit the supervisor
+    /// publishes (never above `max_in_flight`).
+    limit: AtomicU32,
     /// Calls refused by handles without reaching the supervisor: open breaker.
     fast_rejections: AtomicU64,
     /// Calls refused because the bulkhead was full.
@@ -83,7 +85,7 @@ impl Published {
             open_until_nanos: AtomicU64::new(0),
             origin: Instant::now(),
             in_flight: AtomicU32::new(0),
-            max_in_flight,
+            limit: AtomicU32::new(max_in_flight),
             fast_rejections: AtomicU64::new(0),
             overloads: AtomicU64::new(0),
             next_call_id: AtomicU64::new(0),
@@ -196,15 +198,25 @@ impl Published {
         self.next_call_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Takes a bulkhead slot, or `None` when `max_in_flight` calls are already in flight.
+    /// Takes a bulkhead slot, or `None` when the limit of calls in flight is reached.
     pub(crate) fn try_reserve(self: &Arc<Self>) -> Option<SlotGuard> {
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if previous >= self.max_in_flight {
+        if previous >= self.limit.load(Ordering::Relaxed) {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
         self.metrics.in_flight_changed(1.0);
-        Some(SlotGuard(Arc::clone(self)))
+        Some(SlotGuard {
+            published: Arc::clone(self),
+            in_flight: previous + 1,
+        })
+    }
+
+    /// Publishes the calls allowed in flight (the supervisor, when the adaptive limit moves).
+    /// Calls in flight above a lowered limit finish; new ones wait for room.
+    pub(crate) fn publish_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.metrics.limit(limit);
     }
 
     /// Calls in flight now.
@@ -240,12 +252,16 @@ fn decode(word: u64) -> (Option<BreakerState>, u64) {
 
 /// One bulkhead slot; released when dropped, whatever happens to the call holding it.
 #[derive(Debug)]
-pub(crate) struct SlotGuard(Arc<Published>);
+pub(crate) struct SlotGuard {
+    published: Arc<Published>,
+    /// Calls in flight when this one was admitted, itself included (a concurrency-limit sample).
+    pub(crate) in_flight: u32,
+}
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.in_flight_changed(-1.0);
+        self.published.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.published.metrics.in_flight_changed(-1.0);
     }
 }
 

@@ -30,6 +30,7 @@ use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
 use crate::config::SupervisorConfig;
 use crate::error::CallError;
 use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
+use crate::limit::ConcurrencyLimit;
 use crate::messages::{
     Admit, AttemptFailed, AttemptOutcome, AttemptRecord, BreakerStatus, Call, CallCounts,
     DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth,
@@ -62,6 +63,10 @@ pub struct ServiceSupervisor {
     throttle: Option<Throttle>,
     /// The reject probability last published to the handles.
     throttle_published: f64,
+    /// The adaptive concurrency limit, when configured.
+    limiter: Option<ConcurrencyLimit>,
+    /// The limit last reported in a [`EventKind::LimitChanged`].
+    limit_reported: u32,
     published: Arc<Published>,
     counts: CallCounts,
     health_status: HealthStatus,
@@ -117,6 +122,8 @@ impl ServiceSupervisor {
                 .clone()
                 .map(|throttle| Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15)),
             throttle_published: 0.0,
+            limiter: config.concurrency_limit.as_ref().map(ConcurrencyLimit::new),
+            limit_reported: 0,
             name,
             config: Arc::new(config),
             published,
@@ -183,7 +190,9 @@ impl ServiceSupervisor {
             outcome,
             duration,
             first,
+            in_flight,
         } = record;
+        self.sample_limit(now, outcome, duration, in_flight);
         self.counts.attempts += 1;
         if first {
             self.budget.record_call(now.into_std());
@@ -394,6 +403,45 @@ impl ServiceSupervisor {
         drained
     }
 
+    /// Feeds a finished attempt to the adaptive concurrency limit and publishes the limit when it
+    /// moves. A timeout is a drop (the dependency is queueing); an error is no sample (it says
+    /// little about queueing), a success or an ignored error is a normal one.
+    fn sample_limit(
+        &mut self,
+        now: Instant,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        in_flight: u32,
+    ) {
+        let Some(limiter) = &mut self.limiter else {
+            return;
+        };
+        let dropped = match outcome {
+            AttemptOutcome::Success | AttemptOutcome::Ignored => false,
+            AttemptOutcome::TimedOut => true,
+            AttemptOutcome::Failure | AttemptOutcome::Panicked | AttemptOutcome::Cancelled => {
+                return
+            }
+        };
+        let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
+            return;
+        };
+        let limit = limit.min(self.config.max_in_flight);
+        self.published.publish_limit(limit);
+        let reported = self.limit_reported;
+        if limit.abs_diff(reported) >= (reported / 10).max(1) {
+            self.limit_reported = limit;
+            tracing::debug!(service = %self.name, from = reported, to = limit, "concurrency limit changed");
+            self.publish(
+                now,
+                EventKind::LimitChanged {
+                    from: reported,
+                    to: limit,
+                },
+            );
+        }
+    }
+
     /// Publishes the throttle's reject probability when it changed; reports it when it
     /// crossed 0, 10 % or 50 %.
     fn update_throttle(&mut self, now: Instant) {
@@ -487,6 +535,9 @@ impl Actor for ServiceSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
+        let limit = self.config.initial_limit();
+        self.limit_reported = limit;
+        self.published.metrics.limit(limit);
         self.published.metrics.state(self.breaker.state());
         self.published.metrics.health(self.health_status);
         tracing::debug!(service = %self.name, "supervisor started");
@@ -577,6 +628,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
             outcome: msg.outcome,
             duration: msg.duration,
             first: msg.first,
+            in_flight: msg.in_flight,
         };
         self.record_attempt(ctx, record, now);
         self.update_throttle(now);

@@ -38,6 +38,8 @@ pub(crate) struct AttemptRecord {
     pub(crate) duration: Duration,
     /// The call's first attempt: the call is counted into the retry budget with it.
     pub(crate) first: bool,
+    /// Calls in flight when the call was admitted, itself included.
+    pub(crate) in_flight: u32,
 }
 
 /// What a caller hands over without waiting: an attempt that needs no decision (a success, an
@@ -68,6 +70,8 @@ pub(crate) struct AttemptFailed {
     pub(crate) duration: Duration,
     /// The call's first attempt.
     pub(crate) first: bool,
+    /// Calls in flight when the call was admitted, itself included.
+    pub(crate) in_flight: u32,
     /// `None` when the call ends with this attempt whatever the supervisor says (not
     /// retryable, the last allowed attempt, the deadline passed): it is only recorded.
     pub(crate) retry: Option<RetryQuestion>,
@@ -137,6 +141,7 @@ impl Drop for HeldPermit {
                     outcome: AttemptOutcome::Cancelled,
                     duration: Duration::ZERO,
                     first: false,
+                    in_flight: 0,
                 }),
                 ..Report::default()
             });

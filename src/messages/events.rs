@@ -55,6 +55,13 @@ pub enum EventKind {
     },
     /// A retry was due but the retry budget refused it.
     RetryBudgetExhausted,
+    /// The adaptive concurrency limit moved by at least 10 % (or 1) since it was last reported.
+    LimitChanged {
+        /// The limit last reported.
+        from: u32,
+        /// Calls allowed in flight now.
+        to: u32,
+    },
     /// The adaptive throttle's reject probability crossed one of 0, 10 % or 50 % (up or down).
     ThrottleChanged {
         /// The probability before.

@@ -26,6 +26,10 @@ pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
 /// (0 when it is off or nothing is refused).
 pub const THROTTLE_PROBABILITY: &str = "warden_throttle_probability";
 
+/// Gauge: calls the `service` may have in flight now: the bulkhead's `max_in_flight`, or the
+/// adaptive concurrency limit when one is configured.
+pub const CONCURRENCY_LIMIT: &str = "warden_concurrency_limit";
+
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
 /// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
@@ -42,7 +46,7 @@ pub const LABEL_FROM: &str = "from";
 pub const LABEL_TO: &str = "to";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 10] = [
+pub const METRIC_FAMILIES: [(&str, &str); 11] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -73,6 +77,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 10] = [
     (
         THROTTLE_PROBABILITY,
         "Probability with which the adaptive throttle refuses a new call.",
+    ),
+    (
+        CONCURRENCY_LIMIT,
+        "Calls allowed in flight now (bulkhead, or the adaptive concurrency limit).",
     ),
 ];
 

@@ -18,6 +18,7 @@ pub(crate) struct ServiceMetrics {
     rejected: [Counter; 4],
     in_flight: Gauge,
     throttle: Gauge,
+    limit: Gauge,
     state: [Gauge; 5],
     health: [Gauge; 3],
 }
@@ -43,6 +44,7 @@ impl ServiceMetrics {
             }),
             in_flight: gauge!(CALLS_IN_FLIGHT, LABEL_SERVICE => s()),
             throttle: gauge!(THROTTLE_PROBABILITY, LABEL_SERVICE => s()),
+            limit: gauge!(CONCURRENCY_LIMIT, LABEL_SERVICE => s()),
             state: BreakerState::ALL
                 .map(|st| gauge!(CIRCUIT_STATE, LABEL_SERVICE => s(), LABEL_STATE => st.as_str())),
             health: HealthStatus::ALL.map(
@@ -76,6 +78,11 @@ impl ServiceMetrics {
     /// The adaptive throttle's reject probability is now `probability`.
     pub(crate) fn throttle(&self, probability: f64) {
         self.throttle.set(probability);
+    }
+
+    /// Calls allowed in flight are now `limit`.
+    pub(crate) fn limit(&self, limit: u32) {
+        self.limit.set(f64::from(limit));
     }
 
     /// Calls in flight went up (`+1.0`) or down (`-1.0`).
