@@ -34,8 +34,9 @@
 //! The order inside the supervisor is fixed — timeout (innermost), health, breaker, retry
 //! (outermost) — so it cannot be assembled in the wrong order.
 //!
-//! The pure cores ([`breaker`], [`health`], [`retry`]) know nothing of actix or tokio: they take
-//! `now` as an argument and a seeded RNG, and are usable on their own.
+//! The pure cores ([`breaker`], [`health`], [`retry`], and for load control [`throttle`],
+//! [`limit`] and [`ratelimit`]) know nothing of actix or tokio: they take `now` as an argument
+//! and a seeded RNG, and are usable on their own.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -54,6 +55,7 @@ pub mod health;
 pub mod limit;
 pub mod messages;
 pub mod observe;
+pub mod ratelimit;
 pub mod retry;
 mod sync;
 pub mod throttle;

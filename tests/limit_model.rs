@@ -7,6 +7,9 @@
 //!   configuration and history:
 //!   * the limit stays within `[min_limit, max_limit]`, and `on_sample` returns the new limit
 //!     exactly when it changed;
+//!   * one sample never lowers the real-valued estimate below `estimate × (1 − smoothing / 2)`
+//!     (the gradient's floor of 0.5) nor raises it by more than `smoothing × queue` (its
+//!     ceiling of 1), which bounds the integer limit the test can observe;
 //!   * a dropped sample never raises the limit; a sample from an app-limited caller
 //!     (`2 × in_flight < limit`) never changes it;
 //!   * a sample after which the RTT averages show no queueing (`rtt_tolerance × long ≥ short`,
@@ -263,6 +266,24 @@ fn check_gradient(
             ctx()
         );
         prop_assert_eq!(got, (after != before).then_some(after), "return, {}", ctx());
+        // The estimate e is in [before, before + 1). The gradient is in [0.5, 1], so one sample
+        // moves e to at least e × (1 − smoothing / 2) and at most e + smoothing × queue.
+        let queue = match c.queue_size {
+            QueueSize::Sqrt => f64::from(before).sqrt(),
+            QueueSize::Fixed(n) => f64::from(n),
+        };
+        let lowest = (f64::from(before) * (1.0 - c.smoothing / 2.0) - 1e-9).floor();
+        prop_assert!(
+            f64::from(after) >= lowest.max(f64::from(c.min_limit)),
+            "fell below {}, {}",
+            lowest,
+            ctx()
+        );
+        prop_assert!(
+            f64::from(after) < f64::from(before) + 1.0 + c.smoothing * queue + 1e-9,
+            "rose by more than 1 + smoothing × queue, {}",
+            ctx()
+        );
         let busy = 2 * u64::from(in_flight) >= u64::from(before);
         if s.dropped {
             prop_assert!(after <= before, "drop raised the limit, {}", ctx());
@@ -280,10 +301,6 @@ fn check_gradient(
                 cov.no_queueing_busy += 1;
                 prop_assert!(after >= before, "no queueing lowered the limit, {}", ctx());
             }
-            let queue = match c.queue_size {
-                QueueSize::Sqrt => f64::from(before).sqrt(),
-                QueueSize::Fixed(n) => f64::from(n),
-            };
             if short >= 2.01 * c.rtt_tolerance * long && queue <= f64::from(before) / 2.0 {
                 cov.heavy_queueing_busy += 1;
                 prop_assert!(

@@ -100,8 +100,10 @@ impl Gradient {
                 } else {
                     1.0
                 };
-                let target = self.estimate * gradient + self.queue_size.at(old);
-                self.estimate = self.estimate * (1.0 - self.smoothing) + target * self.smoothing;
+                // (1 − s) × e + s × (e × gradient + queue), written so that gradient 1 with no
+                // queue leaves e exactly as it is
+                let step = self.estimate * (gradient - 1.0) + self.queue_size.at(old);
+                self.estimate += self.smoothing * step;
             }
         }
         self.estimate = self.estimate.clamp(self.min, self.max);

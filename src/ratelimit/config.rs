@@ -1,0 +1,145 @@
+//! [`RateLimitConfig`]: rate, burst and the longest wait a call accepts.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Lowest rate accepted: one call per about 31.7 years (keeps the interval within `u64` ns).
+const MIN_RATE: f64 = 1e-9;
+/// Highest rate accepted: one call per nanosecond.
+const MAX_RATE: f64 = 1e9;
+
+/// Settings of one [`RateLimiter`](super::RateLimiter).
+///
+/// ```toml
+/// rate = 50.0        # tokens per second
+/// burst = 10         # bucket size
+/// max_wait = "200ms" # reserve a token up to this far ahead; "0s" refuses at once
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Tokens per second, between 1e-9 and 1e9. Default 100. Applied as an interval of
+    /// `round(1e9 / rate)` whole nanoseconds per token.
+    pub rate: f64,
+    /// Most tokens the bucket holds (calls that may go at once after a quiet period), at
+    /// least 1. Default 100. The bucket starts full.
+    pub burst: u32,
+    /// Longest wait for a token a call accepts; 0 refuses at once when the bucket is empty.
+    /// Default 0.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            rate: 100.0,
+            burst: 100,
+            max_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// `rate` tokens per second with a burst of one second's worth (at least 1), no waiting.
+    pub fn per_second(rate: f64) -> Self {
+        RateLimitConfig {
+            rate,
+            burst: if rate.is_finite() {
+                rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+            } else {
+                1
+            },
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    /// Sets the bucket size.
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// Sets the longest wait for a reserved token.
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// Checks every field; the error names `rate` or `burst`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&self.rate)) {
+            return Err(ConfigError::invalid(
+                "rate",
+                "must be a number of tokens per second between 1e-9 and 1e9",
+            ));
+        }
+        if self.burst == 0 {
+            return Err(ConfigError::invalid("burst", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_builders() {
+        let c = RateLimitConfig::default();
+        assert_eq!((c.rate, c.burst, c.max_wait), (100.0, 100, Duration::ZERO));
+        assert_eq!(c.validate(), Ok(()));
+        let c = RateLimitConfig::per_second(2.5).with_max_wait(Duration::from_millis(300));
+        assert_eq!((c.rate, c.burst), (2.5, 3));
+        assert_eq!(c.max_wait, Duration::from_millis(300));
+        assert_eq!(RateLimitConfig::per_second(0.1).burst, 1);
+        assert_eq!(RateLimitConfig::per_second(5.0).with_burst(1).burst, 1);
+    }
+
+    #[test]
+    fn validate_names_each_invalid_field() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-10, 2e9] {
+            let err = RateLimitConfig::per_second(rate).validate().unwrap_err();
+            assert_eq!(err.field(), Some("rate"), "{rate}");
+        }
+        for rate in [1e-9, 0.5, 1e9] {
+            assert_eq!(
+                RateLimitConfig::per_second(rate).validate(),
+                Ok(()),
+                "{rate}"
+            );
+        }
+        let err = RateLimitConfig::default()
+            .with_burst(0)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field(), Some("burst"));
+    }
+
+    #[test]
+    fn toml_round_trips_and_rejects_unknown_keys() {
+        let c: RateLimitConfig =
+            toml::from_str("rate = 50.0\nburst = 10\nmax_wait = \"200ms\"").unwrap();
+        assert_eq!(
+            c,
+            RateLimitConfig {
+                rate: 50.0,
+                burst: 10,
+                max_wait: Duration::from_millis(200)
+            }
+        );
+        assert_eq!(
+            toml::from_str::<RateLimitConfig>("").unwrap(),
+            RateLimitConfig::default()
+        );
+        let back: RateLimitConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        for text in ["rate_per_second = 5.0", "burst = -1", "max_wait = 5"] {
+            assert!(toml::from_str::<RateLimitConfig>(text).is_err(), "{text}");
+        }
+    }
+}
