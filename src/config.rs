@@ -26,6 +26,7 @@ use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
 use crate::limit::ConcurrencyLimitConfig;
+use crate::ratelimit::RateLimitConfig;
 use crate::retry::{Backoff, BudgetConfig, RetryConfig};
 use crate::throttle::ThrottleConfig;
 
@@ -63,6 +64,11 @@ pub struct SupervisorConfig {
     /// flight follow the dependency's latency (AIMD or gradient), never above
     /// `max_in_flight`. In TOML: `concurrency_limit = { algorithm = "aimd", max_limit = 100 }`.
     pub concurrency_limit: Option<ConcurrencyLimitConfig>,
+    /// A token-bucket rate limit on calls (off when `None`, the default): a call past the rate
+    /// waits for a token up to `max_wait`, or is answered
+    /// [`CallError::RateLimited`](crate::CallError::RateLimited). A dependency's retry-after
+    /// hint lowers the rate until it ends.
+    pub rate_limit: Option<RateLimitConfig>,
     /// Seed of the supervisor's random number generator (jitter). `None` draws one at start;
     /// set it to make a supervisor's delays reproducible.
     pub seed: Option<u64>,
@@ -80,6 +86,7 @@ impl Default for SupervisorConfig {
             health: HealthConfig::default(),
             throttle: None,
             concurrency_limit: None,
+            rate_limit: None,
             seed: None,
         }
     }
@@ -131,6 +138,9 @@ impl SupervisorConfig {
         self.health.validate().map_err(|e| e.within("health"))?;
         if let Some(throttle) = &self.throttle {
             throttle.validate().map_err(|e| e.within("throttle"))?;
+        }
+        if let Some(rate) = &self.rate_limit {
+            rate.validate().map_err(|e| e.within("rate_limit"))?;
         }
         if let Some(limit) = &self.concurrency_limit {
             limit

@@ -87,6 +87,12 @@ pub enum CallError<E> {
         /// The probability with which calls were being refused.
         probability: f64,
     },
+    /// The rate limiter refused the call without running it: no token within `max_wait`.
+    #[error("rate limited: next call allowed in {retry_after:?}")]
+    RateLimited {
+        /// How long until a call would be let through.
+        retry_after: Duration,
+    },
     /// The dependency already has the maximum number of calls in flight (bulkhead).
     #[error("too many calls in flight")]
     Overloaded,
@@ -133,7 +139,8 @@ impl<E> CallError<E> {
             CallError::Open { retry_after } | CallError::CircuitOpened { retry_after, .. } => {
                 *retry_after
             }
-            CallError::RetryDeferred { retry_after, .. } => Some(*retry_after),
+            CallError::RetryDeferred { retry_after, .. }
+            | CallError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -152,6 +159,7 @@ impl<E> CallError<E> {
             | CallError::NoRuntime { attempts } => *attempts,
             CallError::Open { .. }
             | CallError::Throttled { .. }
+            | CallError::RateLimited { .. }
             | CallError::Overloaded
             | CallError::SupervisorGone => 0,
         }
@@ -164,6 +172,7 @@ impl<E> CallError<E> {
             self,
             CallError::Open { .. }
                 | CallError::Throttled { .. }
+                | CallError::RateLimited { .. }
                 | CallError::Overloaded
                 | CallError::SupervisorGone
         )

@@ -73,6 +73,7 @@ pub mod prelude {
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
     pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
+    pub use crate::ratelimit::RateLimitConfig;
     pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
     pub use crate::throttle::ThrottleConfig;
 }

@@ -252,6 +252,7 @@ fn check(p: Params, ops: Vec<Op>, cov: &mut Coverage) -> Result<(), TestCaseErro
         rate: p.rate,
         burst: p.burst,
         max_wait: Duration::from_nanos(model.max_wait as u64),
+        ..RateLimitConfig::default()
     };
     prop_assert_eq!(config.validate(), Ok(()));
     let mut real = RateLimiter::new(config);

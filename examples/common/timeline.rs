@@ -809,6 +809,7 @@ pub fn counts_since(counts: CallCounts, earlier: CallCounts) -> CallCounts {
         rejected_open: counts.rejected_open - earlier.rejected_open,
         rejected_overloaded: counts.rejected_overloaded - earlier.rejected_overloaded,
         rejected_throttled: counts.rejected_throttled - earlier.rejected_throttled,
+        rejected_rate_limited: counts.rejected_rate_limited - earlier.rejected_rate_limited,
         rejected_budget: counts.rejected_budget - earlier.rejected_budget,
         attempts: counts.attempts - earlier.attempts,
         retries: counts.retries - earlier.retries,

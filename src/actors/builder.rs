@@ -103,6 +103,12 @@ impl SupervisorBuilder {
         self
     }
 
+    /// A token-bucket rate limit (see [`SupervisorConfig::rate_limit`]).
+    pub fn rate_limit(mut self, limit: crate::ratelimit::RateLimitConfig) -> Self {
+        self.config.rate_limit = Some(limit);
+        self
+    }
+
     /// Bulkhead: calls in flight allowed at once.
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.config.max_in_flight = max;
@@ -167,7 +173,13 @@ impl SupervisorBuilder {
             deadline: self.config.deadline,
             max_attempts: self.config.retry.max_attempts,
         };
-        let published = Arc::new(Published::new(&name, self.config.initial_limit(), settings));
+        let mut published = Published::new(&name, self.config.initial_limit(), settings);
+        published.rate_limiter = self
+            .config
+            .rate_limit
+            .clone()
+            .map(|limit| std::sync::Mutex::new(crate::ratelimit::RateLimiter::new(limit)));
+        let published = Arc::new(published);
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(
             Arc::clone(&name),

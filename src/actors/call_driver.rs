@@ -81,6 +81,23 @@ where
             return refused_fast(published, refused, fallback, Refusal::Throttled).await;
         }
     }
+    match published.acquire_token() {
+        Ok(None) => {}
+        // A token is reserved for us: wait for it (at most the configured `max_wait`).
+        Ok(Some(wait)) => {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(CallError::NoRuntime { attempts: 0 });
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Err(limited) => {
+            tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
+            let refused = CallError::RateLimited {
+                retry_after: limited.retry_after,
+            };
+            return refused_fast(published, refused, fallback, Refusal::RateLimited).await;
+        }
+    }
     let Some(slot) = published.try_reserve() else {
         tracing::debug!(service = %handle.name, "call rejected: too many in flight");
         return refused_fast(
@@ -132,6 +149,7 @@ where
 enum Refusal {
     Open,
     Throttled,
+    RateLimited,
     Overloaded,
 }
 
@@ -141,6 +159,7 @@ impl Refusal {
         match self {
             Refusal::Open => published.count_fast_rejection(),
             Refusal::Throttled => published.count_throttled(),
+            Refusal::RateLimited => published.count_rate_limited(),
             Refusal::Overloaded => published.reject_overloaded(),
         }
     }
@@ -150,6 +169,7 @@ impl Refusal {
         let answer = Some((outcome, Duration::ZERO));
         let reason = match self {
             Refusal::Open => RejectReason::Open,
+            Refusal::RateLimited => RejectReason::RateLimited,
             Refusal::Overloaded => RejectReason::Overloaded,
             Refusal::Throttled => {
                 // The supervisor counts the throttled request (and its metric) itself.
@@ -369,7 +389,7 @@ where
         let last = match failure {
             Failure::Final(error, answer) => {
                 return guard
-                    .end_with_failure(handle, outcome, duration, Err(error), answer)
+                    .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
                     .await;
             }
             Failure::Retryable(last) if attempts >= settings.max_attempts => {
@@ -383,7 +403,7 @@ where
                     }),
                 };
                 return guard
-                    .end_with_failure(handle, outcome, duration, Err(error), answer)
+                    .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
                     .await;
             }
             Failure::Retryable(last) => last,
@@ -392,10 +412,12 @@ where
         let question = RetryQuestion {
             attempts_made: attempts,
             previous_delay,
-            retry_after,
             deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
         };
-        let decision = match guard.ask(handle, outcome, duration, Some(question)).await {
+        let decision = match guard
+            .ask(handle, outcome, duration, retry_after, Some(question))
+            .await
+        {
             Some(decision) => decision,
             None => return Err(CallError::SupervisorGone),
         };
@@ -560,6 +582,7 @@ impl CallGuard<'_> {
         handle: &ServiceHandle,
         outcome: AttemptOutcome,
         duration: Duration,
+        retry_after: Option<Duration>,
         result: Result<T, CallError<E>>,
         answer: CallOutcome,
     ) -> Result<T, CallError<E>> {
@@ -567,7 +590,11 @@ impl CallGuard<'_> {
             self.last_attempt = self.record(outcome, duration);
             return self.answer(result, answer);
         }
-        if self.ask(handle, outcome, duration, None).await.is_none() {
+        if self
+            .ask(handle, outcome, duration, retry_after, None)
+            .await
+            .is_none()
+        {
             return Err(CallError::SupervisorGone);
         }
         self.answer(result, answer)
@@ -580,6 +607,7 @@ impl CallGuard<'_> {
         handle: &ServiceHandle,
         outcome: AttemptOutcome,
         duration: Duration,
+        retry_after: Option<Duration>,
         retry: Option<RetryQuestion>,
     ) -> Option<RetryDecision> {
         let (permit, first) = self.permit.take()?;
@@ -589,6 +617,7 @@ impl CallGuard<'_> {
             duration,
             first,
             in_flight: self.in_flight,
+            retry_after,
             retry,
         };
         handle.addr.send(message).await.ok()

@@ -9,7 +9,7 @@
 //!
 //! The supervisor is the only writer of the breaker fields; handles only read them.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix::WeakAddr;
@@ -20,6 +20,7 @@ use super::supervisor::ServiceSupervisor;
 use crate::breaker::{BreakerState, Permit};
 use crate::messages::{Drain, Report};
 use crate::observe::{CallOutcome, RejectReason, ServiceMetrics};
+use crate::ratelimit::{RateLimited, RateLimiter};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the packed admission word that hold the state; the epoch sits above them.
@@ -72,6 +73,10 @@ pub(crate) struct Published {
     throttle_credit: AtomicU32,
     pub(crate) settings: CallSettings,
     pub(crate) metrics: ServiceMetrics,
+    /// The token bucket, when a rate limit is configured (a short lock per call).
+    pub(crate) rate_limiter: Option<Mutex<RateLimiter>>,
+    /// Calls refused by the rate limiter.
+    rate_limited: AtomicU64,
     /// Callers' reports, drained by the supervisor.
     pub(crate) reports: Handoff<Report>,
     /// How a producer wakes the supervisor; weak, so the shared state does not keep it alive.
@@ -94,6 +99,8 @@ impl Published {
             settings,
             metrics: ServiceMetrics::register(service),
             reports: Handoff::default(),
+            rate_limiter: None,
+            rate_limited: AtomicU64::new(0),
             supervisor: OnceLock::new(),
         }
     }
@@ -169,6 +176,30 @@ impl Published {
             throttled: true,
             ..Report::default()
         });
+    }
+
+    /// Takes a token for a call: `Ok(None)` to go now, `Ok(Some(wait))` to go after `wait`
+    /// (the token is reserved), or refused. Always `Ok(None)` without a rate limit.
+    pub(crate) fn acquire_token(&self) -> Result<Option<Duration>, RateLimited> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(None);
+        };
+        let now = Instant::now().into_std();
+        limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_acquire(now)
+    }
+
+    /// Counts a call refused by the rate limiter.
+    pub(crate) fn count_rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rejected(RejectReason::RateLimited);
+        self.metrics.call(CallOutcome::Rejected, 0.0);
+    }
+
+    pub(crate) fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Counts a call refused by a handle because the published state is open.

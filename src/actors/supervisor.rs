@@ -442,6 +442,35 @@ impl ServiceSupervisor {
         }
     }
 
+    /// The dependency asked for `hint` of quiet (a 429's `Retry-After`): the rate limiter, if
+    /// any and if told to, lowers the rate until then.
+    fn slow_down(&mut self, now: Instant, hint: Duration) {
+        let Some(limiter) = &self.published.rate_limiter else {
+            return;
+        };
+        let factor = self
+            .config
+            .rate_limit
+            .as_ref()
+            .map_or(1.0, |limit| limit.retry_after_factor);
+        if factor >= 1.0 {
+            return;
+        }
+        let until = now + hint;
+        limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .penalize(now.into_std(), until.into_std(), factor);
+        tracing::info!(service = %self.name, ?hint, factor, "rate lowered on the dependency's retry-after");
+        self.publish(
+            now,
+            EventKind::RateLowered {
+                factor,
+                until: until.into_std(),
+            },
+        );
+    }
+
     /// Publishes the throttle's reject probability when it changed; reports it when it
     /// crossed 0, 10 % or 50 %.
     fn update_throttle(&mut self, now: Instant) {
@@ -632,8 +661,11 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
         };
         self.record_attempt(ctx, record, now);
         self.update_throttle(now);
+        if let Some(hint) = msg.retry_after {
+            self.slow_down(now, hint);
+        }
         let decision = match msg.retry {
-            Some(question) => self.decide_retry(question, msg.outcome, now),
+            Some(question) => self.decide_retry(question, msg.outcome, msg.retry_after, now),
             None => RetryDecision::Recorded,
         };
         MessageResult(decision)
@@ -645,20 +677,18 @@ impl ServiceSupervisor {
         &mut self,
         msg: RetryQuestion,
         outcome: AttemptOutcome,
+        retry_after: Option<Duration>,
         now: Instant,
     ) -> RetryDecision {
         if msg.attempts_made < self.config.retry.max_attempts {
-            if let Some(hint) = msg
-                .retry_after
-                .filter(|hint| *hint > self.config.retry.max_delay)
-            {
+            if let Some(hint) = retry_after.filter(|hint| *hint > self.config.retry.max_delay) {
                 tracing::debug!(service = %self.name, retry_after = ?hint, "retry deferred: hint above max_delay");
                 return RetryDecision::Deferred(hint);
             }
         }
-        let Some(delay) =
-            self.retry
-                .next_delay(msg.attempts_made, msg.previous_delay, msg.retry_after)
+        let Some(delay) = self
+            .retry
+            .next_delay(msg.attempts_made, msg.previous_delay, retry_after)
         else {
             return RetryDecision::Exhausted;
         };
@@ -786,6 +816,7 @@ impl Handler<GetCallCounts> for ServiceSupervisor {
         let mut counts = self.counts;
         counts.rejected_open += self.published.fast_rejections();
         counts.rejected_overloaded += self.published.overloads();
+        counts.rejected_rate_limited += self.published.rate_limited();
         MessageResult(counts)
     }
 }

@@ -72,6 +72,8 @@ pub(crate) struct AttemptFailed {
     pub(crate) first: bool,
     /// Calls in flight when the call was admitted, itself included.
     pub(crate) in_flight: u32,
+    /// The dependency's retry-after hint carried by the error (through the classifier).
+    pub(crate) retry_after: Option<Duration>,
     /// `None` when the call ends with this attempt whatever the supervisor says (not
     /// retryable, the last allowed attempt, the deadline passed): it is only recorded.
     pub(crate) retry: Option<RetryQuestion>,
@@ -82,7 +84,6 @@ pub(crate) struct AttemptFailed {
 pub(crate) struct RetryQuestion {
     pub(crate) attempts_made: u32,
     pub(crate) previous_delay: Duration,
-    pub(crate) retry_after: Option<Duration>,
     /// Time left before the call's deadline, if it has one.
     pub(crate) deadline_left: Option<Duration>,
 }

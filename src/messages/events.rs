@@ -55,6 +55,14 @@ pub enum EventKind {
     },
     /// A retry was due but the retry budget refused it.
     RetryBudgetExhausted,
+    /// The dependency asked for quiet (a retry-after hint) and the rate limiter lowered its
+    /// rate to `factor ×` until `until`.
+    RateLowered {
+        /// The factor applied to the rate.
+        factor: f64,
+        /// When the normal rate resumes.
+        until: Instant,
+    },
     /// The adaptive concurrency limit moved by at least 10 % (or 1) since it was last reported.
     LimitChanged {
         /// The limit last reported.

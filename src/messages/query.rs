@@ -54,6 +54,8 @@ pub struct CallCounts {
     pub rejected_overloaded: u64,
     /// Calls refused by the adaptive throttle.
     pub rejected_throttled: u64,
+    /// Calls refused by the rate limiter.
+    pub rejected_rate_limited: u64,
     /// Retries refused by the budget.
     pub rejected_budget: u64,
     /// Attempts that ran the operation (first attempts and retries).
@@ -77,6 +79,7 @@ impl CallCounts {
             + self.rejected_open
             + self.rejected_overloaded
             + self.rejected_throttled
+            + self.rejected_rate_limited
             + self.fallback
     }
 }

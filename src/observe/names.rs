@@ -162,15 +162,18 @@ pub enum RejectReason {
     Budget,
     /// The adaptive throttle refused the call.
     Throttled,
+    /// The rate limiter refused the call.
+    RateLimited,
 }
 
 impl RejectReason {
     /// All values, in label order.
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 5] = [
         RejectReason::Open,
         RejectReason::Overloaded,
         RejectReason::Budget,
         RejectReason::Throttled,
+        RejectReason::RateLimited,
     ];
 
     /// The label value.
@@ -180,6 +183,7 @@ impl RejectReason {
             RejectReason::Overloaded => "overloaded",
             RejectReason::Budget => "budget",
             RejectReason::Throttled => "throttled",
+            RejectReason::RateLimited => "rate_limited",
         }
     }
 }

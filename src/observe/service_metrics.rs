@@ -15,7 +15,7 @@ pub(crate) struct ServiceMetrics {
     durations: [Histogram; 7],
     retries: [Counter; 2],
     timeouts: Counter,
-    rejected: [Counter; 4],
+    rejected: [Counter; 5],
     in_flight: Gauge,
     throttle: Gauge,
     limit: Gauge,

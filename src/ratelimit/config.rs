@@ -31,6 +31,11 @@ pub struct RateLimitConfig {
     /// Default 0.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    /// When a failed attempt's error carries a retry-after hint (a 429's `Retry-After`, given
+    /// by the classifier), the rate is multiplied by this until the hint ends, and the saved
+    /// burst is dropped: in `[0, 1]`, where 1 ignores hints and 0 stops calls until then.
+    /// Default 0.5.
+    pub retry_after_factor: f64,
 }
 
 impl Default for RateLimitConfig {
@@ -39,6 +44,7 @@ impl Default for RateLimitConfig {
             rate: 100.0,
             burst: 100,
             max_wait: Duration::ZERO,
+            retry_after_factor: 0.5,
         }
     }
 }
@@ -54,6 +60,7 @@ impl RateLimitConfig {
                 1
             },
             max_wait: Duration::ZERO,
+            retry_after_factor: 0.5,
         }
     }
 
@@ -69,7 +76,13 @@ impl RateLimitConfig {
         self
     }
 
-    /// Checks every field; the error names `rate` or `burst`.
+    /// Sets the factor the rate is multiplied by while a retry-after hint lasts.
+    pub fn with_retry_after_factor(mut self, factor: f64) -> Self {
+        self.retry_after_factor = factor;
+        self
+    }
+
+    /// Checks every field; the error names `rate`, `burst` or `retry_after_factor`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&self.rate)) {
             return Err(ConfigError::invalid(
@@ -79,6 +92,12 @@ impl RateLimitConfig {
         }
         if self.burst == 0 {
             return Err(ConfigError::invalid("burst", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.retry_after_factor) {
+            return Err(ConfigError::invalid(
+                "retry_after_factor",
+                "must be a number in [0, 1]",
+            ));
         }
         Ok(())
     }
@@ -129,7 +148,8 @@ mod tests {
             RateLimitConfig {
                 rate: 50.0,
                 burst: 10,
-                max_wait: Duration::from_millis(200)
+                max_wait: Duration::from_millis(200),
+                retry_after_factor: 0.5,
             }
         );
         assert_eq!(

@@ -203,6 +203,7 @@ mod tests {
             rate,
             burst,
             max_wait,
+            ..RateLimitConfig::default()
         })
     }
 
