@@ -57,19 +57,17 @@ where
         return Err(CallError::SupervisorGone);
     }
     let published = &handle.published;
-    if published.reports.is_backed_up() {
-        // The supervisor is not keeping up with the reports: wait for it to drain them
-        // (backpressure) rather than let them pile up.
-        if handle.addr.send(Drain).await.is_err() {
-            return Err(CallError::SupervisorGone);
-        }
-    }
     // A call refused while open allocates nothing and takes no slot.
     let admission = match published.admission() {
         Admission::Refused(retry_after) => {
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
             let refused = CallError::Open { retry_after };
-            return refused_fast(published, refused, fallback, Refusal::Open).await;
+            return match fallback {
+                None => Refusal::Open.refuse(published, refused),
+                Some(fallback) => {
+                    refused_with_fallback(published, refused, fallback, Refusal::Open).await
+                }
+            };
         }
         admission => admission,
     };
@@ -78,7 +76,12 @@ where
         if let Some(probability) = published.throttled() {
             tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
             let refused = CallError::Throttled { probability };
-            return refused_fast(published, refused, fallback, Refusal::Throttled).await;
+            return match fallback {
+                None => Refusal::Throttled.refuse(published, refused),
+                Some(fallback) => {
+                    refused_with_fallback(published, refused, fallback, Refusal::Throttled).await
+                }
+            };
         }
     }
     match published.acquire_token() {
@@ -95,18 +98,35 @@ where
             let refused = CallError::RateLimited {
                 retry_after: limited.retry_after,
             };
-            return refused_fast(published, refused, fallback, Refusal::RateLimited).await;
+            return match fallback {
+                None => Refusal::RateLimited.refuse(published, refused),
+                Some(fallback) => {
+                    refused_with_fallback(published, refused, fallback, Refusal::RateLimited).await
+                }
+            };
+        }
+    }
+    if published.reports.is_backed_up() {
+        // The supervisor is not keeping up with the reports: wait for it to drain them
+        // (backpressure) rather than let them pile up.
+        if handle.addr.send(Drain).await.is_err() {
+            return Err(CallError::SupervisorGone);
         }
     }
     let Some(slot) = published.try_reserve() else {
         tracing::debug!(service = %handle.name, "call rejected: too many in flight");
-        return refused_fast(
-            published,
-            CallError::Overloaded,
-            fallback,
-            Refusal::Overloaded,
-        )
-        .await;
+        return match fallback {
+            None => Refusal::Overloaded.refuse(published, CallError::Overloaded),
+            Some(fallback) => {
+                refused_with_fallback(
+                    published,
+                    CallError::Overloaded,
+                    fallback,
+                    Refusal::Overloaded,
+                )
+                .await
+            }
+        };
     };
     let span = tracing::debug_span!(
         "call",
@@ -154,6 +174,13 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// Answers a call without a fallback with `refused`, counted (no future, no allocation: the
+    /// cheapest path there is).
+    fn refuse<T, E>(self, published: &Published, refused: CallError<E>) -> Result<T, CallError<E>> {
+        self.count(published);
+        Err(refused)
+    }
+
     /// Counts the refusal as the call's answer.
     fn count(self, published: &Published) {
         match self {
@@ -188,18 +215,14 @@ impl Refusal {
     }
 }
 
-/// A call refused before it took a slot (open breaker, throttle, full bulkhead): counted as
-/// refused unless its fallback answers it.
-async fn refused_fast<T, E>(
+/// A call refused before it took a slot (open breaker, throttle, rate limit, full bulkhead)
+/// that has a fallback: counted as refused unless the fallback answers it.
+async fn refused_with_fallback<T, E>(
     published: &Arc<Published>,
     refused: CallError<E>,
-    fallback: Option<Fallback<T, E>>,
+    fallback: Fallback<T, E>,
     why: Refusal,
 ) -> Result<T, CallError<E>> {
-    let Some(fallback) = fallback else {
-        why.count(published);
-        return Err(refused);
-    };
     let mut outcome = None;
     let result = serve_fallback(fallback, refused, 0, &mut outcome).await;
     match outcome {
