@@ -1,11 +1,13 @@
 //! How well each resilience stack protects a failing dependency, in simulated time.
 //!
 //! A simulated dependency (seeded latency and failure model) is driven by an open-loop caller
-//! (a fixed number of calls per second, each call its own task) through five stacks:
+//! (a fixed number of calls per second, each call its own task) through these stacks:
 //!
 //! | stack | what it is |
 //! |---|---|
 //! | `warden` | one supervisor, **default configuration** (seeded) |
+//! | `warden_adaptive` | one supervisor, **`SupervisorConfig::adaptive()`** (seeded): adaptive throttling, an outage-only breaker, a 25 % retry budget |
+//! | `warden_adaptive_tuned` | the same with no retry floor (`retry.budget.min_per_second = 0`) |
 //! | `tower_resilience` | tower-resilience 0.13: retry → circuit breaker → time limiter |
 //! | `failsafe_backon` | backon 1.6 retry → failsafe 1.3 breaker → tokio timeout |
 //! | `tower_recloser` | tower retry with `TpsBudget` → recloser 1.4 → tower timeout |
@@ -19,12 +21,28 @@
 //! failure rate over a ring of 5 at 100 %, i.e. 5 consecutive failures; tower-resilience's budget
 //! is a token bucket; failsafe+backon has no budget).
 //!
-//! Four scenarios, each after a healthy warm-up: a full outage, a 50 % brownout, a slow
-//! dependency (every attempt takes twice the timeout), and an outage followed by recovery. For
-//! each stack and scenario: amplification (attempts that reached the dependency ÷ calls
-//! offered), calls until the breaker opened, caller-observed p50/p99 latency during the fault,
-//! time from the dependency healing to traffic flowing again, half-open probes admitted, and
-//! goodput. See BENCHMARKS.md for the exact definitions.
+//! Five failure scenarios, each after a healthy warm-up: a full outage, a 50 % and a 20 %
+//! brownout, a slow dependency (every attempt takes twice the timeout), and an outage followed by
+//! recovery. For each stack and scenario: amplification (attempts that reached the dependency ÷
+//! calls offered), calls until the breaker opened, caller-observed p50/p99 latency during the
+//! fault, time from the dependency healing to traffic flowing again, half-open probes admitted,
+//! and goodput. See BENCHMARKS.md for the exact definitions.
+//!
+//! A sixth scenario, `overload`, has its own stacks: the dependency is a queueing server (50
+//! requests served at once, 10 ms each, the rest waiting FIFO; a request its caller gave up on is
+//! still served) offered 3 × its capacity, and the stacks differ only in how they bound the calls
+//! in flight:
+//!
+//! | stack | what it is |
+//! |---|---|
+//! | `no_limit` | a 1 s timeout, nothing else |
+//! | `fixed_bulkhead` | warden, `max_in_flight = 50` (the server's capacity, known in advance) |
+//! | `warden_aimd` | warden, `concurrency_limit` AIMD (threshold 20 ms = 2 × the unloaded latency) |
+//! | `warden_gradient` | warden, `concurrency_limit` gradient2 (defaults) |
+//! | `tower_adaptive` | tower-resilience 0.13's `AdaptiveLimiterLayer` (AIMD, same parameters) as documented: callers wait for a permit, under the same 1 s timeout |
+//! | `tower_adaptive_shed` | the same behind tower's `load_shed`: refused at once when no permit is free |
+//!
+//! All of them: 1 s timeout, no retries; warden's breaker at its defaults.
 //!
 //! # Time
 //!
@@ -35,7 +53,10 @@
 //! clock, `--time-scale` simulated seconds per wall second (20 by default, 50 with `--quick`),
 //! and their wall-clock durations (open wait, token-bucket rate) are configured divided by that
 //! scale. Their timing figures are then accurate to about one call interval plus the largest
-//! clock skew, which is reported (`clock_skew_ms`).
+//! clock skew, which is reported (`clock_skew_ms`). tower-resilience's adaptive limiter also
+//! times calls with `std::time::Instant`; lockstep would blur 10 ms round trips, so its
+//! algorithm is handed the simulated round trip of the same call instead (see
+//! `tower_adaptive_stack`), and it runs on the simulated clock like warden.
 //!
 //! ```sh
 //! cargo run --release --example failure_scenarios                  # full run, about 7 s
@@ -93,6 +114,17 @@ const BACKOFF: Duration = Duration::from_millis(500);
 const TRIP_AFTER: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_secs(30);
 
+// The overload scenario's server and the timeout of the stacks in front of it.
+
+/// Requests the queueing server serves at once.
+const SERVER_WORKERS: usize = 50;
+/// Time the server spends on one request.
+const SERVICE_TIME: Duration = Duration::from_millis(10);
+/// Per-attempt timeout of every stack in the overload scenario (100 × the unloaded latency).
+const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// AIMD latency threshold in the overload scenario: twice the unloaded latency.
+const AIMD_THRESHOLD: Duration = Duration::from_millis(20);
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -100,10 +132,32 @@ const OPEN_FOR: Duration = Duration::from_secs(30);
 enum Fault {
     /// Every attempt fails after 1 ms (connection refused).
     Outage,
-    /// Every attempt fails with probability 1/2 after the usual latency.
-    Brownout,
+    /// Every attempt fails with probability `percent` % after the usual latency.
+    Brownout { percent: u32 },
     /// Every attempt takes twice the timeout.
     Slow,
+    /// More calls than the dependency can serve: it is a queueing server (see [`Server`]) all
+    /// along, and the fault is the offered load (`Scenario::fault_rate`).
+    Overload,
+}
+
+impl Fault {
+    fn describe(self) -> String {
+        match self {
+            Fault::Outage => "outage".to_string(),
+            Fault::Brownout { percent } => format!("{percent} % brownout"),
+            Fault::Slow => "slow (2 × timeout)".to_string(),
+            Fault::Overload => {
+                format!("overload of a server of {SERVER_WORKERS} × {SERVICE_TIME:?} (FIFO queue)")
+            }
+        }
+    }
+
+    /// Whether half-open probes can be told apart from ordinary traffic: only while every
+    /// attempt fails.
+    fn probes_defined(self) -> bool {
+        matches!(self, Fault::Outage | Fault::Slow)
+    }
 }
 
 /// What the dependency is doing at some instant.
@@ -123,8 +177,13 @@ struct Scenario {
     fault_for: Duration,
     /// Healthy traffic after the fault (0: the run ends with the fault).
     healthy_after: Duration,
-    /// Calls offered per second.
+    /// Calls offered per second outside the fault.
     rate: u32,
+    /// Calls offered per second during the fault.
+    fault_rate: u32,
+    /// This scenario's seed is `--seed` plus this: the order in which scenarios were added, so
+    /// adding one changes no other's figures.
+    seed_offset: u64,
 }
 
 impl Scenario {
@@ -135,40 +194,77 @@ impl Scenario {
             (Duration::from_secs(10), 50, Duration::from_secs)
         };
         let pick = |full: u64, short: u64| s(if quick { short } else { full });
+        // Requests per second the overload scenario's server can serve (5 000).
+        let capacity = u32::try_from(
+            SERVER_WORKERS as u128 * Duration::from_secs(1).as_nanos() / SERVICE_TIME.as_nanos(),
+        )
+        .expect("capacity fits u32");
+        let faulty = |name, fault, fault_for, healthy_after, seed_offset| Scenario {
+            name,
+            fault,
+            warmup,
+            fault_for,
+            healthy_after,
+            rate,
+            fault_rate: rate,
+            seed_offset,
+        };
         vec![
+            faulty(
+                "full_outage",
+                Fault::Outage,
+                pick(120, 40),
+                Duration::ZERO,
+                0,
+            ),
+            faulty(
+                "brownout_50",
+                Fault::Brownout { percent: 50 },
+                pick(60, 20),
+                Duration::ZERO,
+                1,
+            ),
+            faulty(
+                "brownout_20",
+                Fault::Brownout { percent: 20 },
+                pick(60, 20),
+                Duration::ZERO,
+                4,
+            ),
+            faulty(
+                "slow_dependency",
+                Fault::Slow,
+                pick(60, 20),
+                Duration::ZERO,
+                2,
+            ),
+            faulty(
+                "outage_then_recovery",
+                Fault::Outage,
+                pick(45, 20),
+                pick(60, 40),
+                3,
+            ),
             Scenario {
-                name: "full_outage",
-                fault: Fault::Outage,
-                warmup,
-                fault_for: pick(120, 40),
+                name: "overload",
+                fault: Fault::Overload,
+                // Half the capacity first, so the limits settle, then 3 × the capacity.
+                warmup: pick(2, 1),
+                fault_for: pick(10, 2),
                 healthy_after: Duration::ZERO,
-                rate,
-            },
-            Scenario {
-                name: "brownout_50",
-                fault: Fault::Brownout,
-                warmup,
-                fault_for: pick(60, 20),
-                healthy_after: Duration::ZERO,
-                rate,
-            },
-            Scenario {
-                name: "slow_dependency",
-                fault: Fault::Slow,
-                warmup,
-                fault_for: pick(60, 20),
-                healthy_after: Duration::ZERO,
-                rate,
-            },
-            Scenario {
-                name: "outage_then_recovery",
-                fault: Fault::Outage,
-                warmup,
-                fault_for: pick(45, 20),
-                healthy_after: pick(60, 40),
-                rate,
+                rate: capacity / 2,
+                fault_rate: capacity * 3,
+                seed_offset: 5,
             },
         ]
+    }
+
+    /// The stacks this scenario runs.
+    fn stacks(&self) -> &'static [StackSpec] {
+        match self.fault {
+            Fault::Overload => OVERLOAD_STACKS,
+            _ => STACKS,
+        }
     }
 
     fn fault_start(&self) -> Duration {
@@ -183,8 +279,27 @@ impl Scenario {
         self.fault_end() + self.healthy_after
     }
 
+    /// Interval between calls outside the fault.
     fn interval(&self) -> Duration {
         Duration::from_secs(1) / self.rate
+    }
+
+    /// When each call is offered (since the origin): `rate` per second outside the fault,
+    /// `fault_rate` during it.
+    fn offers(&self) -> Vec<Duration> {
+        let segments = [
+            (Duration::ZERO, self.fault_start(), self.rate),
+            (self.fault_start(), self.fault_end(), self.fault_rate),
+            (self.fault_end(), self.end(), self.rate),
+        ];
+        let mut offers = Vec::new();
+        for (start, end, rate) in segments {
+            let interval = Duration::from_secs(1) / rate;
+            let calls = u32::try_from((end - start).as_nanos() / interval.as_nanos())
+                .expect("call count fits u32");
+            offers.extend((0..calls).map(|i| start + interval * i));
+        }
+        offers
     }
 
     /// Whether the fault is on at `at`. A scenario that does not heal stays faulty after its
@@ -217,11 +332,44 @@ impl std::fmt::Display for DepError {
 
 impl std::error::Error for DepError {}
 
+/// The overload scenario's server: [`SERVER_WORKERS`] requests served at once, each for
+/// [`SERVICE_TIME`], the others waiting in one FIFO queue, so a request arriving behind `n`
+/// others waits `SERVICE_TIME × ceil((n + 1) / SERVER_WORKERS)` at most. It never learns that a
+/// caller gave up: a request that timed out is still served, and still holds a worker.
+#[derive(Debug, Default)]
+struct Server {
+    /// When each request not yet served will be (in arrival order, which is service order).
+    ends: std::collections::VecDeque<Duration>,
+    /// Most requests at the server at once (being served or queued).
+    max_outstanding: usize,
+}
+
+impl Server {
+    /// Takes a request arriving at `at`; returns how long until it is answered.
+    fn admit(&mut self, at: Duration) -> Duration {
+        while self.ends.front().is_some_and(|end| *end <= at) {
+            self.ends.pop_front();
+        }
+        // With `SERVER_WORKERS` or more ahead, it starts when the one `SERVER_WORKERS` places
+        // ahead of it ends.
+        let start = match self.ends.len().checked_sub(SERVER_WORKERS) {
+            Some(i) => self.ends[i].max(at),
+            None => at,
+        };
+        let end = start + SERVICE_TIME;
+        self.ends.push_back(end);
+        self.max_outstanding = self.max_outstanding.max(self.ends.len());
+        end - at
+    }
+}
+
 /// A dependency whose behaviour follows a scenario; records every attempt that reaches it.
 struct Dependency {
     origin: Instant,
     scenario: Scenario,
     rng: Mutex<SmallRng>,
+    /// The queueing server of the overload scenario.
+    server: Mutex<Server>,
     /// `(call id, simulated time since origin)` of every attempt, in order.
     attempts: Mutex<Vec<(u64, Duration)>>,
 }
@@ -232,6 +380,7 @@ impl Dependency {
             origin: Instant::now(),
             scenario,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            server: Mutex::new(Server::default()),
             attempts: Mutex::new(Vec::new()),
         })
     }
@@ -241,13 +390,19 @@ impl Dependency {
     async fn attempt(self: Arc<Self>, call: u64) -> Result<u64, DepError> {
         let at = self.origin.elapsed();
         self.attempts.lock().unwrap().push((call, at));
-        let (latency, fail) = {
+        let (latency, fail) = if self.scenario.fault == Fault::Overload {
+            (self.server.lock().unwrap().admit(at), false)
+        } else {
             let mut rng = self.rng.lock().unwrap();
             match self.scenario.mode_at(at) {
                 Mode::Healthy => (healthy_latency(&mut rng), false),
                 Mode::Faulty(Fault::Outage) => (Duration::from_millis(1), true),
-                Mode::Faulty(Fault::Brownout) => (healthy_latency(&mut rng), rng.random_bool(0.5)),
+                Mode::Faulty(Fault::Brownout { percent }) => (
+                    healthy_latency(&mut rng),
+                    rng.random_bool(f64::from(percent) / 100.0),
+                ),
                 Mode::Faulty(Fault::Slow) => (TIMEOUT * 2, false),
+                Mode::Faulty(Fault::Overload) => unreachable!("served by the queueing server"),
             }
         };
         tokio::time::sleep(latency).await;
@@ -256,6 +411,12 @@ impl Dependency {
         } else {
             Ok(call)
         }
+    }
+
+    /// Most requests at the queueing server at once (overload scenario only).
+    fn server_max_outstanding(&self) -> Option<usize> {
+        (self.scenario.fault == Fault::Overload)
+            .then(|| self.server.lock().unwrap().max_outstanding)
     }
 }
 
@@ -275,7 +436,8 @@ enum Answer {
     Success,
     /// Refused by the breaker (fail fast).
     Refused,
-    /// Refused by a bulkhead.
+    /// Refused locally while the breaker was not open: by a bulkhead, a concurrency limit or
+    /// warden's adaptive throttle (`CallError::Overloaded`, `CallError::Throttled`).
     Shed,
     /// The dependency's error (after any retries).
     Failed,
@@ -290,13 +452,43 @@ trait Stack {
     fn call(&self, id: u64) -> BoxedAnswer;
 }
 
-/// The stacks by name; `true` when their breaker reads the wall clock.
-const STACKS: &[(&str, bool)] = &[
-    ("warden", false),
-    ("tower_resilience", true),
-    ("failsafe_backon", true),
-    ("tower_recloser", true),
-    ("naive_retry", false),
+/// A stack by name, and how it must run.
+#[derive(Debug, Clone, Copy)]
+struct StackSpec {
+    name: &'static str,
+    /// Its breaker reads the wall clock: run in lockstep with it.
+    wall_clock: bool,
+    /// A warden supervisor: run inside an actix system.
+    warden: bool,
+}
+
+const fn stack(name: &'static str, wall_clock: bool, warden: bool) -> StackSpec {
+    StackSpec {
+        name,
+        wall_clock,
+        warden,
+    }
+}
+
+/// The stacks of the failure scenarios.
+const STACKS: &[StackSpec] = &[
+    stack("warden", false, true),
+    stack("warden_adaptive", false, true),
+    stack("warden_adaptive_tuned", false, true),
+    stack("tower_resilience", true, false),
+    stack("failsafe_backon", true, false),
+    stack("tower_recloser", true, false),
+    stack("naive_retry", false, false),
+];
+
+/// The stacks of the overload scenario.
+const OVERLOAD_STACKS: &[StackSpec] = &[
+    stack("no_limit", false, false),
+    stack("fixed_bulkhead", false, true),
+    stack("warden_aimd", false, true),
+    stack("warden_gradient", false, true),
+    stack("tower_adaptive", false, false),
+    stack("tower_adaptive_shed", false, false),
 ];
 
 /// Builds stack `name` (inside the runtime it will run on). `scale` divides the durations
@@ -304,7 +496,17 @@ const STACKS: &[(&str, bool)] = &[
 fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<dyn Stack> {
     let wall = |d: Duration| d.div_f64(scale);
     match name {
-        "warden" => Box::new(WardenStack::new(dep.clone(), seed)),
+        "warden" => Box::new(WardenStack::new(
+            dep.clone(),
+            SupervisorConfig {
+                seed: Some(seed),
+                ..SupervisorConfig::default()
+            },
+        )),
+        "warden_adaptive" => Box::new(WardenStack::new(dep.clone(), adaptive_config(seed))),
+        "warden_adaptive_tuned" => {
+            Box::new(WardenStack::new(dep.clone(), adaptive_tuned_config(seed)))
+        }
         "tower_resilience" => Box::new(tower_resilience_stack::build(
             dep.clone(),
             wall(OPEN_FOR),
@@ -313,8 +515,76 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
         "failsafe_backon" => Box::new(failsafe_backon_stack::build(dep.clone(), wall(OPEN_FOR))),
         "tower_recloser" => Box::new(tower_recloser_stack::build(dep.clone(), wall(OPEN_FOR))),
         "naive_retry" => Box::new(NaiveRetry { dep: dep.clone() }),
+        "no_limit" => Box::new(NoLimit { dep: dep.clone() }),
+        "fixed_bulkhead" => Box::new(WardenStack::new(
+            dep.clone(),
+            SupervisorConfig {
+                max_in_flight: SERVER_WORKERS as u32,
+                ..overload_config(seed)
+            },
+        )),
+        "warden_aimd" => Box::new(WardenStack::new(
+            dep.clone(),
+            SupervisorConfig {
+                concurrency_limit: Some(ConcurrencyLimitConfig::Aimd(aimd_config())),
+                ..overload_config(seed)
+            },
+        )),
+        "warden_gradient" => Box::new(WardenStack::new(
+            dep.clone(),
+            SupervisorConfig {
+                concurrency_limit: Some(ConcurrencyLimitConfig::Gradient(gradient_config())),
+                ..overload_config(seed)
+            },
+        )),
+        "tower_adaptive" => tower_adaptive_stack::build(dep.clone(), false),
+        "tower_adaptive_shed" => tower_adaptive_stack::build(dep.clone(), true),
         other => panic!("unknown stack {other}"),
     }
+}
+
+/// `warden_adaptive`: the `adaptive()` preset, seeded like `warden`.
+fn adaptive_config(seed: u64) -> SupervisorConfig {
+    SupervisorConfig {
+        seed: Some(seed),
+        ..SupervisorConfig::adaptive()
+    }
+}
+
+/// `warden_adaptive_tuned`: the preset with one user-level change, no retry floor
+/// (`retry.budget.min_per_second = 0`). The preset's floor of 10 retries/s is 20 % of this
+/// scenario's 50 calls/s on top of the 25 % ratio, so retries alone could reach 0.45 per call;
+/// without it they are capped at the ratio, 0.25 per call.
+fn adaptive_tuned_config(seed: u64) -> SupervisorConfig {
+    let mut config = adaptive_config(seed);
+    config.retry.budget.min_per_second = 0;
+    config
+}
+
+/// The overload scenario's warden stacks: a 1 s timeout and no retries like every stack there,
+/// everything else (breaker, `max_in_flight` 256) at warden's defaults.
+fn overload_config(seed: u64) -> SupervisorConfig {
+    SupervisorConfig {
+        seed: Some(seed),
+        timeout: Some(OVERLOAD_TIMEOUT),
+        retry: RetryConfig::none(),
+        ..SupervisorConfig::default()
+    }
+}
+
+/// `warden_aimd`: AIMD at its defaults (start at 20, between 1 and 200, × 0.9 on a drop),
+/// with the latency threshold at twice the unloaded latency.
+fn aimd_config() -> warden::limit::AimdConfig {
+    warden::limit::AimdConfig {
+        latency_threshold: AIMD_THRESHOLD,
+        ..warden::limit::AimdConfig::default()
+    }
+}
+
+/// `warden_gradient`: gradient2 at its defaults (start at 20, between 1 and 200, smoothing 0.2,
+/// RTT tolerance 1.5, windows of 600 and 10 samples, queue allowance √limit).
+fn gradient_config() -> warden::limit::GradientConfig {
+    warden::limit::GradientConfig::default()
 }
 
 struct WardenStack {
@@ -323,15 +593,11 @@ struct WardenStack {
 }
 
 impl WardenStack {
-    fn new(dep: Arc<Dependency>, seed: u64) -> Self {
-        let config = SupervisorConfig {
-            seed: Some(seed),
-            ..SupervisorConfig::default()
-        };
+    fn new(dep: Arc<Dependency>, config: SupervisorConfig) -> Self {
         let handle = ServiceSupervisor::builder("dependency")
             .config(config)
             .start()
-            .expect("default configuration is valid");
+            .expect("the scenario's configuration is valid");
         WardenStack { handle, dep }
     }
 }
@@ -344,11 +610,29 @@ impl Stack for WardenStack {
             match handle.call(move || dep.clone().attempt(id)).await {
                 Ok(_) => Answer::Success,
                 Err(CallError::Open { .. }) => Answer::Refused,
-                Err(CallError::Overloaded) => Answer::Shed,
+                Err(CallError::Overloaded | CallError::Throttled { .. }) => Answer::Shed,
                 Err(CallError::TimedOut { .. } | CallError::DeadlineExceeded { .. }) => {
                     Answer::TimedOut
                 }
                 Err(_) => Answer::Failed,
+            }
+        })
+    }
+}
+
+/// The overload scenario's baseline: a timeout, nothing else.
+struct NoLimit {
+    dep: Arc<Dependency>,
+}
+
+impl Stack for NoLimit {
+    fn call(&self, id: u64) -> BoxedAnswer {
+        let dep = self.dep.clone();
+        Box::pin(async move {
+            match tokio::time::timeout(OVERLOAD_TIMEOUT, dep.attempt(id)).await {
+                Ok(Ok(_)) => Answer::Success,
+                Ok(Err(_)) => Answer::Failed,
+                Err(_) => Answer::TimedOut,
             }
         })
     }
@@ -595,6 +879,128 @@ mod tower_recloser_stack {
     }
 }
 
+mod tower_adaptive_stack {
+    //! tower-resilience's `AdaptiveLimiterLayer` with its AIMD, parameters mirroring
+    //! `warden_aimd`. The layer times each call with `std::time::Instant`, which does not move
+    //! with tokio's paused clock; [`SimulatedRtt`] hands its algorithm the simulated round trip
+    //! of the same call instead. Everything else — when the limit moves, by how much, how
+    //! callers wait for a permit — is the layer's own.
+
+    use super::*;
+    use tower::load_shed::error::Overloaded;
+    use tower::BoxError;
+    use tower_resilience::adaptive::{
+        AdaptiveError, AdaptiveLimiterLayer, Aimd, ConcurrencyAlgorithm,
+    };
+
+    type AttemptError = tokio::time::error::Elapsed;
+
+    thread_local! {
+        /// The simulated round trip of the attempt that has just ended. The inner service sets
+        /// it in the poll in which the attempt ends, and the layer reports that attempt to its
+        /// algorithm in the same poll, before anything else runs on this thread.
+        static SIMULATED_RTT: Cell<Option<Duration>> = const { Cell::new(None) };
+    }
+
+    /// An algorithm that records the simulated round trip instead of the wall-clock one.
+    pub(super) struct SimulatedRtt<A>(A);
+
+    impl<A: ConcurrencyAlgorithm> ConcurrencyAlgorithm for SimulatedRtt<A> {
+        fn record_success(&self, _wall_clock: Duration) {
+            let rtt = SIMULATED_RTT
+                .take()
+                .expect("the inner service sets the round trip before the layer records it");
+            self.0.record_success(rtt);
+        }
+
+        fn record_failure(&self) {
+            SIMULATED_RTT.take();
+            self.0.record_failure();
+        }
+
+        fn record_dropped(&self) {
+            self.0.record_dropped();
+        }
+
+        fn limit(&self) -> usize {
+            self.0.limit()
+        }
+
+        fn min_limit(&self) -> usize {
+            self.0.min_limit()
+        }
+
+        fn max_limit(&self) -> usize {
+            self.0.max_limit()
+        }
+    }
+
+    /// `shed`: behind tower's `load_shed` (refused at once when no permit is free); otherwise
+    /// as documented, callers waiting for a permit, the whole call under the timeout.
+    pub(super) fn build(dep: Arc<Dependency>, shed: bool) -> Box<dyn Stack> {
+        let warden = aimd_config();
+        let algorithm = Aimd::builder()
+            .initial_limit(warden.initial_limit as usize)
+            .min_limit(warden.min_limit as usize)
+            .max_limit(warden.max_limit as usize)
+            .increase_by(1)
+            .decrease_factor(warden.backoff_ratio)
+            .latency_threshold(warden.latency_threshold)
+            .build()
+            .expect("valid AIMD");
+        let inner = tower::service_fn(move |id: u64| {
+            let dep = dep.clone();
+            async move {
+                let started = Instant::now();
+                let result = tokio::time::timeout(OVERLOAD_TIMEOUT, dep.attempt(id)).await;
+                SIMULATED_RTT.set(Some(started.elapsed()));
+                result
+            }
+        });
+        let adaptive = ServiceBuilder::new()
+            .layer(AdaptiveLimiterLayer::new(SimulatedRtt(algorithm)))
+            .service(inner);
+        if shed {
+            Box::new(TowerStack {
+                service: ServiceBuilder::new().load_shed().service(adaptive),
+                classify: |e: &BoxError| {
+                    if e.is::<Overloaded>() {
+                        return Answer::Shed;
+                    }
+                    match e.downcast_ref::<AdaptiveError<AttemptError>>() {
+                        Some(AdaptiveError::LimitReached) => Answer::Shed,
+                        Some(AdaptiveError::Service(_)) => Answer::TimedOut,
+                        None => Answer::Failed,
+                    }
+                },
+            })
+        } else {
+            Box::new(Waiting { service: adaptive })
+        }
+    }
+
+    /// Callers wait for a permit; the timeout covers the wait and the attempt.
+    struct Waiting<S> {
+        service: S,
+    }
+
+    impl<S> Stack for Waiting<S>
+    where
+        S: Service<u64, Error = AdaptiveError<AttemptError>> + Clone + 'static,
+    {
+        fn call(&self, id: u64) -> BoxedAnswer {
+            let service = self.service.clone();
+            Box::pin(async move {
+                match tokio::time::timeout(OVERLOAD_TIMEOUT, service.oneshot(id)).await {
+                    Ok(Ok(_)) => Answer::Success,
+                    Ok(Err(AdaptiveError::LimitReached)) => Answer::Shed,
+                    Ok(Err(AdaptiveError::Service(_))) | Err(_) => Answer::TimedOut,
+                }
+            })
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driving a scenario
 
@@ -645,11 +1051,9 @@ async fn drive(stack: &dyn Stack, dep: &Dependency, pacer: &mut Option<Pacer>) -
     let scenario = dep.scenario;
     let origin = dep.origin;
     let interval = scenario.interval();
-    let calls = u64::try_from(scenario.end().as_nanos() / interval.as_nanos()).expect("call count");
     let records: Rc<RefCell<Vec<CallRecord>>> = Rc::default();
     let pending = Rc::new(Cell::new(0usize));
-    for id in 0..calls {
-        let due = interval * u32::try_from(id).expect("call count fits u32");
+    for (id, due) in (0u64..).zip(scenario.offers()) {
         tokio::time::sleep_until(origin + due).await;
         // The timer fires on a millisecond tick: the actual instant is the offer time.
         let offered = origin.elapsed();
@@ -683,19 +1087,12 @@ async fn drive(stack: &dyn Stack, dep: &Dependency, pacer: &mut Option<Pacer>) -
 }
 
 /// Runs one scenario through one stack on a fresh runtime (paused clock) of this thread.
-fn run(
-    scenario: Scenario,
-    stack_name: &'static str,
-    wall_clock: bool,
-    scale: f64,
-    seed: u64,
-) -> Figures {
+fn run(scenario: Scenario, stack: StackSpec, scale: f64, seed: u64) -> Figures {
     let body = async move {
-        tokio::time::pause();
         let dep = Dependency::new(scenario, seed);
-        let stack = build_stack(stack_name, &dep, scale, seed);
-        let mut pacer = wall_clock.then(|| Pacer::new(scale));
-        let records = drive(stack.as_ref(), &dep, &mut pacer).await;
+        let built = build_stack(stack.name, &dep, scale, seed);
+        let mut pacer = stack.wall_clock.then(|| Pacer::new(scale));
+        let records = drive(built.as_ref(), &dep, &mut pacer).await;
         let attempts = dep.attempts.lock().unwrap().clone();
         let clock = match &pacer {
             Some(_) => format!("lockstep 1/{scale}"),
@@ -703,21 +1100,28 @@ fn run(
         };
         Figures::compute(
             &scenario,
-            stack_name,
+            stack.name,
             &records,
             &attempts,
+            dep.server_max_outstanding(),
             clock,
             pacer.map(|p| p.max_skew),
         )
     };
-    if stack_name == "warden" {
-        actix::System::new().block_on(body)
-    } else {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+    // The clock is paused from the start: it then stays on the timer wheel's 1 ms ticks, so a
+    // timer fires at the instant it is due (a clock paused later keeps the sub-millisecond
+    // offset it had, and every timer fires up to 1 ms late).
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
             .build()
-            .expect("tokio runtime");
-        tokio::task::LocalSet::new().block_on(&runtime, body)
+            .expect("tokio runtime")
+    };
+    if stack.warden {
+        actix::System::with_tokio_rt(runtime).block_on(body)
+    } else {
+        tokio::task::LocalSet::new().block_on(&runtime(), body)
     }
 }
 
@@ -758,6 +1162,15 @@ struct Figures {
     max_probes_per_episode: Option<usize>,
     /// Successful calls ÷ calls offered (same window as `calls_offered`).
     goodput: f64,
+    /// Latency of the successful calls among those offered during the fault.
+    success_p50_ms: Option<f64>,
+    success_p99_ms: Option<f64>,
+    /// Calls refused without reaching the dependency (`refused + shed`) ÷ calls offered.
+    rejected_share: f64,
+    /// Calls whose last attempt timed out ÷ calls offered.
+    timed_out_share: f64,
+    /// Most requests at the dependency at once, queued ones included (overload scenario).
+    dependency_max_in_flight: Option<usize>,
     successes: usize,
     refused: usize,
     shed: usize,
@@ -779,6 +1192,7 @@ impl Figures {
         stack: &'static str,
         records: &[CallRecord],
         attempts: &[(u64, Duration)],
+        dependency_max_in_flight: Option<usize>,
         clock: String,
         skew: Option<Duration>,
     ) -> Figures {
@@ -806,20 +1220,26 @@ impl Figures {
         let calls_until_open =
             first_refusal.map(|at| window.iter().take_while(|r| r.offered < at).count());
 
-        let mut latencies: Vec<Duration> = window
-            .iter()
-            .filter(|r| r.offered < scenario.fault_end())
-            .map(|r| r.answered - r.offered)
-            .collect();
-        latencies.sort();
-        let quantile = |q: f64| {
+        let latencies_of = |success_only: bool| {
+            let mut latencies: Vec<Duration> = window
+                .iter()
+                .filter(|r| r.offered < scenario.fault_end())
+                .filter(|r| !success_only || r.answer == Answer::Success)
+                .map(|r| r.answered - r.offered)
+                .collect();
+            latencies.sort();
+            latencies
+        };
+        let quantile = |latencies: &[Duration], q: f64| {
             latencies
                 .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
                 .copied()
-                .map_or(0.0, ms)
+                .map(ms)
         };
+        let latencies = latencies_of(false);
+        let successful = latencies_of(true);
 
-        let probes_defined = scenario.fault != Fault::Brownout;
+        let probes_defined = scenario.fault.probes_defined();
         let mut probe_times: Vec<Duration> = match first_refusal {
             Some(opened) => attempts
                 .iter()
@@ -873,8 +1293,8 @@ impl Figures {
             amplification: window_attempts as f64 / calls_offered.max(1) as f64,
             calls_until_open,
             open_after_ms: first_refusal.map(|at| ms(at - scenario.fault_start())),
-            p50_ms: quantile(0.5),
-            p99_ms: quantile(0.99),
+            p50_ms: quantile(&latencies, 0.5).unwrap_or(0.0),
+            p99_ms: quantile(&latencies, 0.99).unwrap_or(0.0),
             recovery_ms,
             first_success_after_heal_ms,
             probes: probes_defined.then_some(probe_times.len()),
@@ -882,6 +1302,12 @@ impl Figures {
             max_probes_per_episode: probes_defined
                 .then(|| episodes.iter().copied().max().unwrap_or(0)),
             goodput: successes as f64 / calls_offered.max(1) as f64,
+            success_p50_ms: quantile(&successful, 0.5),
+            success_p99_ms: quantile(&successful, 0.99),
+            rejected_share: (count(Answer::Refused) + count(Answer::Shed)) as f64
+                / calls_offered.max(1) as f64,
+            timed_out_share: count(Answer::TimedOut) as f64 / calls_offered.max(1) as f64,
+            dependency_max_in_flight,
             successes,
             refused: count(Answer::Refused),
             shed: count(Answer::Shed),
@@ -894,11 +1320,14 @@ impl Figures {
 }
 
 fn print_table(scenario: &Scenario, rows: &[&Figures]) {
+    if scenario.fault == Fault::Overload {
+        return print_overload_table(scenario, rows);
+    }
     let heals = !scenario.healthy_after.is_zero();
     println!(
-        "\n## {} — fault {:?} for {:?} after {:?} warm-up{}, {} calls/s",
+        "\n## {} — {} for {:?} after {:?} warm-up{}, {} calls/s",
         scenario.name,
-        scenario.fault,
+        scenario.fault.describe(),
         scenario.fault_for,
         scenario.warmup,
         if heals {
@@ -910,9 +1339,9 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
     );
     println!();
     println!(
-        "| stack | amplification | calls until open | p50 ms | p99 ms | recovery ms | probes (episodes, max/ep.) | goodput | clock |"
+        "| stack | amplification | calls until open | p50 ms | p99 ms | recovery ms | probes (episodes, max/ep.) | shed | goodput | clock |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---|");
     for f in rows {
         let recovery = if heals {
             f.recovery_ms
@@ -920,16 +1349,12 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
         } else {
             "n/a".to_string()
         };
-        let clock = match f.clock_skew_ms {
-            Some(skew) => format!("{} (skew ≤ {skew:.0} ms)", f.clock),
-            None => f.clock.clone(),
-        };
         let probes = match (f.probes, f.probe_episodes, f.max_probes_per_episode) {
             (Some(p), Some(e), Some(m)) => format!("{p} ({e}, {m})"),
             _ => "—".to_string(),
         };
         println!(
-            "| {} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {:.3} | {} |",
+            "| {} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {} | {:.3} | {} |",
             f.stack,
             f.amplification,
             f.calls_until_open
@@ -938,9 +1363,50 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
             f.p99_ms,
             recovery,
             probes,
+            f.shed,
             f.goodput,
-            clock,
+            clock(f),
         );
+    }
+}
+
+fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
+    println!(
+        "\n## {} — {}: {} calls/s for {:?} after {:?} at {} calls/s",
+        scenario.name,
+        scenario.fault.describe(),
+        scenario.fault_rate,
+        scenario.fault_for,
+        scenario.warmup,
+        scenario.rate,
+    );
+    println!();
+    println!(
+        "| stack | goodput | success p50 ms | success p99 ms | rejected | timed out | amplification | max at server | clock |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
+    for f in rows {
+        println!(
+            "| {} | {:.3} | {} | {} | {:.3} | {:.3} | {:.3} | {} | {} |",
+            f.stack,
+            f.goodput,
+            opt(f.success_p50_ms),
+            opt(f.success_p99_ms),
+            f.rejected_share,
+            f.timed_out_share,
+            f.amplification,
+            f.dependency_max_in_flight
+                .map_or("—".to_string(), |n| n.to_string()),
+            clock(f),
+        );
+    }
+}
+
+fn clock(f: &Figures) -> String {
+    match f.clock_skew_ms {
+        Some(skew) => format!("{} (skew ≤ {skew:.0} ms)", f.clock),
+        None => f.clock.clone(),
     }
 }
 
@@ -950,39 +1416,39 @@ fn main() {
         .time_scale
         .unwrap_or(if args.quick { 50.0 } else { 20.0 });
     assert!(scale > 0.0, "--time-scale must be positive");
-    // Each scenario's seed follows from its place in the full list, so a filtered run gives the
-    // same figures as a full one.
-    let scenarios: Vec<(u64, Scenario)> = (0u64..)
-        .zip(Scenario::all(args.quick))
-        .filter(|(_, s)| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+    let scenarios: Vec<Scenario> = Scenario::all(args.quick)
+        .into_iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
         .collect();
-    let stacks: Vec<(&'static str, bool)> = STACKS
+    let wanted =
+        |stack: &StackSpec| args.stacks.is_empty() || args.stacks.iter().any(|n| n == stack.name);
+    let runs: Vec<(Scenario, StackSpec)> = scenarios
         .iter()
-        .copied()
-        .filter(|(name, _)| args.stacks.is_empty() || args.stacks.iter().any(|n| n == name))
+        .flat_map(|scenario| {
+            scenario
+                .stacks()
+                .iter()
+                .filter(|stack| wanted(stack))
+                .map(move |stack| (*scenario, *stack))
+        })
         .collect();
     let started = WallInstant::now();
 
-    // Stacks on the simulated clock run one after another, as fast as they can; stacks paced to
-    // the wall clock mostly sleep, so they run side by side, each on its own thread.
-    let mut results: Vec<Figures> = Vec::new();
-    for (i, scenario) in &scenarios {
-        for (name, _) in stacks.iter().filter(|(_, wall)| !wall) {
-            results.push(run(*scenario, name, false, scale, args.seed + i));
-        }
-    }
-    let paced: Vec<_> = scenarios
+    // Stacks paced to the wall clock mostly sleep: they run side by side, each on its own
+    // thread, started first. Stacks on the simulated clock run meanwhile on this thread, one
+    // after another, as fast as they can.
+    let paced: Vec<_> = runs
         .iter()
-        .flat_map(|(i, scenario)| {
-            stacks
-                .iter()
-                .filter(|(_, wall)| *wall)
-                .map(move |(name, _)| (*i, *scenario, *name))
+        .filter(|(_, stack)| stack.wall_clock)
+        .map(|&(scenario, stack)| {
+            let seed = args.seed + scenario.seed_offset;
+            std::thread::spawn(move || run(scenario, stack, scale, seed))
         })
-        .map(|(i, scenario, name)| {
-            let seed = args.seed + i;
-            std::thread::spawn(move || run(scenario, name, true, scale, seed))
-        })
+        .collect();
+    let mut results: Vec<Figures> = runs
+        .iter()
+        .filter(|(_, stack)| !stack.wall_clock)
+        .map(|&(scenario, stack)| run(scenario, stack, scale, args.seed + scenario.seed_offset))
         .collect();
     for thread in paced {
         results.push(thread.join().expect("scenario thread"));
@@ -994,8 +1460,8 @@ fn main() {
         if args.quick { "quick" } else { "full" },
         started.elapsed().as_secs_f64()
     );
-    let order = |name: &str| STACKS.iter().position(|(n, _)| *n == name);
-    for (_, scenario) in &scenarios {
+    for scenario in &scenarios {
+        let order = |name: &str| scenario.stacks().iter().position(|s| s.name == name);
         let mut rows: Vec<&Figures> = results
             .iter()
             .filter(|f| f.scenario == scenario.name)
