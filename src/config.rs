@@ -150,18 +150,19 @@ impl SupervisorConfig {
         Ok(())
     }
 
-    /// Preset for brownouts: adaptive throttling (k = 2, 2 min window) sheds the share of calls
-    /// the dependency stops accepting, while the breaker opens only on an outage (95 % of the
-    /// last 50 calls failing, at least 20), and retries (3 attempts, 50 ms full-jitter backoff)
-    /// are capped at 25 % of calls by the budget. In a 50 % brownout this keeps about 60 % of
-    /// calls succeeding at 1.25 attempts per call, where an all-or-nothing breaker keeps ≈ 2 %
-    /// (see BENCHMARKS.md, `brownout_50`).
+    /// Preset for brownouts: adaptive throttling (k = 2, 2 min window) sheds load once the
+    /// dependency accepts less than half of what it is sent, while the breaker opens only on an
+    /// outage (95 % of the last 50 calls failing, at least 20), and retries (3 attempts, 50 ms
+    /// full-jitter backoff) are capped at 25 % of calls by the budget, with no per-second floor,
+    /// so a brownout never multiplies the load by more than 1.25. In a 50 % brownout this keeps
+    /// about 61 % of calls succeeding at 1.25 attempts per call, where an all-or-nothing breaker
+    /// keeps ≈ 2 % (BENCHMARKS.md, `brownout_50`).
     ///
     /// | field | value |
     /// |---|---|
     /// | throttle | k 2.0, window 2 min, min 20 requests, at most 90 % refused |
     /// | breaker | 95 % of the last 50 (min 20), open 5 s ×2 up to 1 min |
-    /// | retry | 3 attempts, exponential 50 ms full jitter, budget 25 % + 10/s |
+    /// | retry | 3 attempts, exponential 50 ms full jitter, budget 25 % of calls, no floor |
     pub fn adaptive() -> Self {
         SupervisorConfig {
             throttle: Some(ThrottleConfig::default()),
@@ -180,6 +181,7 @@ impl SupervisorConfig {
             retry: RetryConfig {
                 budget: BudgetConfig {
                     ratio: 0.25,
+                    min_per_second: 0,
                     ..BudgetConfig::default()
                 },
                 ..RetryConfig::exponential(3, Duration::from_millis(50)).with_full_jitter()

@@ -73,14 +73,20 @@ struct Sample {
     rtt_us: u64,
     load: Load,
     dropped: bool,
+    /// Time since the previous sample, in microseconds (often shorter than an RTT, so calls
+    /// overlap a decrease).
+    gap_us: u64,
 }
 
 fn sample(rtt_us: impl Strategy<Value = u64>) -> impl Strategy<Value = Sample> {
-    (rtt_us, load(), prop::bool::weighted(0.15)).prop_map(|(rtt_us, load, dropped)| Sample {
-        rtt_us,
-        load,
-        dropped,
-    })
+    (rtt_us, load(), prop::bool::weighted(0.15), 0u64..30_000).prop_map(
+        |(rtt_us, load, dropped, gap_us)| Sample {
+            rtt_us,
+            load,
+            dropped,
+            gap_us,
+        },
+    )
 }
 
 fn bounds() -> impl Strategy<Value = (u32, u32, u32)> {
@@ -126,17 +132,32 @@ fn check_aimd(p: AimdParams, samples: Vec<Sample>) -> Result<(), TestCaseError> 
     prop_assert_eq!(config.validate(), Ok(()));
     let mut real = ConcurrencyLimit::new(&config);
     let mut model = u64::from(p.initial);
+    // Growth steps since the limit last moved; when it was last lowered (µs since t0).
+    let mut growth = 0u64;
+    let mut last_decrease: Option<u64> = None;
+    // Starts a minute in, so `now − rtt` never precedes t0.
     let t0 = Instant::now();
+    let mut now_us = 60_000_000u64;
     for (step, s) in samples.iter().enumerate() {
+        now_us += s.gap_us;
         let in_flight = s.load.in_flight(model as u32);
         let before = model;
         if s.dropped || s.rtt_us > p.threshold_us {
-            model = model * u64::from(p.backoff_pct) / 100;
+            let started = now_us - s.rtt_us;
+            if last_decrease.is_none_or(|at| started >= at) {
+                model = (model * u64::from(p.backoff_pct) / 100)
+                    .clamp(u64::from(p.min), u64::from(p.max));
+                last_decrease = Some(now_us);
+                growth = 0;
+            }
         } else if 2 * u64::from(in_flight) >= model {
-            model += 1;
+            growth += 1;
+            if growth >= model {
+                growth = 0;
+                model = (model + 1).clamp(u64::from(p.min), u64::from(p.max));
+            }
         }
-        model = model.clamp(u64::from(p.min), u64::from(p.max));
-        let now = t0 + Duration::from_secs(step as u64);
+        let now = t0 + Duration::from_micros(now_us);
         let got = real.on_sample(now, Duration::from_micros(s.rtt_us), in_flight, s.dropped);
         let want = (model != before).then_some(model as u32);
         prop_assert_eq!(got, want, "step {}: {:?}", step, s);
@@ -161,28 +182,52 @@ fn aimd_agrees_with_integer_reference() {
 
 #[test]
 fn aimd_reference_follows_a_hand_checked_sequence() {
-    // limit 10, ratio 0.75: busy fast → 11, drop → 8, slow → 6, idle fast → 6, busy → 7
+    // limit 4, ratio 0.75, samples 100 ms apart: 4 busy fast → 5; drop → 3 (floor 3.75); a
+    // slow call that started before that drop → unchanged; one started after → 2; idle fast →
+    // 2; 2 busy → 3.
     let config = ConcurrencyLimitConfig::Aimd(AimdConfig {
-        initial_limit: 10,
+        initial_limit: 4,
         min_limit: 2,
         max_limit: 50,
         backoff_ratio: 0.75,
         latency_threshold: Duration::from_millis(10),
     });
     let mut l = ConcurrencyLimit::new(&config);
-    let t0 = Instant::now();
+    let t0 = Instant::now() + Duration::from_secs(1);
     let ms = Duration::from_millis;
     let got: Vec<_> = [
-        (ms(1), 5, false),
-        (ms(1), 5, true),
-        (ms(11), 8, false),
         (ms(1), 2, false),
-        (ms(10), 3, false),
+        (ms(1), 2, false),
+        (ms(1), 2, false),
+        (ms(1), 2, false),
+        (ms(1), 5, true),
+        (ms(150), 8, false),
+        (ms(11), 8, false),
+        (ms(1), 0, false),
+        (ms(10), 1, false),
+        (ms(10), 1, false),
     ]
     .into_iter()
-    .map(|(rtt, in_flight, dropped)| l.on_sample(t0, rtt, in_flight, dropped))
+    .enumerate()
+    .map(|(i, (rtt, in_flight, dropped))| {
+        l.on_sample(t0 + ms(100) * i as u32, rtt, in_flight, dropped)
+    })
     .collect();
-    assert_eq!(got, [Some(11), Some(8), Some(6), None, Some(7)]);
+    assert_eq!(
+        got,
+        [
+            None,
+            None,
+            None,
+            Some(5),
+            Some(3),
+            None,
+            Some(2),
+            None,
+            None,
+            Some(3)
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,17 +7,27 @@ use super::config::AimdConfig;
 /// `backoff_ratio` is stored as an integer number of millionths.
 const RATIO_SCALE: u64 = 1_000_000;
 
-/// Additive-increase, multiplicative-decrease concurrency limit.
+/// Additive-increase, multiplicative-decrease concurrency limit, paced like TCP's congestion
+/// avoidance: at most one increase and one decrease per round trip.
 ///
 /// For each sample, in order:
 ///
-/// 1. `dropped`, or `rtt > latency_threshold`: `limit = floor(limit × backoff_ratio)`;
-/// 2. otherwise, when the dependency is busy (`2 × in_flight ≥ limit`): `limit = limit + 1`;
+/// 1. `dropped`, or `rtt > latency_threshold`: a congestion signal. If the call started
+///    (`now − rtt`) after the last decrease, `limit = floor(limit × backoff_ratio)`; a call
+///    already in flight when the limit was last lowered reports the same congestion again and
+///    changes nothing (without this, the tail of one slow round trip drives the limit to its
+///    minimum, one sample at a time);
+/// 2. otherwise, when the dependency is busy (`2 × in_flight ≥ limit`): one step of growth;
+///    after `limit` such steps (about one round trip with the pipe full) `limit = limit + 1`;
 /// 3. otherwise (the caller is not using the limit, so a fast answer proves nothing):
 ///    unchanged;
 ///
 /// then the limit is clamped to `[min_limit, max_limit]`. `backoff_ratio` is applied in integer
 /// arithmetic with a precision of 1e-6, so `0.9 × 10` is exactly 9.
+///
+/// (Netflix's concurrency-limits adds 1 per fast sample and backs off on every slow one; in a
+/// queueing dependency that doubles the limit each round trip and then collapses it, losing a
+/// third of the capacity in a simulated overload — see BENCHMARKS.md, `overload`.)
 #[derive(Debug, Clone)]
 pub struct Aimd {
     limit: u32,
@@ -25,6 +35,10 @@ pub struct Aimd {
     max: u32,
     ratio_millionths: u64,
     latency_threshold: Duration,
+    /// Growth steps since the limit last moved.
+    growth: u32,
+    /// When the limit was last lowered.
+    last_decrease: Option<Instant>,
 }
 
 impl Aimd {
@@ -39,6 +53,8 @@ impl Aimd {
             ratio_millionths: (config.backoff_ratio.clamp(0.0, 1.0) * RATIO_SCALE as f64).round()
                 as u64,
             latency_threshold: config.latency_threshold,
+            growth: 0,
+            last_decrease: None,
         }
     }
 
@@ -47,26 +63,38 @@ impl Aimd {
         self.limit
     }
 
-    /// One call completed after `rtt`, with `in_flight` calls in flight when it started (itself
-    /// included); `dropped` when it timed out or was refused for overload. Returns the new
-    /// limit when it changed. `now` is not used by this algorithm.
+    /// One call completed at `now` after `rtt`, with `in_flight` calls in flight when it started
+    /// (itself included); `dropped` when it timed out or was refused for overload. Returns the
+    /// new limit when it changed.
     pub fn on_sample(
         &mut self,
-        _now: Instant,
+        now: Instant,
         rtt: Duration,
         in_flight: u32,
         dropped: bool,
     ) -> Option<u32> {
         let old = self.limit;
-        let new = if dropped || rtt > self.latency_threshold {
+        if dropped || rtt > self.latency_threshold {
+            let started = now.checked_sub(rtt);
+            let seen = self
+                .last_decrease
+                .is_some_and(|at| started.is_none_or(|started| started < at));
+            if seen {
+                return None;
+            }
             let scaled = u64::from(old) * self.ratio_millionths / RATIO_SCALE;
-            u32::try_from(scaled).unwrap_or(u32::MAX)
+            self.limit = u32::try_from(scaled)
+                .unwrap_or(u32::MAX)
+                .clamp(self.min, self.max);
+            self.last_decrease = Some(now);
+            self.growth = 0;
         } else if u64::from(in_flight) * 2 >= u64::from(old) {
-            old.saturating_add(1)
-        } else {
-            old
-        };
-        self.limit = new.clamp(self.min, self.max);
+            self.growth = self.growth.saturating_add(1);
+            if self.growth >= old {
+                self.growth = 0;
+                self.limit = old.saturating_add(1).clamp(self.min, self.max);
+            }
+        }
         (self.limit != old).then_some(self.limit)
     }
 }
@@ -87,36 +115,68 @@ mod tests {
 
     const FAST: Duration = Duration::from_millis(10);
 
+    /// Feeds `n` busy fast samples one second apart; returns the last answer.
+    fn grow(a: &mut Aimd, t: &mut Instant, n: u32, in_flight: u32) -> Option<u32> {
+        let mut last = None;
+        for _ in 0..n {
+            *t += Duration::from_secs(1);
+            last = a.on_sample(*t, FAST, in_flight, false);
+        }
+        last
+    }
+
     #[test]
-    fn grows_by_one_while_busy_and_fast() {
-        let t0 = Instant::now();
+    fn grows_by_one_per_limit_busy_fast_samples() {
+        let mut t = Instant::now();
         let mut a = aimd(10, 1, 12, 0.9);
-        assert_eq!(a.on_sample(t0, FAST, 5, false), Some(11), "5 of 10: busy");
-        assert_eq!(a.on_sample(t0, FAST, 5, false), None, "5 of 11: not busy");
-        assert_eq!(a.on_sample(t0, FAST, 6, false), Some(12));
-        assert_eq!(a.on_sample(t0, FAST, 12, false), None, "at max");
+        assert_eq!(grow(&mut a, &mut t, 9, 5), None, "9 of 10 steps");
+        assert_eq!(grow(&mut a, &mut t, 1, 5), Some(11), "5 of 10: busy");
+        assert_eq!(grow(&mut a, &mut t, 20, 5), None, "5 of 11: not busy");
+        assert_eq!(grow(&mut a, &mut t, 11, 6), Some(12));
+        assert_eq!(grow(&mut a, &mut t, 30, 12), None, "at max");
         assert_eq!(a.limit(), 12);
     }
 
     #[test]
     fn drops_and_slow_samples_back_off_exactly() {
-        let t0 = Instant::now();
+        let mut t = Instant::now();
+        let mut next = || {
+            t += Duration::from_secs(1);
+            t
+        };
         let mut a = aimd(10, 2, 100, 0.9);
-        assert_eq!(a.on_sample(t0, FAST, 10, true), Some(9));
+        assert_eq!(a.on_sample(next(), FAST, 10, true), Some(9));
         // exactly at the threshold is not slow; above it is
         let threshold = Duration::from_millis(100);
-        assert_eq!(a.on_sample(t0, threshold, 9, false), Some(10));
+        assert_eq!(a.on_sample(next(), threshold, 9, false), None);
         assert_eq!(
-            a.on_sample(t0, threshold + Duration::from_nanos(1), 0, false),
-            Some(9)
+            a.on_sample(next(), threshold + Duration::from_nanos(1), 0, false),
+            Some(8)
         );
-        assert_eq!(a.on_sample(t0, FAST, 0, true), Some(8));
-        assert_eq!(a.on_sample(t0, FAST, 0, true), Some(7), "floor(7.2)");
+        assert_eq!(a.on_sample(next(), FAST, 0, true), Some(7), "floor(7.2)");
         for _ in 0..10 {
-            a.on_sample(t0, FAST, 0, true);
+            a.on_sample(next(), FAST, 0, true);
         }
         assert_eq!(a.limit(), 2, "never below min");
-        assert_eq!(a.on_sample(t0, FAST, 0, true), None);
+        assert_eq!(a.on_sample(next(), FAST, 0, true), None);
+    }
+
+    #[test]
+    fn one_round_trip_of_congestion_lowers_the_limit_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut a = aimd(20, 1, 100, 0.5);
+        assert_eq!(a.on_sample(t0, ms(30), 20, true), Some(10));
+        // Calls that were in flight when it was lowered report the same congestion.
+        for i in 1..20 {
+            assert_eq!(a.on_sample(t0 + ms(i), ms(30), 20, true), None);
+        }
+        // A call started after the decrease may lower it again.
+        assert_eq!(a.on_sample(t0 + ms(31), ms(30), 10, true), Some(5));
+        // Growth steps are counted from the last move.
+        let mut t = t0 + ms(100);
+        assert_eq!(grow(&mut a, &mut t, 4, 5), None);
+        assert_eq!(grow(&mut a, &mut t, 1, 5), Some(6));
     }
 
     #[test]

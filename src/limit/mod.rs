@@ -92,7 +92,10 @@ mod tests {
         let mut aimd = ConcurrencyLimit::new(&ConcurrencyLimitConfig::default());
         assert!(matches!(aimd, ConcurrencyLimit::Aimd(_)));
         assert_eq!(aimd.limit(), 20);
-        assert_eq!(aimd.on_sample(t0, ms(1), 20, false), Some(21));
+        let answers: Vec<_> = (0..20)
+            .map(|_| aimd.on_sample(t0, ms(1), 20, false))
+            .collect();
+        assert_eq!(answers.last(), Some(&Some(21)), "+1 per 20 busy samples");
         assert_eq!(aimd.on_sample(t0, ms(1), 1, false), None);
         assert_eq!(aimd.on_sample(t0, ms(1), 1, true), Some(18));
 
