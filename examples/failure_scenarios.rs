@@ -27,6 +27,10 @@
 //! fault, time from the dependency healing to traffic flowing again, half-open probes admitted,
 //! and goodput. See BENCHMARKS.md for the exact definitions.
 //!
+//! A seventh, `rate_limited`, offers 3 × its rate to a dependency that answers 429 with
+//! `Retry-After: 1` above 100 calls/s: `warden` (defaults), `warden_rate_limit` (a rate limit at
+//! the dependency's rate) and `naive_retry`, with the 429s the dependency had to send.
+//!
 //! A sixth scenario, `overload`, has its own stacks: the dependency is a queueing server (50
 //! requests served at once, 10 ms each, the rest waiting FIFO; a request its caller gave up on is
 //! still served) offered 3 × its capacity, and the stacks differ only in how they bound the calls
@@ -36,7 +40,7 @@
 //! |---|---|
 //! | `no_limit` | a 1 s timeout, nothing else |
 //! | `fixed_bulkhead` | warden, `max_in_flight = 50` (the server's capacity, known in advance) |
-//! | `warden_aimd` | warden, `concurrency_limit` AIMD (threshold 20 ms = 2 × the unloaded latency) |
+//! | `warden_aimd` | warden, `concurrency_limit` AIMD (threshold 15 ms = 1.5 × the unloaded latency) |
 //! | `warden_gradient` | warden, `concurrency_limit` gradient2 (defaults) |
 //! | `tower_adaptive` | tower-resilience 0.13's `AdaptiveLimiterLayer` (AIMD, same parameters) as documented: callers wait for a permit, under the same 1 s timeout |
 //! | `tower_adaptive_shed` | the same behind tower's `load_shed`: refused at once when no permit is free |
@@ -119,6 +123,12 @@ const OPEN_FOR: Duration = Duration::from_secs(30);
 const SERVER_WORKERS: usize = 50;
 /// Time the server spends on one request.
 const SERVICE_TIME: Duration = Duration::from_millis(10);
+/// The rate-limited dependency's own limit, in calls per second, and its burst.
+const DEP_RATE: u32 = 100;
+const DEP_BURST: u32 = 10;
+/// The `Retry-After` it sends with a 429.
+const DEP_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Per-attempt timeout of every stack in the overload scenario (100 × the unloaded latency).
 const OVERLOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// AIMD latency threshold in the overload scenario (warden and the tower-resilience peer): 1.5 ×
@@ -140,6 +150,10 @@ enum Fault {
     /// More calls than the dependency can serve: it is a queueing server (see [`Server`]) all
     /// along, and the fault is the offered load (`Scenario::fault_rate`).
     Overload,
+    /// The dependency enforces its own rate limit ([`DEP_RATE`] calls/s, a burst of
+    /// [`DEP_BURST`]) all along and answers `429 Too Many Requests` with `Retry-After: 1` above
+    /// it; the fault is the offered load.
+    RateLimited,
 }
 
 impl Fault {
@@ -150,6 +164,9 @@ impl Fault {
             Fault::Slow => "slow (2 × timeout)".to_string(),
             Fault::Overload => {
                 format!("overload of a server of {SERVER_WORKERS} × {SERVICE_TIME:?} (FIFO queue)")
+            }
+            Fault::RateLimited => {
+                format!("a dependency limited to {DEP_RATE} calls/s (429 + Retry-After: 1 s above)")
             }
         }
     }
@@ -257,6 +274,17 @@ impl Scenario {
                 fault_rate: capacity * 3,
                 seed_offset: 5,
             },
+            Scenario {
+                name: "rate_limited",
+                fault: Fault::RateLimited,
+                // Half its rate first, then 3 × its rate.
+                warmup,
+                fault_for: pick(30, 10),
+                healthy_after: Duration::ZERO,
+                rate: DEP_RATE / 2,
+                fault_rate: DEP_RATE * 3,
+                seed_offset: 6,
+            },
         ]
     }
 
@@ -264,6 +292,7 @@ impl Scenario {
     fn stacks(&self) -> &'static [StackSpec] {
         match self.fault {
             Fault::Overload => OVERLOAD_STACKS,
+            Fault::RateLimited => RATE_LIMITED_STACKS,
             _ => STACKS,
         }
     }
@@ -321,9 +350,19 @@ impl Scenario {
 // ---------------------------------------------------------------------------------------------
 // The simulated dependency
 
-/// The failure every simulated attempt may return.
+/// The failure every simulated attempt may return; a 429 carries its `Retry-After`.
 #[derive(Debug, Clone)]
-struct DepError;
+struct DepError {
+    retry_after: Option<Duration>,
+}
+
+/// The classification a warden user writes: every failure is transient, a 429 with its hint.
+fn classify(error: &DepError) -> ErrorClass {
+    match error.retry_after {
+        Some(hint) => ErrorClass::transient().with_retry_after(hint),
+        None => ErrorClass::transient(),
+    }
+}
 
 impl std::fmt::Display for DepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -371,6 +410,11 @@ struct Dependency {
     rng: Mutex<SmallRng>,
     /// The queueing server of the overload scenario.
     server: Mutex<Server>,
+    /// The rate-limited dependency's bucket: the earliest instant its next call is within its
+    /// rate (GCRA's theoretical arrival time).
+    next_allowed: Mutex<Duration>,
+    /// When each 429 was answered (rate-limited scenario).
+    too_many: Mutex<Vec<Duration>>,
     /// `(call id, simulated time since origin)` of every attempt, in order.
     attempts: Mutex<Vec<(u64, Duration)>>,
 }
@@ -382,6 +426,8 @@ impl Dependency {
             scenario,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             server: Mutex::new(Server::default()),
+            next_allowed: Mutex::new(Duration::ZERO),
+            too_many: Mutex::new(Vec::new()),
             attempts: Mutex::new(Vec::new()),
         })
     }
@@ -393,6 +439,25 @@ impl Dependency {
         self.attempts.lock().unwrap().push((call, at));
         let (latency, fail) = if self.scenario.fault == Fault::Overload {
             (self.server.lock().unwrap().admit(at), false)
+        } else if self.scenario.fault == Fault::RateLimited {
+            let interval = Duration::from_secs(1) / DEP_RATE;
+            let within_rate = {
+                let mut next = self.next_allowed.lock().unwrap();
+                let tat = (*next).max(at);
+                let within = tat <= at + interval * DEP_BURST;
+                if within {
+                    *next = tat + interval;
+                }
+                within
+            };
+            if !within_rate {
+                self.too_many.lock().unwrap().push(at);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                return Err(DepError {
+                    retry_after: Some(DEP_RETRY_AFTER),
+                });
+            }
+            (healthy_latency(&mut self.rng.lock().unwrap()), false)
         } else {
             let mut rng = self.rng.lock().unwrap();
             match self.scenario.mode_at(at) {
@@ -403,12 +468,14 @@ impl Dependency {
                     rng.random_bool(f64::from(percent) / 100.0),
                 ),
                 Mode::Faulty(Fault::Slow) => (TIMEOUT * 2, false),
-                Mode::Faulty(Fault::Overload) => unreachable!("served by the queueing server"),
+                Mode::Faulty(Fault::Overload | Fault::RateLimited) => {
+                    unreachable!("served above")
+                }
             }
         };
         tokio::time::sleep(latency).await;
         if fail {
-            Err(DepError)
+            Err(DepError { retry_after: None })
         } else {
             Ok(call)
         }
@@ -481,6 +548,13 @@ const STACKS: &[StackSpec] = &[
     stack("naive_retry", false, false),
 ];
 
+/// The stacks of the rate-limited scenario.
+const RATE_LIMITED_STACKS: &[StackSpec] = &[
+    stack("warden", false, true),
+    stack("warden_rate_limit", false, true),
+    stack("naive_retry", false, false),
+];
+
 /// The stacks of the overload scenario.
 const OVERLOAD_STACKS: &[StackSpec] = &[
     stack("no_limit", false, false),
@@ -504,6 +578,18 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
             },
         )),
         "warden_adaptive" => Box::new(WardenStack::new(dep.clone(), adaptive_config(seed))),
+        // warden's defaults plus a rate limit at the dependency's own: 100/s, a burst of 10,
+        // no waiting; a 429's hint halves the rate until it ends (the default factor).
+        "warden_rate_limit" => Box::new(WardenStack::new(
+            dep.clone(),
+            SupervisorConfig {
+                seed: Some(seed),
+                rate_limit: Some(
+                    RateLimitConfig::per_second(f64::from(DEP_RATE)).with_burst(DEP_BURST),
+                ),
+                ..SupervisorConfig::default()
+            },
+        )),
         "tower_resilience" => Box::new(tower_resilience_stack::build(
             dep.clone(),
             wall(OPEN_FOR),
@@ -594,10 +680,15 @@ impl Stack for WardenStack {
         let handle = self.handle.clone();
         let dep = self.dep.clone();
         Box::pin(async move {
-            match handle.call(move || dep.clone().attempt(id)).await {
+            let call = Call::new(move || dep.clone().attempt(id)).classify(classify);
+            match handle.send(call).await {
                 Ok(_) => Answer::Success,
                 Err(CallError::Open { .. }) => Answer::Refused,
-                Err(CallError::Overloaded | CallError::Throttled { .. }) => Answer::Shed,
+                Err(
+                    CallError::Overloaded
+                    | CallError::Throttled { .. }
+                    | CallError::RateLimited { .. },
+                ) => Answer::Shed,
                 Err(CallError::TimedOut { .. } | CallError::DeadlineExceeded { .. }) => {
                     Answer::TimedOut
                 }
@@ -1081,6 +1172,10 @@ fn run(scenario: Scenario, stack: StackSpec, scale: f64, seed: u64) -> Figures {
         let mut pacer = stack.wall_clock.then(|| Pacer::new(scale));
         let records = drive(built.as_ref(), &dep, &mut pacer).await;
         let attempts = dep.attempts.lock().unwrap().clone();
+        let observed = Observed {
+            max_in_flight: dep.server_max_outstanding(),
+            too_many: dep.too_many.lock().unwrap().clone(),
+        };
         let clock = match &pacer {
             Some(_) => format!("lockstep 1/{scale}"),
             None => "simulated".to_string(),
@@ -1090,7 +1185,7 @@ fn run(scenario: Scenario, stack: StackSpec, scale: f64, seed: u64) -> Figures {
             stack.name,
             &records,
             &attempts,
-            dep.server_max_outstanding(),
+            &observed,
             clock,
             pacer.map(|p| p.max_skew),
         )
@@ -1158,6 +1253,8 @@ struct Figures {
     timed_out_share: f64,
     /// Most requests at the dependency at once, queued ones included (overload scenario).
     dependency_max_in_flight: Option<usize>,
+    /// Attempts the dependency answered `429 Too Many Requests` (rate-limited scenario).
+    too_many_requests: Option<usize>,
     successes: usize,
     refused: usize,
     shed: usize,
@@ -1167,6 +1264,14 @@ struct Figures {
     clock: String,
     /// Largest lead of the wall clock over simulated time seen while pacing.
     clock_skew_ms: Option<f64>,
+}
+
+/// What the dependency itself saw, beyond the attempts.
+struct Observed {
+    /// Most requests at the queueing server at once (overload scenario).
+    max_in_flight: Option<usize>,
+    /// When each 429 was answered (rate-limited scenario).
+    too_many: Vec<Duration>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -1179,10 +1284,18 @@ impl Figures {
         stack: &'static str,
         records: &[CallRecord],
         attempts: &[(u64, Duration)],
-        dependency_max_in_flight: Option<usize>,
+        dependency: &Observed,
         clock: String,
         skew: Option<Duration>,
     ) -> Figures {
+        let dependency_max_in_flight = dependency.max_in_flight;
+        let too_many_requests = (scenario.fault == Fault::RateLimited).then(|| {
+            dependency
+                .too_many
+                .iter()
+                .filter(|at| **at >= scenario.fault_start())
+                .count()
+        });
         let mut attempts_per_call = std::collections::HashMap::<u64, usize>::new();
         for (id, _) in attempts {
             *attempts_per_call.entry(*id).or_default() += 1;
@@ -1295,6 +1408,7 @@ impl Figures {
                 / calls_offered.max(1) as f64,
             timed_out_share: count(Answer::TimedOut) as f64 / calls_offered.max(1) as f64,
             dependency_max_in_flight,
+            too_many_requests,
             successes,
             refused: count(Answer::Refused),
             shed: count(Answer::Shed),
@@ -1309,6 +1423,9 @@ impl Figures {
 fn print_table(scenario: &Scenario, rows: &[&Figures]) {
     if scenario.fault == Fault::Overload {
         return print_overload_table(scenario, rows);
+    }
+    if scenario.fault == Fault::RateLimited {
+        return print_rate_limited_table(scenario, rows);
     }
     let heals = !scenario.healthy_after.is_zero();
     println!(
@@ -1385,6 +1502,37 @@ fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
             f.amplification,
             f.dependency_max_in_flight
                 .map_or("—".to_string(), |n| n.to_string()),
+            clock(f),
+        );
+    }
+}
+
+fn print_rate_limited_table(scenario: &Scenario, rows: &[&Figures]) {
+    println!(
+        "\n## {} — {}: {} calls/s for {:?} after {:?} at {} calls/s",
+        scenario.name,
+        scenario.fault.describe(),
+        scenario.fault_rate,
+        scenario.fault_for,
+        scenario.warmup,
+        scenario.rate,
+    );
+    println!();
+    println!(
+        "| stack | goodput | 429s seen | 429s per call | refused locally | amplification | p99 ms | clock |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for f in rows {
+        let too_many = f.too_many_requests.unwrap_or(0);
+        println!(
+            "| {} | {:.3} | {} | {:.3} | {:.3} | {:.3} | {:.1} | {} |",
+            f.stack,
+            f.goodput,
+            too_many,
+            too_many as f64 / f.calls_offered.max(1) as f64,
+            f.rejected_share,
+            f.amplification,
+            f.p99_ms,
             clock(f),
         );
     }
