@@ -7,7 +7,10 @@ use std::time::Duration;
 ///
 /// Every call gets exactly one reply: the operation's value or one of these. Messages are
 /// lowercase so they compose inside larger error messages.
-#[derive(Debug, thiserror::Error)]
+///
+/// It is `Clone` when `E` is: the answer of a [coalesced](crate::messages::Call::coalesce)
+/// call is shared with every call that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError<E> {
     /// The circuit breaker rejected the call without running it (open, forced open, or

@@ -815,6 +815,7 @@ pub fn counts_since(counts: CallCounts, earlier: CallCounts) -> CallCounts {
         retries: counts.retries - earlier.retries,
         cancelled: counts.cancelled - earlier.cancelled,
         fallback: counts.fallback - earlier.fallback,
+        coalesced: counts.coalesced - earlier.coalesced,
     }
 }
 

@@ -28,9 +28,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
+use super::coalesce::{FlightGuard, Joined};
 use super::handle::ServiceHandle;
 use super::published::{Admission, Published, SlotGuard};
 use crate::breaker::Permit;
@@ -43,7 +45,8 @@ use crate::messages::{
 use crate::observe::{CallOutcome, RejectReason};
 
 /// Runs `call` through the supervisor behind `handle`, in the current task; an error goes
-/// through the call's fallback, if it has one.
+/// through the call's fallback, if it has one. A [coalesced](Call::coalesce) call first looks
+/// for a call of its key in flight, and waits for that call's answer if there is one.
 pub(crate) async fn run<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
@@ -52,81 +55,128 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let fallback = call.fallback.take();
+    let mut fallback = call.fallback.take();
+    let coalesce = call.coalesce.take();
     if !handle.is_alive() {
         return Err(CallError::SupervisorGone);
     }
     let published = &handle.published;
-    // A call refused while open allocates nothing and takes no slot.
-    let admission = match published.admission() {
-        Admission::Refused(retry_after) => {
-            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            let refused = CallError::Open { retry_after };
-            return match fallback {
-                None => Refusal::Open.refuse(published, refused),
-                Some(fallback) => {
-                    refused_with_fallback(published, refused, fallback, Refusal::Open).await
-                }
-            };
-        }
-        admission => admission,
-    };
-    // The throttle only sheds calls the breaker admits on its own (closed).
-    if matches!(admission, Admission::Local(_)) {
-        if let Some(probability) = published.throttled() {
-            tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
-            let refused = CallError::Throttled { probability };
-            return match fallback {
-                None => Refusal::Throttled.refuse(published, refused),
-                Some(fallback) => {
-                    refused_with_fallback(published, refused, fallback, Refusal::Throttled).await
-                }
-            };
-        }
-    }
-    match published.acquire_token() {
-        Ok(None) => {}
-        // A token is reserved for us: wait for it (at most the configured `max_wait`).
-        Ok(Some(wait)) => {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(CallError::NoRuntime { attempts: 0 });
-            }
-            tokio::time::sleep(wait).await;
-        }
-        Err(limited) => {
-            tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
-            let refused = CallError::RateLimited {
-                retry_after: limited.retry_after,
-            };
-            return match fallback {
-                None => Refusal::RateLimited.refuse(published, refused),
-                Some(fallback) => {
-                    refused_with_fallback(published, refused, fallback, Refusal::RateLimited).await
-                }
-            };
-        }
-    }
-    if published.reports.is_backed_up() {
-        // The supervisor is not keeping up with the reports: wait for it to drain them
-        // (backpressure) rather than let them pile up.
-        if handle.addr.send(Drain).await.is_err() {
-            return Err(CallError::SupervisorGone);
-        }
-    }
-    let Some(slot) = published.try_reserve() else {
-        tracing::debug!(service = %handle.name, "call rejected: too many in flight");
-        return match fallback {
-            None => Refusal::Overloaded.refuse(published, CallError::Overloaded),
-            Some(fallback) => {
-                refused_with_fallback(
+    // When a coalesced call started (a follower's duration is timed from it).
+    let started = coalesce.as_ref().map(|_| Instant::now());
+    // One round for a call; more only for a coalesced call whose leader was cancelled.
+    let (admission, slot, flight) = loop {
+        if let Some(coalesce) = &coalesce {
+            if let Joined::Follow(answer) = coalesce.join(&published.flights, false) {
+                match follow(
                     published,
-                    CallError::Overloaded,
-                    fallback,
-                    Refusal::Overloaded,
+                    answer,
+                    &mut fallback,
+                    started.unwrap_or_else(Instant::now),
                 )
                 .await
+                {
+                    Some(answer) => return answer,
+                    None => continue,
+                }
             }
+        }
+        // A call refused while open allocates nothing and takes no slot.
+        let admission = match published.admission() {
+            Admission::Refused(retry_after) => {
+                tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+                let refused = CallError::Open { retry_after };
+                return match fallback {
+                    None => Refusal::Open.refuse(published, refused),
+                    Some(fallback) => {
+                        refused_with_fallback(published, refused, fallback, Refusal::Open).await
+                    }
+                };
+            }
+            admission => admission,
         };
+        // The throttle only sheds calls the breaker admits on its own (closed).
+        if matches!(admission, Admission::Local(_)) {
+            if let Some(probability) = published.throttled() {
+                tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
+                let refused = CallError::Throttled { probability };
+                return match fallback {
+                    None => Refusal::Throttled.refuse(published, refused),
+                    Some(fallback) => {
+                        refused_with_fallback(published, refused, fallback, Refusal::Throttled)
+                            .await
+                    }
+                };
+            }
+        }
+        match published.acquire_token() {
+            Ok(None) => {}
+            // A token is reserved for us: wait for it (at most the configured `max_wait`).
+            Ok(Some(wait)) => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(CallError::NoRuntime { attempts: 0 });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(limited) => {
+                tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
+                let refused = CallError::RateLimited {
+                    retry_after: limited.retry_after,
+                };
+                return match fallback {
+                    None => Refusal::RateLimited.refuse(published, refused),
+                    Some(fallback) => {
+                        refused_with_fallback(published, refused, fallback, Refusal::RateLimited)
+                            .await
+                    }
+                };
+            }
+        }
+        if published.reports.is_backed_up() {
+            // The supervisor is not keeping up with the reports: wait for it to drain them
+            // (backpressure) rather than let them pile up.
+            if handle.addr.send(Drain).await.is_err() {
+                return Err(CallError::SupervisorGone);
+            }
+        }
+        let Some(slot) = published.try_reserve() else {
+            tracing::debug!(service = %handle.name, "call rejected: too many in flight");
+            return match fallback {
+                None => Refusal::Overloaded.refuse(published, CallError::Overloaded),
+                Some(fallback) => {
+                    refused_with_fallback(
+                        published,
+                        CallError::Overloaded,
+                        fallback,
+                        Refusal::Overloaded,
+                    )
+                    .await
+                }
+            };
+        };
+        // With its slot, a coalesced call leads its key's flight, unless another call of the
+        // key took a slot first (it then gives its slot back and follows that one).
+        let flight = match &coalesce {
+            None => None,
+            Some(coalesce) => match coalesce.join(&published.flights, true) {
+                Joined::Lead(id) => Some(id),
+                Joined::Follow(answer) => {
+                    drop(slot);
+                    match follow(
+                        published,
+                        answer,
+                        &mut fallback,
+                        started.unwrap_or_else(Instant::now),
+                    )
+                    .await
+                    {
+                        Some(answer) => return answer,
+                        None => continue,
+                    }
+                }
+                Joined::Vacant | Joined::Alone => None,
+            },
+        };
+        break (admission, slot, flight);
     };
     let span = tracing::debug_span!(
         "call",
@@ -144,8 +194,19 @@ where
         outcome: None,
         answered: false,
     };
+    // Declared after the call's guard, so dropped before it: the flight ends (its followers
+    // start over) before the slot is given back.
+    let flight = flight.and_then(|id| {
+        let coalesce = coalesce.as_ref()?;
+        Some(FlightGuard::new(&published.flights, coalesce, id))
+    });
     let driven = drive(handle, call, admission, &mut guard).instrument(span);
-    let result = match (until_supervisor_gone(handle, driven).await, fallback) {
+    let answer = until_supervisor_gone(handle, driven).await;
+    if let Some(flight) = flight {
+        // The followers get the answer itself; each applies its own fallback.
+        flight.land(&answer);
+    }
+    let result = match (answer, fallback) {
         (Err(error), Some(fallback)) => {
             // The slot is not needed to compute a fallback.
             guard.slot = None;
@@ -162,6 +223,64 @@ where
     };
     guard.finish();
     result
+}
+
+/// A coalesced call waits for its flight's leader: `None` when the leader was cancelled (the
+/// call starts over); else the leader's answer, through this call's fallback, if any.
+async fn follow<T, E>(
+    published: &Arc<Published>,
+    answer: oneshot::Receiver<Result<T, CallError<E>>>,
+    fallback: &mut Option<Fallback<T, E>>,
+    started: Instant,
+) -> Option<Result<T, CallError<E>>> {
+    let mut follower = Follower {
+        published,
+        started,
+        answered: false,
+    };
+    let Ok(answer) = answer.await else {
+        // Not counted: the call goes on.
+        follower.answered = true;
+        return None;
+    };
+    let mut outcome = None;
+    let answer = match (answer, fallback.take()) {
+        (Err(error), Some(fallback)) => {
+            let attempts = error.attempts();
+            serve_fallback(fallback, error, attempts, &mut outcome).await
+        }
+        (answer, _) => answer,
+    };
+    follower.finish(outcome.unwrap_or(CallOutcome::Coalesced));
+    Some(answer)
+}
+
+/// A coalesced call waiting for its leader: counted `cancelled` if dropped before its answer.
+struct Follower<'a> {
+    published: &'a Published,
+    started: Instant,
+    answered: bool,
+}
+
+impl Follower<'_> {
+    fn finish(mut self, outcome: CallOutcome) {
+        self.answered = true;
+        self.published.report(Report {
+            answer: Some((outcome, self.started.elapsed())),
+            ..Report::default()
+        });
+    }
+}
+
+impl Drop for Follower<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.published.report(Report {
+                answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+                ..Report::default()
+            });
+        }
+    }
 }
 
 /// Why a call was refused before it took a slot.

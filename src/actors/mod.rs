@@ -4,6 +4,7 @@
 
 mod builder;
 mod call_driver;
+pub(crate) mod coalesce;
 mod handle;
 mod handoff;
 #[cfg(all(test, warden_loom))]

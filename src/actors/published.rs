@@ -5,7 +5,8 @@
 //! - the bulkhead's in-flight count;
 //! - the [hand-off](super::handoff) of the callers' reports (attempt outcomes and answers),
 //!   which the supervisor drains in batches;
-//! - the settings a call needs (timeout, deadline, attempts).
+//! - the settings a call needs (timeout, deadline, attempts);
+//! - the [flights](super::coalesce) of coalesced calls in progress.
 //!
 //! The supervisor is the only writer of the breaker fields; handles only read them.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use actix::WeakAddr;
 use tokio::time::Instant;
 
+use super::coalesce::Flights;
 use super::handoff::Handoff;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::{BreakerState, Permit};
@@ -79,6 +81,8 @@ pub(crate) struct Published {
     rate_limited: AtomicU64,
     /// Callers' reports, drained by the supervisor.
     pub(crate) reports: Handoff<Report>,
+    /// Coalesced calls in flight, by key (at most one per bulkhead slot).
+    pub(crate) flights: Flights,
     /// How a producer wakes the supervisor; weak, so the shared state does not keep it alive.
     supervisor: OnceLock<WeakAddr<ServiceSupervisor>>,
 }
@@ -99,6 +103,7 @@ impl Published {
             settings,
             metrics: ServiceMetrics::register(service),
             reports: Handoff::default(),
+            flights: Flights::default(),
             rate_limiter: None,
             rate_limited: AtomicU64::new(0),
             supervisor: OnceLock::new(),

@@ -551,6 +551,7 @@ impl ServiceSupervisor {
             CallOutcome::Rejected => &mut self.counts.rejected_open,
             CallOutcome::Cancelled => &mut self.counts.cancelled,
             CallOutcome::Fallback => &mut self.counts.fallback,
+            CallOutcome::Coalesced => &mut self.counts.coalesced,
         };
         *counter += 1;
         self.published

@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use actix::Message;
 
+use crate::actors::coalesce::Coalesce;
 use crate::error::CallError;
 use crate::retry::ErrorClass;
 
@@ -56,6 +57,7 @@ pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) operation: F,
     pub(crate) classifier: Option<Classifier<E>>,
     pub(crate) fallback: Option<Fallback<T, E>>,
+    pub(crate) coalesce: Option<Coalesce<T, E>>,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -70,6 +72,7 @@ where
             operation,
             classifier: None,
             fallback: None,
+            coalesce: None,
             _answer: PhantomData,
         }
     }
@@ -85,6 +88,7 @@ where
             operation: Box::new(move || -> Operation<T, E> { Box::pin(operation()) }),
             classifier: self.classifier,
             fallback: self.fallback,
+            coalesce: self.coalesce,
             _answer: PhantomData,
         }
     }
@@ -146,6 +150,46 @@ impl<T, E, F> Call<T, E, F> {
         self
     }
 
+    /// Coalesces this call with the others of the same `key` on the same supervisor
+    /// ("singleflight"): while a call with `key` is in flight, a call with the same key waits
+    /// for that call's answer and gets a clone of it — the value, or the error — instead of
+    /// running the operation. Use it for idempotent reads that many callers make at once (a
+    /// cache refill, a configuration fetch), so a burst of them reaches the dependency once.
+    ///
+    /// - The call that finds no call of its key in flight runs as usual (the *leader*);
+    ///   the others (*followers*) take no bulkhead slot and are not admitted by the breaker,
+    ///   the throttle or the rate limiter: they only wait. A flight exists only while its
+    ///   leader holds a bulkhead slot, so there are at most `max_in_flight` of them.
+    /// - Followers get the leader's answer before the leader's fallback runs, and each
+    ///   follower's own [fallback](Self::fallback) applies to its copy. A follower is counted
+    ///   [`coalesced`](crate::messages::CallCounts::coalesced) (outcome label `coalesced`),
+    ///   whatever the answer, unless its own fallback answers it.
+    /// - A leader that panics is answered [`CallError::Panicked`], and so are its followers.
+    ///   A leader dropped by its caller does not strand its followers: they start over, and
+    ///   the first of them to take a bulkhead slot leads a new flight. A follower dropped by
+    ///   its caller is counted `cancelled` and leaves the others waiting.
+    /// - Keys match within one supervisor and one answer type `Result<T, CallError<E>>`: a
+    ///   call whose key is held by a flight of another type runs on its own. Keys are never
+    ///   exported as metric labels.
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    ///
+    /// # #[derive(Debug, Clone)] struct DbError;
+    /// # async fn load_user(id: u64) -> Result<String, DbError> { Ok(format!("user {id}")) }
+    /// let id = 42;
+    /// let call = Call::new(move || load_user(id)).coalesce(format!("user:{id}"));
+    /// # let _ = call;
+    /// ```
+    pub fn coalesce(mut self, key: impl Into<String>) -> Self
+    where
+        T: Clone + Send + 'static,
+        E: Clone + Send + 'static,
+    {
+        self.coalesce = Some(Coalesce::new(key.into()));
+        self
+    }
+
     pub(crate) fn class_of(&self, error: &E) -> ErrorClass {
         self.classifier
             .as_ref()
@@ -158,6 +202,7 @@ impl<T, E, F> fmt::Debug for Call<T, E, F> {
         f.debug_struct("Call")
             .field("classifier", &self.classifier.is_some())
             .field("fallback", &self.fallback.is_some())
+            .field("coalesce", &self.coalesce.as_ref().map(Coalesce::key))
             .finish_non_exhaustive()
     }
 }

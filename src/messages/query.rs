@@ -64,6 +64,11 @@ pub struct CallCounts {
     pub retries: u64,
     /// Calls answered by their fallback (after failing or being refused).
     pub fallback: u64,
+    /// Calls [coalesced](crate::messages::Call::coalesce) with another call of the same key
+    /// already in flight: answered with that call's answer (a value or an error) without
+    /// running the operation. A coalesced call answered by its own fallback is counted
+    /// [`fallback`](Self::fallback) instead.
+    pub coalesced: u64,
     /// Calls their callers dropped before the answer (the attempt in flight was cancelled).
     /// Not in [`total`](Self::total): nobody received an answer.
     pub cancelled: u64,
@@ -81,5 +86,6 @@ impl CallCounts {
             + self.rejected_throttled
             + self.rejected_rate_limited
             + self.fallback
+            + self.coalesced
     }
 }

@@ -101,11 +101,15 @@ pub enum CallOutcome {
     Cancelled,
     /// The call failed (or was refused) and its fallback answered in its place.
     Fallback,
+    /// The call was [coalesced](crate::messages::Call::coalesce): it waited for another call
+    /// with the same key, already in flight, and was answered with that call's answer (a value
+    /// or an error) without running the operation.
+    Coalesced,
 }
 
 impl CallOutcome {
     /// All values, in label order.
-    pub const ALL: [CallOutcome; 7] = [
+    pub const ALL: [CallOutcome; 8] = [
         CallOutcome::Success,
         CallOutcome::Failure,
         CallOutcome::Timeout,
@@ -113,6 +117,7 @@ impl CallOutcome {
         CallOutcome::Rejected,
         CallOutcome::Cancelled,
         CallOutcome::Fallback,
+        CallOutcome::Coalesced,
     ];
 
     /// The label value.
@@ -125,6 +130,7 @@ impl CallOutcome {
             CallOutcome::Rejected => "rejected",
             CallOutcome::Cancelled => "cancelled",
             CallOutcome::Fallback => "fallback",
+            CallOutcome::Coalesced => "coalesced",
         }
     }
 }

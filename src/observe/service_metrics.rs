@@ -11,8 +11,8 @@ use crate::health::HealthStatus;
 #[derive(Debug)]
 pub(crate) struct ServiceMetrics {
     service: String,
-    calls: [Counter; 7],
-    durations: [Histogram; 7],
+    calls: [Counter; 8],
+    durations: [Histogram; 8],
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 5],
