@@ -27,37 +27,37 @@
 //! `tokio::time::Instant::now()` takes its fast path even though the dev-dependencies enable
 //! tokio's `test-util`.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::{ExponentialBuilder, Retryable};
 use criterion::{criterion_group, Criterion};
-use failsafe::futures::CircuitBreaker as _;
 use std::hint::black_box;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use warden::actors::BackgroundRuntime;
 use warden::prelude::*;
 
-/// The error every benchmarked operation may return.
-#[derive(Debug, Clone)]
-struct DepError;
+#[path = "shared/peer_stacks.rs"]
+mod peer_stacks;
 
-impl std::fmt::Display for DepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("dependency failed")
+use peer_stacks::{
+    failsafe_backon_stack, tower_resilience_stack, DepError, ATTEMPTS, BACKOFF, TIMEOUT, TRIP_AFTER,
+};
+
+/// An operation that fails while `fail` is set, at once either way.
+fn fails_while(
+    fail: Arc<AtomicBool>,
+) -> impl Fn() -> std::future::Ready<Result<u64, DepError>> + Clone + Send + Sync + 'static {
+    move || {
+        std::future::ready(if fail.load(Ordering::Relaxed) {
+            Err(DepError)
+        } else {
+            Ok(1)
+        })
     }
 }
-
-impl std::error::Error for DepError {}
-
-const TIMEOUT: Duration = Duration::from_secs(5);
-const ATTEMPTS: u32 = 3;
-const BACKOFF: Duration = Duration::from_millis(500);
-const TRIP_AFTER: u32 = 5;
 
 fn criterion_config() -> Criterion {
     Criterion::default()
@@ -186,117 +186,6 @@ fn actix_bare_send() -> Runner {
 }
 
 // ---------------------------------------------------------------------------------------------
-// tower-resilience: retry → circuit breaker → time limiter
-
-mod tower_resilience_stack {
-    use super::*;
-    use tower_resilience::circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer};
-    use tower_resilience::retry::RetryLayer;
-    use tower_resilience::timelimiter::{TimeLimiterError, TimeLimiterLayer};
-
-    pub(super) type StackError = CircuitBreakerError<TimeLimiterError<DepError>>;
-
-    /// The stack around a dependency that fails while `fail` is set.
-    pub(super) fn build(
-        fail: Arc<AtomicBool>,
-        backoff: Duration,
-        open_for: Duration,
-    ) -> impl Service<u64, Response = u64, Error = StackError> + Clone {
-        let retry = RetryLayer::<u64, u64, StackError>::builder()
-            .max_attempts(ATTEMPTS as usize)
-            .exponential_backoff(backoff)
-            .retry_on(|e: &StackError| !e.is_circuit_open())
-            .build();
-        let breaker = CircuitBreakerLayer::builder()
-            .consecutive_failures(TRIP_AFTER as usize)
-            .wait_duration_in_open(open_for)
-            .permitted_calls_in_half_open(1)
-            .build()
-            .expect("valid breaker");
-        let time_limiter = TimeLimiterLayer::builder()
-            .timeout_duration(TIMEOUT)
-            .build();
-        ServiceBuilder::new()
-            .layer(retry)
-            .layer(breaker)
-            .layer(time_limiter)
-            .service(tower::service_fn(move |request: u64| {
-                let fail = fail.load(Ordering::Relaxed);
-                async move {
-                    if fail {
-                        Err(DepError)
-                    } else {
-                        Ok(request)
-                    }
-                }
-            }))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// failsafe + backon + tokio timeout
-
-mod failsafe_backon_stack {
-    use super::*;
-    use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
-    use failsafe::{backoff, Config, StateMachine};
-
-    pub(super) type Breaker = StateMachine<ConsecutiveFailures<backoff::Constant>, ()>;
-
-    /// Why a call failed.
-    #[derive(Debug)]
-    pub(super) enum StackError {
-        Rejected,
-        TimedOut,
-        Dependency,
-    }
-
-    pub(super) fn breaker(open_for: Duration) -> Breaker {
-        Config::new()
-            .failure_policy(consecutive_failures(
-                TRIP_AFTER,
-                backoff::constant(open_for),
-            ))
-            .build()
-    }
-
-    /// One call: backon retries around the breaker around a tokio timeout around the operation.
-    pub(super) async fn call<F, Fut>(
-        breaker: &Breaker,
-        backoff: Duration,
-        operation: F,
-    ) -> Result<u64, StackError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<u64, DepError>>,
-    {
-        (|| async {
-            let attempt = async {
-                match tokio::time::timeout(TIMEOUT, operation()).await {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(_)) => Err(StackError::Dependency),
-                    Err(_) => Err(StackError::TimedOut),
-                }
-            };
-            breaker.call(attempt).await.map_err(|e| match e {
-                failsafe::Error::Rejected => StackError::Rejected,
-                failsafe::Error::Inner(inner) => inner,
-            })
-        })
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(backoff)
-                .with_factor(2.0)
-                .with_max_delay(Duration::from_secs(10))
-                .with_max_times(ATTEMPTS as usize - 1),
-        )
-        .sleep(tokio::time::sleep)
-        .when(|e| !matches!(e, StackError::Rejected))
-        .await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // tower retry (TpsBudget) + recloser + tower timeout
 
 #[path = "shared/recloser_service.rs"]
@@ -393,8 +282,9 @@ mod tower_recloser_stack {
 fn tower_resilience() -> Runner {
     let runtime = current_thread_runtime();
     let never = Arc::new(AtomicBool::new(false));
-    let mut service = runtime
-        .block_on(async { tower_resilience_stack::build(never, BACKOFF, Duration::from_secs(30)) });
+    let mut service = runtime.block_on(async {
+        tower_resilience_stack::build(fails_while(never), BACKOFF, Duration::from_secs(30))
+    });
     runner_on!(runtime, {
         let ready = service.ready().await.expect("ready");
         black_box(ready.call(1).await.expect("call succeeds"))
@@ -451,7 +341,8 @@ fn tower_resilience_open() -> Runner {
     let runtime = current_thread_runtime();
     let fail = Arc::new(AtomicBool::new(true));
     let mut service = runtime.block_on(async {
-        let mut service = tower_resilience_stack::build(fail, FAST_BACKOFF, OPEN_AN_HOUR);
+        let mut service =
+            tower_resilience_stack::build(fails_while(fail), FAST_BACKOFF, OPEN_AN_HOUR);
         loop {
             let answer = service.ready().await.expect("ready").call(1).await;
             if matches!(answer, Err(ref e) if e.is_circuit_open()) {
