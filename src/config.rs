@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
+use crate::chaos::FaultConfig;
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
 use crate::limit::ConcurrencyLimitConfig;
@@ -69,6 +70,10 @@ pub struct SupervisorConfig {
     /// [`CallError::RateLimited`](crate::CallError::RateLimited). A dependency's retry-after
     /// hint lowers the rate until it ends.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Faults to inject into the attempts on purpose, for tests and game days (off when
+    /// `None`, the default; see [`chaos`](crate::chaos)). Refused unless the cargo feature
+    /// `fault-injection` is on. In TOML: a `[services.NAME.faults]` table.
+    pub faults: Option<FaultConfig>,
     /// Seed of the supervisor's random number generator (jitter). `None` draws one at start;
     /// set it to make a supervisor's delays reproducible.
     pub seed: Option<u64>,
@@ -87,6 +92,7 @@ impl Default for SupervisorConfig {
             throttle: None,
             concurrency_limit: None,
             rate_limit: None,
+            faults: None,
             seed: None,
         }
     }
@@ -146,6 +152,29 @@ impl SupervisorConfig {
             limit
                 .validate()
                 .map_err(|e| e.within("concurrency_limit"))?;
+        }
+        if let Some(faults) = &self.faults {
+            self.check_faults(faults)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a supervisor of this configuration may inject `faults`: the cargo feature
+    /// `fault-injection` is on, the fields are valid, and a hang can end (a timeout or a
+    /// deadline is set). Errors name `faults` or `faults.FIELD`.
+    pub(crate) fn check_faults(&self, faults: &FaultConfig) -> Result<(), ConfigError> {
+        if !crate::chaos::ENABLED {
+            return Err(ConfigError::invalid(
+                "faults",
+                "fault injection is not compiled in: enable the cargo feature `fault-injection`",
+            ));
+        }
+        faults.validate().map_err(|e| e.within("faults"))?;
+        if faults.hang_probability > 0.0 && self.timeout.is_none() && self.deadline.is_none() {
+            return Err(ConfigError::invalid(
+                "faults.hang_probability",
+                "needs a `timeout` or a `deadline`: a hung attempt would never end",
+            ));
         }
         Ok(())
     }

@@ -63,7 +63,8 @@ pub enum CallError<E> {
     /// taken effect.
     #[error("circuit breaker opened after {attempts} attempt(s); retry refused")]
     CircuitOpened {
-        /// The error of the last attempt; `None` when it timed out.
+        /// The error of the last attempt; `None` when it timed out (or its failure was
+        /// [injected](CallError::Injected)).
         last: Option<E>,
         /// Attempts made.
         attempts: u32,
@@ -105,6 +106,15 @@ pub enum CallError<E> {
         /// The panic payload, when it was a string.
         message: String,
         /// Attempts made, including the one that panicked.
+        attempts: u32,
+    },
+    /// The last attempt failed with a fault injected on purpose ([fault injection](crate::chaos),
+    /// cargo feature `fault-injection`): the operation was not called for it. Injected errors
+    /// are transient breaker failures, retried like any; this is the answer when the call ends
+    /// on one (retries exhausted, budget spent, or a single attempt).
+    #[error("fault injected after {attempts} attempt(s)")]
+    Injected {
+        /// Attempts made, the injected one included.
         attempts: u32,
     },
     /// The supervisor is not running (stopped, or its arbiter is gone).
@@ -159,6 +169,7 @@ impl<E> CallError<E> {
             | CallError::Panicked { attempts, .. }
             | CallError::CircuitOpened { attempts, .. }
             | CallError::RetryDeferred { attempts, .. }
+            | CallError::Injected { attempts }
             | CallError::NoRuntime { attempts } => *attempts,
             CallError::Open { .. }
             | CallError::Throttled { .. }
@@ -186,6 +197,20 @@ impl<E> CallError<E> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("supervisor is not running")]
 pub struct SupervisorGone;
+
+/// Why [`ServiceHandle::inject_faults`](crate::ServiceHandle::inject_faults) did not switch
+/// fault injection on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultsError {
+    /// The fault configuration is invalid, or fault injection is not compiled in (the cargo
+    /// feature `fault-injection`); the error names the field.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The supervisor is not running.
+    #[error(transparent)]
+    Gone(#[from] SupervisorGone),
+}
 
 /// A configuration value that cannot be used. Always names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,6 +37,12 @@
 //! The pure cores ([`breaker`], [`health`], [`retry`], and for load control [`throttle`],
 //! [`limit`] and [`ratelimit`]) know nothing of actix or tokio: they take `now` as an argument
 //! and a seeded RNG, and are usable on their own.
+//!
+//! # Cargo features
+//!
+//! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
+//!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
+//!   configuration is refused with a [`ConfigError`].
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -48,6 +54,7 @@
 
 pub mod actors;
 pub mod breaker;
+pub mod chaos;
 pub mod config;
 mod duration_or_off;
 pub mod error;
@@ -62,12 +69,13 @@ pub mod throttle;
 
 pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};
-pub use error::{CallError, ConfigError, SupervisorGone};
+pub use error::{CallError, ConfigError, FaultsError, SupervisorGone};
 
 /// The types most programs need, in one import.
 pub mod prelude {
     pub use crate::actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
+    pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};
     pub use crate::error::{CallError, ConfigError};
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};

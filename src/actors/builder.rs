@@ -109,6 +109,13 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Faults to inject into the attempts on purpose (see [`SupervisorConfig::faults`]); `start`
+    /// refuses them unless the cargo feature `fault-injection` is on.
+    pub fn faults(mut self, faults: crate::chaos::FaultConfig) -> Self {
+        self.config.faults = Some(faults);
+        self
+    }
+
     /// Bulkhead: calls in flight allowed at once.
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.config.max_in_flight = max;

@@ -13,6 +13,12 @@
 //!   trips the breaker in the order failures are reported;
 //! - the backoff sleep runs here.
 //!
+//! A [coalesced](Call::coalesce) call first looks for a call of its key in flight and waits
+//! for its answer ([`coalesce`](super::coalesce)); only a leader enters the loop. With the
+//! `fault-injection` feature, an attempt may be given a fault on purpose
+//! ([`chaos`](crate::chaos)) and then takes the same path as a real one (timeout, failure
+//! report, retry).
+//!
 //! A call dropped by its caller is cancelled where it stands: the attempt's future is dropped,
 //! the bulkhead slot freed, a permit handed back (a probe slot at once) and the call counted
 //! `cancelled`. When the supervisor stops, a call in flight is cancelled and answered
@@ -36,6 +42,7 @@ use super::coalesce::{FlightGuard, Joined};
 use super::handle::ServiceHandle;
 use super::published::{Admission, Published, SlotGuard};
 use crate::breaker::Permit;
+use crate::chaos::Fault;
 use crate::error::CallError;
 use crate::messages::Fallback;
 use crate::messages::{
@@ -458,9 +465,25 @@ where
         };
         guard.permit = Some((permit, attempts == 1));
         let limit = time_limit(settings.timeout, deadline, attempt_started);
-        let attempt = run_attempt(&mut call, limit.map(|limit| attempt_started + limit))
-            .instrument(tracing::debug_span!("attempt", attempt = attempts))
-            .await;
+        let attempt = match published.fault() {
+            None => {
+                run_attempt(&mut call, limit.map(|limit| attempt_started + limit))
+                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
+                    .await
+            }
+            Some(fault) => {
+                published.report(Report {
+                    fault: Some(fault.kind()),
+                    ..Report::default()
+                });
+                // Boxed: it only runs while faults are injected, and the call's future stays
+                // as small as without it.
+                let deadline = limit.map(|limit| attempt_started + limit);
+                Box::pin(injected_attempt(&mut call, deadline, fault))
+                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
+                    .await
+            }
+        };
         let finished = Instant::now();
         let duration = finished - attempt_started;
         let deadline_passed = deadline.is_some_and(|d| finished >= d);
@@ -493,6 +516,12 @@ where
             Attempt::TimedOut => (
                 AttemptOutcome::TimedOut,
                 Failure::Retryable(Last::TimedOut),
+                None,
+            ),
+            // A transient breaker failure, as an error the classifier would pass.
+            Attempt::Injected => (
+                AttemptOutcome::Failure,
+                Failure::Retryable(Last::Injected),
                 None,
             ),
             Attempt::Error(error) => {
@@ -615,6 +644,8 @@ enum Failure<E> {
 enum Last<E> {
     Error(E),
     TimedOut,
+    /// An error injected on purpose (fault injection): there is no `E` to keep.
+    Injected,
 }
 
 impl<E> Last<E> {
@@ -628,6 +659,7 @@ impl<E> Last<E> {
         let (last, outcome) = match self {
             Last::Error(error) => (Some(error), CallOutcome::Failure),
             Last::TimedOut => (None, CallOutcome::Timeout),
+            Last::Injected => (None, CallOutcome::Failure),
         };
         let error = CallError::CircuitOpened {
             last,
@@ -637,7 +669,8 @@ impl<E> Last<E> {
         (error, outcome)
     }
 
-    /// The answer when retrying stops: a timeout stays a timeout.
+    /// The answer when retrying stops: a timeout stays a timeout, an injected error is
+    /// answered as one.
     fn into_answer(
         self,
         attempts: u32,
@@ -646,6 +679,7 @@ impl<E> Last<E> {
         match self {
             Last::Error(error) => (with_error(error, attempts), CallOutcome::Failure),
             Last::TimedOut => (CallError::TimedOut { attempts }, CallOutcome::Timeout),
+            Last::Injected => (CallError::Injected { attempts }, CallOutcome::Failure),
         }
     }
 }
@@ -812,6 +846,48 @@ enum Attempt<T, E> {
     Panicked(String),
     /// It had to wait for a timer, but no tokio runtime is there to time it.
     NoRuntime,
+    /// It failed with an error injected on purpose, without calling the operation.
+    Injected,
+}
+
+/// An attempt given a fault on purpose ([fault injection](crate::chaos)): an error fails it
+/// without calling the operation; a latency delays it, then runs the operation as
+/// [`run_attempt`] does; a hang never completes. The time limit runs from the attempt's start
+/// throughout, so a hang, or a latency reaching it, ends as a timeout.
+async fn injected_attempt<T, E, F, Fut>(
+    call: &mut Call<T, E, F>,
+    deadline: Option<Instant>,
+    fault: Fault,
+) -> Attempt<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    tracing::debug!(kind = fault.kind().as_str(), "fault injected");
+    let delay = match fault {
+        Fault::Error => return Attempt::Injected,
+        Fault::Hang => None,
+        Fault::Latency(latency) => Some(latency),
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Attempt::NoRuntime;
+    }
+    let resume = delay.map(|delay| Instant::now() + delay);
+    if let Some(deadline) = deadline {
+        if resume.is_none_or(|resume| resume >= deadline) {
+            tokio::time::sleep_until(deadline).await;
+            return Attempt::TimedOut;
+        }
+    }
+    match resume {
+        Some(resume) => {
+            tokio::time::sleep_until(resume).await;
+            run_attempt(call, deadline).await
+        }
+        // A hang without a time limit is refused by the configuration; were one to slip
+        // through, the call would wait until its caller drops it.
+        None => std::future::pending().await,
+    }
 }
 
 /// Invokes the operation and runs its future until it ends or `deadline` passes, catching a

@@ -11,11 +11,12 @@ use super::call_driver;
 use super::published::Published;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerState;
-use crate::error::{CallError, SupervisorGone};
+use crate::chaos::FaultConfig;
+use crate::error::{CallError, FaultsError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
-    BreakerStatus, Call, CallCounts, DisableBreaker, ForceOpen, GetBreakerStatus, GetCallCounts,
-    GetHealth, ResetBreaker, StopSupervisor,
+    BreakerStatus, Call, CallCounts, ClearFaults, DisableBreaker, ForceOpen, GetBreakerStatus,
+    GetCallCounts, GetHealth, InjectFaults, ResetBreaker, StopSupervisor,
 };
 
 /// A handle to one supervisor. Cheap to clone; `Send + Sync`.
@@ -153,6 +154,22 @@ impl ServiceHandle {
     /// Disables the breaker until reset; returns the new state.
     pub async fn disable(&self) -> Result<BreakerState, SupervisorGone> {
         self.ask(DisableBreaker).await
+    }
+
+    /// Starts injecting `faults` into this supervisor's attempts, for tests and game days (see
+    /// [`chaos`](crate::chaos)), replacing any injection in progress; calls in every task see
+    /// it from their next attempt. Refused with a [`ConfigError`](crate::ConfigError) naming
+    /// the field when the configuration is invalid, when it would hang attempts of a
+    /// supervisor without a timeout or deadline, or when the cargo feature `fault-injection` is
+    /// off. A supervisor restarted by a [`Registry`](crate::Registry) starts with its
+    /// configured faults only.
+    pub async fn inject_faults(&self, faults: FaultConfig) -> Result<(), FaultsError> {
+        Ok(self.ask(InjectFaults(faults)).await??)
+    }
+
+    /// Stops injecting faults (nothing happens if none were being injected).
+    pub async fn clear_faults(&self) -> Result<(), SupervisorGone> {
+        self.ask(ClearFaults).await
     }
 
     /// Subscribes `recipient` to this supervisor's [events](crate::messages::SupervisorEvent).

@@ -6,7 +6,8 @@
 //! - the [hand-off](super::handoff) of the callers' reports (attempt outcomes and answers),
 //!   which the supervisor drains in batches;
 //! - the settings a call needs (timeout, deadline, attempts);
-//! - the [flights](super::coalesce) of coalesced calls in progress.
+//! - the [flights](super::coalesce) of coalesced calls in progress;
+//! - with the `fault-injection` feature, the [faults](crate::chaos) being injected.
 //!
 //! The supervisor is the only writer of the breaker fields; handles only read them.
 
@@ -20,6 +21,7 @@ use super::coalesce::Flights;
 use super::handoff::Handoff;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::{BreakerState, Permit};
+use crate::chaos::{Fault, FaultInjector};
 use crate::messages::{Drain, Report};
 use crate::observe::{CallOutcome, RejectReason, ServiceMetrics};
 use crate::ratelimit::{RateLimited, RateLimiter};
@@ -85,6 +87,13 @@ pub(crate) struct Published {
     pub(crate) flights: Flights,
     /// How a producer wakes the supervisor; weak, so the shared state does not keep it alive.
     supervisor: OnceLock<WeakAddr<ServiceSupervisor>>,
+    /// The faults being injected, set by the supervisor; the draws are taken by the callers.
+    #[cfg(feature = "fault-injection")]
+    faults: Mutex<Option<FaultInjector>>,
+    /// Whether `faults` holds an injector (so a call without faults takes no lock). Changed
+    /// only with the lock held.
+    #[cfg(feature = "fault-injection")]
+    faults_on: crate::sync::AtomicBool,
 }
 
 impl Published {
@@ -107,6 +116,10 @@ impl Published {
             rate_limiter: None,
             rate_limited: AtomicU64::new(0),
             supervisor: OnceLock::new(),
+            #[cfg(feature = "fault-injection")]
+            faults: Mutex::new(None),
+            #[cfg(feature = "fault-injection")]
+            faults_on: crate::sync::AtomicBool::new(false),
         }
     }
 
@@ -227,6 +240,50 @@ impl Published {
 
     pub(crate) fn overloads(&self) -> u64 {
         self.overloads.load(Ordering::Relaxed)
+    }
+
+    /// Starts injecting with `injector`, or stops with `None` (the supervisor).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn set_faults(&self, injector: Option<FaultInjector>) {
+        let mut faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.faults_on.store(injector.is_some(), Ordering::Release);
+        *faults = injector;
+    }
+
+    /// Without the `fault-injection` feature nothing is ever injected (configurations with
+    /// faults are refused before they get here).
+    #[cfg(not(feature = "fault-injection"))]
+    pub(crate) fn set_faults(&self, _injector: Option<FaultInjector>) {}
+
+    /// The fault to inject into an attempt starting now, if any. Once the injection has
+    /// expired, it is switched off.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn fault(&self) -> Option<Fault> {
+        if !self.faults_on.load(Ordering::Acquire) {
+            return None;
+        }
+        let now = Instant::now().into_std();
+        let mut faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let injector = faults.as_mut()?;
+        if injector.is_expired(now) {
+            *faults = None;
+            self.faults_on.store(false, Ordering::Release);
+            return None;
+        }
+        injector.decide(now)
+    }
+
+    /// Without the `fault-injection` feature: never a fault.
+    #[cfg(not(feature = "fault-injection"))]
+    #[inline(always)]
+    pub(crate) fn fault(&self) -> Option<Fault> {
+        None
     }
 
     /// A number for a call's tracing span.

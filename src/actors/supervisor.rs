@@ -27,17 +27,18 @@ use super::call_driver;
 use super::handle::ServiceHandle;
 use super::published::Published;
 use crate::breaker::{Breaker, BreakerState, Permit, Rejected};
+use crate::chaos::{FaultConfig, FaultInjector};
 use crate::config::SupervisorConfig;
-use crate::error::CallError;
+use crate::error::{CallError, ConfigError};
 use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::limit::ConcurrencyLimit;
 use crate::messages::{
     Admit, AttemptFailed, AttemptOutcome, AttemptRecord, BreakerStatus, Call, CallCounts,
-    DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth,
-    HeldPermit, Report, ResetBreaker, RetryDecision, RetryQuestion, StopSupervisor, Subscribe,
-    SupervisorEvent,
+    ClearFaults, DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts,
+    GetHealth, HeldPermit, InjectFaults, Report, ResetBreaker, RetryDecision, RetryQuestion,
+    StopSupervisor, Subscribe, SupervisorEvent,
 };
-use crate::observe::{CallOutcome, RejectReason, RetryReason};
+use crate::observe::{CallOutcome, FaultKind, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::throttle::Throttle;
 
@@ -67,6 +68,10 @@ pub struct ServiceSupervisor {
     limiter: Option<ConcurrencyLimit>,
     /// The limit last reported in a [`EventKind::LimitChanged`].
     limit_reported: u32,
+    /// The seed the supervisor's generators derive from.
+    seed: u64,
+    /// Fault injections started so far (each draws from its own seed unless given one).
+    fault_injections: u64,
     published: Arc<Published>,
     counts: CallCounts,
     health_status: HealthStatus,
@@ -112,7 +117,8 @@ impl ServiceSupervisor {
         alive: watch::Sender<()>,
     ) -> Self {
         let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
-        ServiceSupervisor {
+        let faults = config.faults.clone();
+        let mut supervisor = ServiceSupervisor {
             breaker: Breaker::new(config.breaker.clone(), seed),
             health: HealthWindow::new(config.health.clone()),
             retry: RetryPolicy::new(config.retry.clone(), seed.rotate_left(17) ^ 0x9e37_79b9),
@@ -124,6 +130,8 @@ impl ServiceSupervisor {
             throttle_published: 0.0,
             limiter: config.concurrency_limit.as_ref().map(ConcurrencyLimit::new),
             limit_reported: 0,
+            seed,
+            fault_injections: 0,
             name,
             config: Arc::new(config),
             published,
@@ -136,7 +144,39 @@ impl ServiceSupervisor {
             stopping: false,
             subscribers: Vec::new(),
             alive,
+        };
+        // Configured faults (validated with the configuration) apply from the first call.
+        if let Some(faults) = faults {
+            supervisor.start_faults(faults, Self::now());
         }
+        supervisor
+    }
+
+    /// Starts injecting `faults` (already checked against the configuration); replaces any
+    /// injection in progress.
+    fn start_faults(&mut self, faults: FaultConfig, now: Instant) {
+        let seed = faults.seed.unwrap_or_else(|| {
+            (self.seed ^ 0x6a09_e667_f3bc_c908).wrapping_add(self.fault_injections)
+        });
+        self.fault_injections += 1;
+        tracing::warn!(
+            service = %self.name,
+            error_probability = faults.error_probability,
+            latency_probability = faults.latency_probability,
+            latency = ?faults.latency,
+            hang_probability = faults.hang_probability,
+            expires_after = ?faults.expires_after,
+            "fault injection on"
+        );
+        let injector = FaultInjector::new(faults, seed, now.into_std());
+        self.published.set_faults(Some(injector));
+    }
+
+    /// A caller injected a fault into one of its attempts.
+    fn fault_injected(&mut self, now: Instant, kind: FaultKind) {
+        self.published.metrics.fault_injected(kind);
+        tracing::debug!(service = %self.name, kind = kind.as_str(), "fault injected");
+        self.publish(now, EventKind::FaultInjected { kind });
     }
 
     /// The dependency's name.
@@ -518,6 +558,9 @@ impl ServiceSupervisor {
                 self.published.metrics.call(CallOutcome::Rejected, 0.0);
             }
         }
+        if let Some(kind) = report.fault {
+            self.fault_injected(now, kind);
+        }
         if let Some(attempt) = report.attempt {
             self.record_attempt(ctx, attempt, now);
         }
@@ -806,6 +849,28 @@ impl Handler<Subscribe> for ServiceSupervisor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
         self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<InjectFaults> for ServiceSupervisor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: InjectFaults, ctx: &mut Context<Self>) -> Self::Result {
+        self.config.check_faults(&msg.0)?;
+        let now = Self::now();
+        self.drain(ctx, now);
+        self.start_faults(msg.0, now);
+        Ok(())
+    }
+}
+
+impl Handler<ClearFaults> for ServiceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: ClearFaults, ctx: &mut Context<Self>) {
+        self.drain(ctx, Self::now());
+        self.published.set_faults(None);
+        tracing::info!(service = %self.name, "fault injection off");
     }
 }
 

@@ -11,7 +11,7 @@ use actix::Message;
 
 use crate::actors::Published;
 use crate::breaker::{Permit, Rejected};
-use crate::observe::CallOutcome;
+use crate::observe::{CallOutcome, FaultKind};
 
 /// How one attempt ended, as the supervisor records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub(crate) struct Report {
     /// The adaptive throttle refused the call (counted as a request the dependency did not
     /// accept); `answer` is `None` unless a fallback answered it.
     pub(crate) throttled: bool,
+    /// A fault was injected into one of the call's attempts.
+    pub(crate) fault: Option<FaultKind>,
 }
 
 /// Wakes the supervisor to drain the reports (sent at most once per batch window).

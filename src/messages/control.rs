@@ -4,6 +4,8 @@
 use actix::Message;
 
 use crate::breaker::BreakerState;
+use crate::chaos::FaultConfig;
+use crate::error::ConfigError;
 
 /// Back to Closed: windows cleared, open-duration growth reset, manual states left.
 #[derive(Debug, Clone, Copy, Default, Message)]
@@ -28,3 +30,16 @@ pub struct DisableBreaker;
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct StopSupervisor;
+
+/// Start injecting faults into the supervisor's attempts ([fault injection](crate::chaos)),
+/// replacing any injection in progress. Refused with a [`ConfigError`] naming the field when
+/// the configuration is invalid, when it would hang attempts of a supervisor without a timeout
+/// or deadline, or when the cargo feature `fault-injection` is off.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct InjectFaults(pub FaultConfig);
+
+/// Stop injecting faults (nothing happens if none were being injected).
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct ClearFaults;

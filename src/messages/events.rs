@@ -8,7 +8,7 @@ use actix::{Message, Recipient};
 
 use crate::breaker::Transition;
 use crate::health::{HealthStats, HealthStatus};
-use crate::observe::RetryReason;
+use crate::observe::{FaultKind, RetryReason};
 
 /// Something a supervisor wants its subscribers to know. Delivered to every
 /// [`Subscribe`]d recipient, in the order it happened.
@@ -55,6 +55,11 @@ pub enum EventKind {
     },
     /// A retry was due but the retry budget refused it.
     RetryBudgetExhausted,
+    /// A fault was injected into an attempt on purpose ([fault injection](crate::chaos)).
+    FaultInjected {
+        /// Which fault.
+        kind: FaultKind,
+    },
     /// The dependency asked for quiet (a retry-after hint) and the rate limiter lowered its
     /// rate to `factor ×` until `until`.
     RateLowered {

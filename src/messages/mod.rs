@@ -14,7 +14,9 @@ pub(crate) use attempt::{
 };
 pub(crate) use call::Fallback;
 pub use call::{BoxOperationFn, Call, Operation};
-pub use control::{DisableBreaker, ForceOpen, ResetBreaker, StopSupervisor};
+pub use control::{
+    ClearFaults, DisableBreaker, ForceOpen, InjectFaults, ResetBreaker, StopSupervisor,
+};
 pub use events::{EventKind, Subscribe, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
 pub use registry::{GetAllHealth, GetService, ListServices, RemoveService, SpawnService};

@@ -30,6 +30,10 @@ pub const THROTTLE_PROBABILITY: &str = "warden_throttle_probability";
 /// adaptive concurrency limit when one is configured.
 pub const CONCURRENCY_LIMIT: &str = "warden_concurrency_limit";
 
+/// Counter: faults injected into attempts on purpose ([fault injection](crate::chaos), cargo
+/// feature `fault-injection`), by `service` and `kind` ([`FaultKind`]).
+pub const FAULTS_INJECTED_TOTAL: &str = "warden_faults_injected_total";
+
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
 /// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
@@ -44,9 +48,11 @@ pub const LABEL_STATUS: &str = "status";
 pub const LABEL_FROM: &str = "from";
 /// Label key of [`CIRCUIT_TRANSITIONS_TOTAL`]: the state entered.
 pub const LABEL_TO: &str = "to";
+/// Label key of [`FAULTS_INJECTED_TOTAL`].
+pub const LABEL_KIND: &str = "kind";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 11] = [
+pub const METRIC_FAMILIES: [(&str, &str); 12] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -81,6 +87,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 11] = [
     (
         CONCURRENCY_LIMIT,
         "Calls allowed in flight now (bulkhead, or the adaptive concurrency limit).",
+    ),
+    (
+        FAULTS_INJECTED_TOTAL,
+        "Faults injected into attempts on purpose (fault injection), by kind.",
     ),
 ];
 
@@ -190,6 +200,31 @@ impl RejectReason {
             RejectReason::Budget => "budget",
             RejectReason::Throttled => "throttled",
             RejectReason::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// A fault injected on purpose ([fault injection](crate::chaos)), as the `kind` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// The attempt was delayed, then ran the operation.
+    Latency,
+    /// The attempt failed without calling the operation.
+    Error,
+    /// The attempt never completed (its timeout or the deadline ended it).
+    Hang,
+}
+
+impl FaultKind {
+    /// All values, in label order.
+    pub const ALL: [FaultKind; 3] = [FaultKind::Latency, FaultKind::Error, FaultKind::Hang];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Latency => "latency",
+            FaultKind::Error => "error",
+            FaultKind::Hang => "hang",
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct ServiceMetrics {
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 5],
+    faults: [Counter; 3],
     in_flight: Gauge,
     throttle: Gauge,
     limit: Gauge,
@@ -41,6 +42,9 @@ impl ServiceMetrics {
             timeouts: counter!(TIMEOUTS_TOTAL, LABEL_SERVICE => s()),
             rejected: RejectReason::ALL.map(|r| {
                 counter!(CALLS_REJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
+            }),
+            faults: FaultKind::ALL.map(|k| {
+                counter!(FAULTS_INJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_KIND => k.as_str())
             }),
             in_flight: gauge!(CALLS_IN_FLIGHT, LABEL_SERVICE => s()),
             throttle: gauge!(THROTTLE_PROBABILITY, LABEL_SERVICE => s()),
@@ -73,6 +77,11 @@ impl ServiceMetrics {
     /// A call or retry was refused.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected[reason as usize].increment(1);
+    }
+
+    /// A fault was injected on purpose.
+    pub(crate) fn fault_injected(&self, kind: FaultKind) {
+        self.faults[kind as usize].increment(1);
     }
 
     /// The adaptive throttle's reject probability is now `probability`.
