@@ -51,12 +51,33 @@ use crate::messages::{
 };
 use crate::observe::{CallOutcome, RejectReason};
 
+/// The first checks of a call without a fallback, made before the call and its attempt loop
+/// are even built: the supervisor is running, and the published state admits the call. The
+/// refusal is counted; the admission is handed to [`run`], which does not check again.
+pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallError<E>> {
+    if !handle.is_alive() {
+        return Err(CallError::SupervisorGone);
+    }
+    match handle.published.admission() {
+        Admission::Refused(retry_after) => {
+            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+            Refusal::Open.refuse(&handle.published, CallError::Open { retry_after })
+        }
+        admission => Ok(Prechecked(admission)),
+    }
+}
+
+/// A call's first admission, made by [`precheck`].
+#[derive(Debug)]
+pub(crate) struct Prechecked(Admission);
+
 /// Runs `call` through the supervisor behind `handle`, in the current task; an error goes
 /// through the call's fallback, if it has one. A [coalesced](Call::coalesce) call first looks
 /// for a call of its key in flight, and waits for that call's answer if there is one.
 pub(crate) async fn run<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
+    prechecked: Option<Prechecked>,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -64,7 +85,8 @@ where
 {
     let mut fallback = call.fallback.take();
     let coalesce = call.coalesce.take();
-    if !handle.is_alive() {
+    let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
+    if prechecked.is_none() && !handle.is_alive() {
         return Err(CallError::SupervisorGone);
     }
     let published = &handle.published;
@@ -88,7 +110,7 @@ where
             }
         }
         // A call refused while open allocates nothing and takes no slot.
-        let admission = match published.admission() {
+        let admission = match prechecked.take().unwrap_or_else(|| published.admission()) {
             Admission::Refused(retry_after) => {
                 tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
                 let refused = CallError::Open { retry_after };

@@ -114,7 +114,10 @@ impl ServiceHandle {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        call_driver::run(self, Call::new(operation)).await
+        // A plain call has no fallback: while the breaker is open it is refused right here,
+        // before the call and its attempt loop are even built.
+        let prechecked = call_driver::precheck(self)?;
+        call_driver::run(self, Call::new(operation), Some(prechecked)).await
     }
 
     /// Runs a prepared [`Call`] (e.g. one with a classifier) like [`call`](Self::call).
@@ -123,7 +126,7 @@ impl ServiceHandle {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        call_driver::run(self, call).await
+        call_driver::run(self, call, None).await
     }
 
     /// The dependency's health.

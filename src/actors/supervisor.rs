@@ -647,9 +647,9 @@ where
             Arc::clone(&self.published),
             self.alive.subscribe(),
         );
-        CallReply(Box::pin(
-            async move { call_driver::run(&handle, call).await },
-        ))
+        CallReply(Box::pin(async move {
+            call_driver::run(&handle, call, None).await
+        }))
     }
 }
 
