@@ -1,0 +1,57 @@
+//! The first program: one supervisor, a flaky operation, a call with a classifier and a
+//! fallback, and the dependency's health. `cargo run --example quickstart`
+use std::time::Duration;
+
+use warden::prelude::*;
+
+#[derive(Debug)]
+enum ApiError {
+    Unavailable, // 503: worth retrying
+    NotFound,    // 404: the request was wrong, not the dependency
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let api = ServiceSupervisor::builder("prices-api")
+        .timeout(Duration::from_millis(200))
+        .retry(RetryConfig::exponential(3, Duration::from_millis(20)).with_full_jitter())
+        .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(10)))
+        .start()?;
+
+    for attempt_to_fail in [0, 1, 5] {
+        let mut calls = 0;
+        let call = Call::new(move || {
+            calls += 1; // fails `attempt_to_fail` times, then answers
+            let fail = calls <= attempt_to_fail;
+            async move {
+                if fail {
+                    Err(ApiError::Unavailable)
+                } else {
+                    Ok(42.0)
+                }
+            }
+        })
+        .classify(|error| match error {
+            ApiError::Unavailable => ErrorClass::transient(),
+            ApiError::NotFound => ErrorClass::ignored(),
+        })
+        .fallback(|error| match error {
+            CallError::Open { .. } | CallError::RetriesExhausted { .. } => Ok(40.0), // cached
+            other => Err(other),
+        });
+        println!("price: {:?}", api.send(call).await);
+    }
+
+    let health = api.health().await?;
+    println!(
+        "{} is {}, breaker {}",
+        health.service, health.status, health.breaker
+    );
+    Ok(())
+}
