@@ -1474,7 +1474,8 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
     }
 }
 
-fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
+/// The heading of a scenario whose fault is the offered load (overload, rate limited).
+fn print_load_header(scenario: &Scenario) {
     println!(
         "\n## {} — {}: {} calls/s for {:?} after {:?} at {} calls/s",
         scenario.name,
@@ -1485,6 +1486,10 @@ fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
         scenario.rate,
     );
     println!();
+}
+
+fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
+    print_load_header(scenario);
     println!(
         "| stack | goodput | success p50 ms | success p99 ms | rejected | timed out | amplification | max at server | clock |"
     );
@@ -1508,16 +1513,7 @@ fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
 }
 
 fn print_rate_limited_table(scenario: &Scenario, rows: &[&Figures]) {
-    println!(
-        "\n## {} — {}: {} calls/s for {:?} after {:?} at {} calls/s",
-        scenario.name,
-        scenario.fault.describe(),
-        scenario.fault_rate,
-        scenario.fault_for,
-        scenario.warmup,
-        scenario.rate,
-    );
-    println!();
+    print_load_header(scenario);
     println!(
         "| stack | goodput | 429s seen | 429s per call | refused locally | amplification | p99 ms | clock |"
     );
