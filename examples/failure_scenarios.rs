@@ -123,6 +123,9 @@ const OPEN_FOR: Duration = Duration::from_secs(30);
 const SERVER_WORKERS: usize = 50;
 /// Time the server spends on one request.
 const SERVICE_TIME: Duration = Duration::from_millis(10);
+/// Latency of the hot-key scenario's dependency (every call of the burst overlaps).
+const HOT_KEY_LATENCY: Duration = Duration::from_millis(200);
+
 /// The rate-limited dependency's own limit, in calls per second, and its burst.
 const DEP_RATE: u32 = 100;
 const DEP_BURST: u32 = 10;
@@ -154,6 +157,9 @@ enum Fault {
     /// [`DEP_BURST`]) all along and answers `429 Too Many Requests` with `Retry-After: 1` above
     /// it; the fault is the offered load.
     RateLimited,
+    /// Every attempt takes [`HOT_KEY_LATENCY`] and succeeds; the fault is a burst of calls for
+    /// the same key.
+    HotKey,
 }
 
 impl Fault {
@@ -167,6 +173,9 @@ impl Fault {
             }
             Fault::RateLimited => {
                 format!("a dependency limited to {DEP_RATE} calls/s (429 + Retry-After: 1 s above)")
+            }
+            Fault::HotKey => {
+                format!("a burst for one key against a {HOT_KEY_LATENCY:?} dependency")
             }
         }
     }
@@ -275,6 +284,24 @@ impl Scenario {
                 seed_offset: 5,
             },
             Scenario {
+                name: "hot_key",
+                fault: Fault::HotKey,
+                // 1 000 calls for the same key within 100 ms, all in flight at once.
+                warmup: s(1),
+                fault_for: Duration::from_millis(100),
+                healthy_after: Duration::ZERO,
+                rate: 10,
+                fault_rate: 10_000,
+                seed_offset: 7,
+            },
+            faulty(
+                "fallback_during_outage",
+                Fault::Outage,
+                pick(60, 20),
+                Duration::ZERO,
+                8,
+            ),
+            Scenario {
                 name: "rate_limited",
                 fault: Fault::RateLimited,
                 // Half its rate first, then 3 × its rate.
@@ -293,6 +320,8 @@ impl Scenario {
         match self.fault {
             Fault::Overload => OVERLOAD_STACKS,
             Fault::RateLimited => RATE_LIMITED_STACKS,
+            Fault::HotKey => HOT_KEY_STACKS,
+            _ if self.name == "fallback_during_outage" => FALLBACK_STACKS,
             _ => STACKS,
         }
     }
@@ -439,6 +468,8 @@ impl Dependency {
         self.attempts.lock().unwrap().push((call, at));
         let (latency, fail) = if self.scenario.fault == Fault::Overload {
             (self.server.lock().unwrap().admit(at), false)
+        } else if self.scenario.fault == Fault::HotKey {
+            (HOT_KEY_LATENCY, false)
         } else if self.scenario.fault == Fault::RateLimited {
             let interval = Duration::from_secs(1) / DEP_RATE;
             let within_rate = {
@@ -468,7 +499,7 @@ impl Dependency {
                     rng.random_bool(f64::from(percent) / 100.0),
                 ),
                 Mode::Faulty(Fault::Slow) => (TIMEOUT * 2, false),
-                Mode::Faulty(Fault::Overload | Fault::RateLimited) => {
+                Mode::Faulty(Fault::Overload | Fault::RateLimited | Fault::HotKey) => {
                     unreachable!("served above")
                 }
             }
@@ -511,6 +542,8 @@ enum Answer {
     Failed,
     /// The last attempt timed out.
     TimedOut,
+    /// Answered by the call's fallback (warden's `Call::fallback`).
+    Fallback,
 }
 
 type BoxedAnswer = Pin<Box<dyn Future<Output = Answer>>>;
@@ -548,6 +581,18 @@ const STACKS: &[StackSpec] = &[
     stack("naive_retry", false, false),
 ];
 
+/// The stacks of the hot-key scenario.
+const HOT_KEY_STACKS: &[StackSpec] = &[
+    stack("warden_no_coalesce", false, true),
+    stack("warden_coalesce", false, true),
+];
+
+/// The stacks of the fallback-during-outage scenario.
+const FALLBACK_STACKS: &[StackSpec] = &[
+    stack("warden", false, true),
+    stack("warden_fallback", false, true),
+];
+
 /// The stacks of the rate-limited scenario.
 const RATE_LIMITED_STACKS: &[StackSpec] = &[
     stack("warden", false, true),
@@ -578,6 +623,24 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
             },
         )),
         "warden_adaptive" => Box::new(WardenStack::new(dep.clone(), adaptive_config(seed))),
+        // The hot-key burst, without and with coalescing (every call for the same key, so calls
+        // in flight together share one answer).
+        "warden_no_coalesce" => Box::new(WardenStack::new(dep.clone(), hot_key_config(seed))),
+        "warden_coalesce" => {
+            Box::new(WardenStack::new(dep.clone(), hot_key_config(seed)).with(Extra::Coalesce))
+        }
+        // Defaults; a call the breaker refuses (or whose retry it refuses) is answered from a
+        // cache by its fallback.
+        "warden_fallback" => Box::new(
+            WardenStack::new(
+                dep.clone(),
+                SupervisorConfig {
+                    seed: Some(seed),
+                    ..SupervisorConfig::default()
+                },
+            )
+            .with(Extra::Fallback),
+        ),
         // warden's defaults plus a rate limit at the dependency's own: 100/s, a burst of 10,
         // no waiting; a 429's hint halves the rate until it ends (the default factor).
         "warden_rate_limit" => Box::new(WardenStack::new(
@@ -626,6 +689,16 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
     }
 }
 
+/// The hot-key scenario's warden stacks: defaults, with a bulkhead large enough for the whole
+/// burst (so what differs is coalescing, not the bulkhead).
+fn hot_key_config(seed: u64) -> SupervisorConfig {
+    SupervisorConfig {
+        seed: Some(seed),
+        max_in_flight: 2048,
+        ..SupervisorConfig::default()
+    }
+}
+
 /// `warden_adaptive`: the `adaptive()` preset, seeded like `warden`.
 fn adaptive_config(seed: u64) -> SupervisorConfig {
     SupervisorConfig {
@@ -663,6 +736,17 @@ fn gradient_config() -> warden::limit::GradientConfig {
 struct WardenStack {
     handle: ServiceHandle,
     dep: Arc<Dependency>,
+    extra: Extra,
+}
+
+/// What a warden stack's calls add to the plain call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    None,
+    /// Every call coalesced on one key.
+    Coalesce,
+    /// A fallback answers `Open` and `CircuitOpened` with a cached value.
+    Fallback,
 }
 
 impl WardenStack {
@@ -671,17 +755,39 @@ impl WardenStack {
             .config(config)
             .start()
             .expect("the scenario's configuration is valid");
-        WardenStack { handle, dep }
+        WardenStack {
+            handle,
+            dep,
+            extra: Extra::None,
+        }
+    }
+
+    fn with(mut self, extra: Extra) -> Self {
+        self.extra = extra;
+        self
     }
 }
+
+/// The value the fallback serves, told apart from the dependency's (call ids are small).
+const CACHED: u64 = u64::MAX;
 
 impl Stack for WardenStack {
     fn call(&self, id: u64) -> BoxedAnswer {
         let handle = self.handle.clone();
         let dep = self.dep.clone();
+        let extra = self.extra;
         Box::pin(async move {
             let call = Call::new(move || dep.clone().attempt(id)).classify(classify);
+            let call = match extra {
+                Extra::None => call,
+                Extra::Coalesce => call.coalesce("hot"),
+                Extra::Fallback => call.fallback(|error| match error {
+                    CallError::Open { .. } | CallError::CircuitOpened { .. } => Ok(CACHED),
+                    other => Err(other),
+                }),
+            };
             match handle.send(call).await {
+                Ok(CACHED) => Answer::Fallback,
                 Ok(_) => Answer::Success,
                 Err(CallError::Open { .. }) => Answer::Refused,
                 Err(
@@ -1258,6 +1364,8 @@ struct Figures {
     successes: usize,
     refused: usize,
     shed: usize,
+    /// Calls answered by their fallback.
+    fallback: usize,
     failed: usize,
     timed_out: usize,
     /// `simulated`, or `lockstep 1/S` for stacks reading the wall clock.
@@ -1412,6 +1520,7 @@ impl Figures {
             successes,
             refused: count(Answer::Refused),
             shed: count(Answer::Shed),
+            fallback: count(Answer::Fallback),
             failed: count(Answer::Failed),
             timed_out: count(Answer::TimedOut),
             clock,
@@ -1426,6 +1535,9 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
     }
     if scenario.fault == Fault::RateLimited {
         return print_rate_limited_table(scenario, rows);
+    }
+    if scenario.fault == Fault::HotKey || scenario.name == "fallback_during_outage" {
+        return print_answered_table(scenario, rows);
     }
     let heals = !scenario.healthy_after.is_zero();
     println!(
@@ -1508,6 +1620,26 @@ fn print_overload_table(scenario: &Scenario, rows: &[&Figures]) {
             f.dependency_max_in_flight
                 .map_or("—".to_string(), |n| n.to_string()),
             clock(f),
+        );
+    }
+}
+
+/// Calls answered (a value or a fallback's) and what reached the dependency.
+fn print_answered_table(scenario: &Scenario, rows: &[&Figures]) {
+    print_load_header(scenario);
+    println!("| stack | calls | attempts at the dependency | amplification | answered | by fallback | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for f in rows {
+        let calls = f.calls_offered.max(1) as f64;
+        println!(
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.1} |",
+            f.stack,
+            f.calls_offered,
+            f.attempts,
+            f.amplification,
+            (f.successes + f.fallback) as f64 / calls,
+            f.fallback as f64 / calls,
+            f.p99_ms,
         );
     }
 }
