@@ -24,18 +24,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(10)))
         .start()?;
 
-    for attempt_to_fail in [0, 1, 5] {
+    // (fruit, how many times the API fails before answering): "kiwi" is not in its catalogue.
+    for (fruit, failures) in [("apple", 0), ("pear", 1), ("kiwi", 0), ("plum", 5)] {
         let mut calls = 0;
         let call = Call::new(move || {
-            calls += 1; // fails `attempt_to_fail` times, then answers
-            let fail = calls <= attempt_to_fail;
-            async move {
-                if fail {
-                    Err(ApiError::Unavailable)
-                } else {
-                    Ok(42.0)
-                }
-            }
+            calls += 1;
+            let answer = match fruit {
+                "kiwi" => Err(ApiError::NotFound),
+                _ if calls <= failures => Err(ApiError::Unavailable),
+                _ => Ok(42.0),
+            };
+            async move { answer }
         })
         .classify(|error| match error {
             ApiError::Unavailable => ErrorClass::transient(),
@@ -45,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             CallError::Open { .. } | CallError::RetriesExhausted { .. } => Ok(40.0), // cached
             other => Err(other),
         });
-        println!("price: {:?}", api.send(call).await);
+        println!("{fruit}: {:?}", api.send(call).await);
     }
 
     let health = api.health().await?;

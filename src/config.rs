@@ -163,20 +163,7 @@ impl SupervisorConfig {
     /// `fault-injection` is on, the fields are valid, and a hang can end (a timeout or a
     /// deadline is set). Errors name `faults` or `faults.FIELD`.
     pub(crate) fn check_faults(&self, faults: &FaultConfig) -> Result<(), ConfigError> {
-        if !crate::chaos::ENABLED {
-            return Err(ConfigError::invalid(
-                "faults",
-                "fault injection is not compiled in: enable the cargo feature `fault-injection`",
-            ));
-        }
-        faults.validate().map_err(|e| e.within("faults"))?;
-        if faults.hang_probability > 0.0 && self.timeout.is_none() && self.deadline.is_none() {
-            return Err(ConfigError::invalid(
-                "faults.hang_probability",
-                "needs a `timeout` or a `deadline`: a hung attempt would never end",
-            ));
-        }
-        Ok(())
+        check_faults(faults, self.timeout, self.deadline)
     }
 
     /// Preset for brownouts: adaptive throttling (k = 2, 2 min window) sheds load once the
@@ -477,6 +464,29 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// Whether `faults` may be injected into a supervisor with this timeout and deadline: the
+/// feature is compiled in, the config is valid, and a hang has something to end it.
+pub(crate) fn check_faults(
+    faults: &FaultConfig,
+    timeout: Option<Duration>,
+    deadline: Option<Duration>,
+) -> Result<(), ConfigError> {
+    if !crate::chaos::ENABLED {
+        return Err(ConfigError::invalid(
+            "faults",
+            "fault injection is not compiled in: enable the cargo feature `fault-injection`",
+        ));
+    }
+    faults.validate().map_err(|e| e.within("faults"))?;
+    if faults.hang_probability > 0.0 && timeout.is_none() && deadline.is_none() {
+        return Err(ConfigError::invalid(
+            "faults.hang_probability",
+            "needs a `timeout` or a `deadline`: a hung attempt would never end",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ pub(crate) struct Published {
     pub(crate) settings: CallSettings,
     pub(crate) metrics: ServiceMetrics,
     /// The token bucket, when a rate limit is configured (a short lock per call).
-    pub(crate) rate_limiter: Option<Mutex<RateLimiter>>,
+    pub(crate) rate_limiter: Option<Box<Mutex<RateLimiter>>>,
     /// Calls refused by the rate limiter.
     rate_limited: AtomicU64,
     /// Callers' reports, drained by the supervisor.
@@ -89,7 +89,7 @@ pub(crate) struct Published {
     supervisor: OnceLock<WeakAddr<ServiceSupervisor>>,
     /// The faults being injected, set by the supervisor; the draws are taken by the callers.
     #[cfg(feature = "fault-injection")]
-    faults: Mutex<Option<FaultInjector>>,
+    faults: Mutex<Option<Box<FaultInjector>>>,
     /// Whether `faults` holds an injector (so a call without faults takes no lock). Changed
     /// only with the lock held.
     #[cfg(feature = "fault-injection")]
@@ -250,7 +250,7 @@ impl Published {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.faults_on.store(injector.is_some(), Ordering::Release);
-        *faults = injector;
+        *faults = injector.map(Box::new);
     }
 
     /// Without the `fault-injection` feature nothing is ever injected (configurations with

@@ -182,8 +182,12 @@ impl Registry {
     /// [`start_new`](Self::start_new), returning the error if the background runtime's thread
     /// cannot be started.
     pub fn try_start_new() -> std::io::Result<RegistryHandle> {
-        let arbiter = super::runtime::home_arbiter()?;
-        Ok(Self::start_new_in(&arbiter))
+        Ok(match super::runtime::home_arbiter()? {
+            None => RegistryHandle {
+                addr: Registry::default().start(),
+            },
+            Some(arbiter) => Self::start_new_in(&arbiter),
+        })
     }
 
     /// Starts an empty registry on `arbiter`.

@@ -17,16 +17,16 @@ static SHARED_ARBITERS: Mutex<Option<usize>> = Mutex::new(None);
 /// Round-robin position over the shared runtime's arbiters.
 static NEXT_ARBITER: AtomicUsize = AtomicUsize::new(0);
 
-/// The arbiter a supervisor or registry started with `start()` lives on: the current one
-/// inside an actix system, otherwise one of the [shared](BackgroundRuntime::shared) background
-/// runtime's, round-robin.
-pub(crate) fn home_arbiter() -> io::Result<ArbiterHandle> {
-    if let Some(current) = Arbiter::try_current() {
-        return Ok(current);
+/// Where a supervisor or registry started with `start()` lives: `None` for the current arbiter
+/// (inside an actix system: started there directly), otherwise one of the
+/// [shared](BackgroundRuntime::shared) background runtime's arbiters, round-robin.
+pub(crate) fn home_arbiter() -> io::Result<Option<ArbiterHandle>> {
+    if Arbiter::try_current().is_some() {
+        return Ok(None);
     }
     let shared = BackgroundRuntime::shared()?;
     let index = NEXT_ARBITER.fetch_add(1, Ordering::Relaxed);
-    Ok(shared.arbiter(index).clone())
+    Ok(Some(shared.arbiter(index).clone()))
 }
 
 /// An actix system running on background threads: one thread per arbiter. Supervisors live

@@ -55,17 +55,19 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
 /// through the returned [`ServiceHandle`](crate::ServiceHandle) or its `Addr`.
 pub struct ServiceSupervisor {
     name: Arc<str>,
-    config: Arc<SupervisorConfig>,
+    /// The few settings the supervisor reads after start (the rest lives in its cores and in
+    /// the published call settings; an idle supervisor keeps no copy of the whole config).
+    settings: Settings,
     breaker: Breaker,
     health: HealthWindow,
     retry: RetryPolicy,
     budget: RetryBudget,
     /// Client-side adaptive throttling, when configured.
-    throttle: Option<Throttle>,
+    throttle: Option<Box<Throttle>>,
     /// The reject probability last published to the handles.
     throttle_published: f64,
     /// The adaptive concurrency limit, when configured.
-    limiter: Option<ConcurrencyLimit>,
+    limiter: Option<Box<ConcurrencyLimit>>,
     /// The limit last reported in a [`EventKind::LimitChanged`].
     limit_reported: u32,
     /// The seed the supervisor's generators derive from.
@@ -90,6 +92,17 @@ pub struct ServiceSupervisor {
     /// every call in flight (answered `SupervisorGone`) and every
     /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
     alive: watch::Sender<()>,
+}
+
+/// What a supervisor keeps of its configuration after start.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    max_in_flight: u32,
+    mailbox_capacity: usize,
+    /// Calls allowed in flight before any concurrency-limit sample.
+    initial_limit: u32,
+    /// The rate limiter's factor while a retry-after hint lasts (1: ignore hints).
+    retry_after_factor: f64,
 }
 
 impl std::fmt::Debug for ServiceSupervisor {
@@ -123,17 +136,27 @@ impl ServiceSupervisor {
             health: HealthWindow::new(config.health.clone()),
             retry: RetryPolicy::new(config.retry.clone(), seed.rotate_left(17) ^ 0x9e37_79b9),
             budget: RetryBudget::new(config.retry.budget.clone()),
-            throttle: config
-                .throttle
-                .clone()
-                .map(|throttle| Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15)),
+            throttle: config.throttle.clone().map(|throttle| {
+                Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
+            }),
             throttle_published: 0.0,
-            limiter: config.concurrency_limit.as_ref().map(ConcurrencyLimit::new),
+            limiter: config
+                .concurrency_limit
+                .as_ref()
+                .map(|limit| Box::new(ConcurrencyLimit::new(limit))),
             limit_reported: 0,
             seed,
             fault_injections: 0,
             name,
-            config: Arc::new(config),
+            settings: Settings {
+                max_in_flight: config.max_in_flight,
+                mailbox_capacity: config.mailbox_capacity,
+                initial_limit: config.initial_limit(),
+                retry_after_factor: config
+                    .rate_limit
+                    .as_ref()
+                    .map_or(1.0, |limit| limit.retry_after_factor),
+            },
             published,
             counts: CallCounts::default(),
             health_status: HealthStatus::Healthy,
@@ -404,7 +427,7 @@ impl ServiceSupervisor {
             BreakerState::Open | BreakerState::ForcedOpen
         );
         let stats = self.health.stats(now.into_std());
-        let mut status = self.config.health.classify(&stats, breaker_open);
+        let mut status = self.health.config().classify(&stats, breaker_open);
         if self.breaker.state() == BreakerState::HalfOpen {
             // Recovery is being tested, not yet confirmed: at best degraded.
             status = status.max(HealthStatus::Degraded);
@@ -466,7 +489,7 @@ impl ServiceSupervisor {
         let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
             return;
         };
-        let limit = limit.min(self.config.max_in_flight);
+        let limit = limit.min(self.settings.max_in_flight);
         self.published.publish_limit(limit);
         let reported = self.limit_reported;
         if limit.abs_diff(reported) >= (reported / 10).max(1) {
@@ -488,11 +511,7 @@ impl ServiceSupervisor {
         let Some(limiter) = &self.published.rate_limiter else {
             return;
         };
-        let factor = self
-            .config
-            .rate_limit
-            .as_ref()
-            .map_or(1.0, |limit| limit.retry_after_factor);
+        let factor = self.settings.retry_after_factor;
         if factor >= 1.0 {
             return;
         }
@@ -607,8 +626,8 @@ impl Actor for ServiceSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.config.mailbox_capacity);
-        let limit = self.config.initial_limit();
+        ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
+        let limit = self.settings.initial_limit;
         self.limit_reported = limit;
         self.published.metrics.limit(limit);
         self.published.metrics.state(self.breaker.state());
@@ -724,8 +743,9 @@ impl ServiceSupervisor {
         retry_after: Option<Duration>,
         now: Instant,
     ) -> RetryDecision {
-        if msg.attempts_made < self.config.retry.max_attempts {
-            if let Some(hint) = retry_after.filter(|hint| *hint > self.config.retry.max_delay) {
+        let retry = self.retry.config();
+        if msg.attempts_made < retry.max_attempts {
+            if let Some(hint) = retry_after.filter(|hint| *hint > retry.max_delay) {
                 tracing::debug!(service = %self.name, retry_after = ?hint, "retry deferred: hint above max_delay");
                 return RetryDecision::Deferred(hint);
             }
@@ -856,7 +876,8 @@ impl Handler<InjectFaults> for ServiceSupervisor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: InjectFaults, ctx: &mut Context<Self>) -> Self::Result {
-        self.config.check_faults(&msg.0)?;
+        let call = self.published.settings;
+        crate::config::check_faults(&msg.0, call.timeout, call.deadline)?;
         let now = Self::now();
         self.drain(ctx, now);
         self.start_faults(msg.0, now);
