@@ -115,6 +115,18 @@ async fn a_retry_after_hint_lowers_the_rate_until_it_ends() {
     assert!(passed >= 95, "{passed} of 100 at 100/s");
 }
 
+#[actix::test]
+async fn a_caller_that_gives_up_while_waiting_for_a_token_is_counted_cancelled() {
+    pause_aligned().await;
+    let svc = start("impatient", limited(10.0, 1, Duration::from_secs(1)));
+    succeed(&svc).await.unwrap();
+    // The next token comes in 100 ms; this caller waits 10 ms only.
+    let gave_up = tokio::time::timeout(Duration::from_millis(10), succeed(&svc)).await;
+    assert!(gave_up.is_err());
+    let counts = svc.counts().await.unwrap();
+    assert_eq!((counts.success, counts.cancelled), (1, 1));
+}
+
 #[test]
 fn the_rate_limit_is_configured_in_toml_and_validated_by_field() {
     let file = ServicesFile::from_toml_str(

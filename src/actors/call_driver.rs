@@ -144,7 +144,10 @@ where
                 if tokio::runtime::Handle::try_current().is_err() {
                     return Err(CallError::NoRuntime { attempts: 0 });
                 }
+                // A caller that gives up while waiting is counted `cancelled` like any other.
+                let waiting = CancelledUnlessDone(published, true);
                 tokio::time::sleep(wait).await;
+                waiting.done();
             }
             Err(limited) => {
                 tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
@@ -306,6 +309,27 @@ impl Drop for Follower<'_> {
         if !self.answered {
             self.published.report(Report {
                 answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+                ..Report::default()
+            });
+        }
+    }
+}
+
+/// Counts the call `cancelled` if dropped before [`done`](Self::done) (a wait before the call
+/// has its guard).
+struct CancelledUnlessDone<'a>(&'a Published, bool);
+
+impl CancelledUnlessDone<'_> {
+    fn done(mut self) {
+        self.1 = false;
+    }
+}
+
+impl Drop for CancelledUnlessDone<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.report(Report {
+                answer: Some((CallOutcome::Cancelled, Duration::ZERO)),
                 ..Report::default()
             });
         }
