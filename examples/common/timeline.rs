@@ -83,6 +83,15 @@ pub enum Answer {
         /// Time from sending the call to its answer.
         took: Duration,
     },
+    /// A value served by the call's fallback in place of an error.
+    Fallback {
+        /// Attempts that reached the dependency.
+        attempts: u32,
+        /// Time from sending the call to its answer.
+        took: Duration,
+        /// The error the fallback answered.
+        instead_of: String,
+    },
     /// A [`CallError`].
     Err {
         /// Which [`CallError`] variant.
@@ -169,7 +178,7 @@ impl Answer {
     /// The error kind, for an error.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         match self {
-            Answer::Ok { .. } => None,
+            Answer::Ok { .. } | Answer::Fallback { .. } => None,
             Answer::Err { kind, .. } => Some(*kind),
         }
     }
@@ -177,7 +186,9 @@ impl Answer {
     /// Attempts that reached the dependency.
     pub fn attempts(&self) -> u32 {
         match self {
-            Answer::Ok { attempts, .. } | Answer::Err { attempts, .. } => *attempts,
+            Answer::Ok { attempts, .. }
+            | Answer::Fallback { attempts, .. }
+            | Answer::Err { attempts, .. } => *attempts,
         }
     }
 }
@@ -610,6 +621,10 @@ pub fn describe(event: &Event) -> (String, String, Tone) {
                 Answer::Ok { attempts, took } => (
                     format!("✓ ok after {attempts} attempts, {}", human(*took)),
                     Tone::Good,
+                ),
+                Answer::Fallback { instead_of, .. } => (
+                    format!("↺ served from cache by its fallback (instead of: {instead_of})"),
+                    Tone::Warn,
                 ),
                 Answer::Err {
                     kind: ErrorKind::Open,

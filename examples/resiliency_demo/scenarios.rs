@@ -301,6 +301,53 @@ impl Dependency {
         self.call_with(call, Box::new(source), true).await
     }
 
+    /// Like [`call`](Self::call), with a fallback that serves a cached value while the breaker
+    /// is open (the caller's choice: every other error is passed on).
+    async fn call_with_cache(&self, call: u32, steps: Vec<Step>) -> Answer {
+        let attempts = Arc::new(AtomicU32::new(0));
+        let source = move |attempt: u32| {
+            let index = (attempt as usize - 1).min(steps.len() - 1);
+            steps[index].clone()
+        };
+        let operation = self.operation(call, Box::new(source), Arc::clone(&attempts));
+        let served = Arc::new(std::sync::Mutex::new(None));
+        let instead_of = Arc::clone(&served);
+        let started = Instant::now();
+        let result = self
+            .handle
+            .send(
+                Call::new(operation)
+                    .classify(classify)
+                    .fallback(move |error| match error {
+                        CallError::Open { .. } => {
+                            *instead_of.lock().unwrap() = Some(error.to_string());
+                            Ok(())
+                        }
+                        other => Err(other),
+                    }),
+            )
+            .await;
+        let took = started.elapsed();
+        self.timeline.sync(&self.handle).await;
+        let attempts = attempts.load(Ordering::SeqCst);
+        let answer = match served.lock().unwrap().take() {
+            Some(instead_of) => Answer::Fallback {
+                attempts,
+                took,
+                instead_of,
+            },
+            None => Answer::of(&result, attempts, took),
+        };
+        self.timeline.push(
+            self.service,
+            Event::Answered {
+                call,
+                answer: answer.clone(),
+            },
+        );
+        answer
+    }
+
     /// A call whose attempt `n` does `source(n)`. With `sync`, waits for the supervisor's
     /// events about the call before recording its answer, so the timeline reads in order.
     async fn call_with(&self, call: u32, source: StepSource, sync: bool) -> Answer {
@@ -655,7 +702,13 @@ async fn breaker(seed: u64, timeline: &Timeline) -> Report {
         } else {
             Step::Ok(latency(&mut rng, 20, 60))
         };
-        dep.call(call, vec![step]).await;
+        if at == 10_000 {
+            // This caller has a fallback: it is served a cached price while the breaker is
+            // open, and the breaker still counts nothing against the API.
+            dep.call_with_cache(call, vec![step]).await;
+        } else {
+            dep.call(call, vec![step]).await;
+        }
     }
 
     let summary = dep.summary().await;
@@ -675,6 +728,10 @@ async fn breaker(seed: u64, timeline: &Timeline) -> Report {
                     &is_transition(BreakerState::Closed, BreakerState::Open),
                 ),
                 ("a call refused at once", &refused),
+                ("a call served by its fallback while open", &|e: &Entry| {
+                    e.answer()
+                        .is_some_and(|(_, a)| matches!(a, Answer::Fallback { attempts: 0, .. }))
+                }),
                 (
                     "open → half_open",
                     &is_transition(BreakerState::Open, BreakerState::HalfOpen),
@@ -706,9 +763,11 @@ async fn breaker(seed: u64, timeline: &Timeline) -> Report {
     let counts = summary.counts;
     let lesson = format!(
         "{} of {} calls were refused in no time while the API was down, instead of each \
-         waiting on a dead connection; {} attempts reached the API in all.",
+         waiting on a dead connection, and {} was answered from a cache by its fallback; {} \
+         attempts reached the API in all.",
         counts.rejected_open,
         counts.total(),
+        counts.fallback,
         summary.dependency_attempts
     );
     report(scenario, timeline, vec![summary], lesson, problems)
