@@ -277,6 +277,14 @@ struct Dependency {
     attempts_seen: Arc<AtomicU32>,
 }
 
+/// Attempt `n` does `steps[n - 1]` (the last step repeats).
+fn steps_source(steps: Vec<Step>) -> StepSource {
+    Box::new(move |attempt: u32| {
+        let index = (attempt as usize - 1).min(steps.len() - 1);
+        steps[index].clone()
+    })
+}
+
 impl Dependency {
     async fn start(service: &'static str, config: SupervisorConfig, timeline: &Timeline) -> Self {
         let handle = ServiceSupervisor::builder(service)
@@ -294,41 +302,40 @@ impl Dependency {
 
     /// A call whose attempts do `steps` in turn (the last one repeats).
     async fn call(&self, call: u32, steps: Vec<Step>) -> Answer {
-        let source = move |attempt: u32| {
-            let index = (attempt as usize - 1).min(steps.len() - 1);
-            steps[index].clone()
-        };
-        self.call_with(call, Box::new(source), true).await
+        self.call_with(call, steps_source(steps), true, false).await
     }
 
     /// Like [`call`](Self::call), with a fallback that serves a cached value while the breaker
     /// is open (the caller's choice: every other error is passed on).
     async fn call_with_cache(&self, call: u32, steps: Vec<Step>) -> Answer {
+        self.call_with(call, steps_source(steps), true, true).await
+    }
+
+    /// A call whose attempt `n` does `source(n)`. With `sync`, waits for the supervisor's
+    /// events about the call before recording its answer, so the timeline reads in order. With
+    /// `cached`, a fallback answers an open breaker with a cached value.
+    async fn call_with(&self, call: u32, source: StepSource, sync: bool, cached: bool) -> Answer {
         let attempts = Arc::new(AtomicU32::new(0));
-        let source = move |attempt: u32| {
-            let index = (attempt as usize - 1).min(steps.len() - 1);
-            steps[index].clone()
-        };
-        let operation = self.operation(call, Box::new(source), Arc::clone(&attempts));
+        let operation = self.operation(call, source, Arc::clone(&attempts));
+        // The error the fallback answered, if it did.
         let served = Arc::new(std::sync::Mutex::new(None));
-        let instead_of = Arc::clone(&served);
+        let mut request = Call::new(operation).classify(classify);
+        if cached {
+            let instead_of = Arc::clone(&served);
+            request = request.fallback(move |error| match error {
+                CallError::Open { .. } => {
+                    *instead_of.lock().unwrap() = Some(error.to_string());
+                    Ok(())
+                }
+                other => Err(other),
+            });
+        }
         let started = Instant::now();
-        let result = self
-            .handle
-            .send(
-                Call::new(operation)
-                    .classify(classify)
-                    .fallback(move |error| match error {
-                        CallError::Open { .. } => {
-                            *instead_of.lock().unwrap() = Some(error.to_string());
-                            Ok(())
-                        }
-                        other => Err(other),
-                    }),
-            )
-            .await;
+        let result = self.handle.send(request).await;
         let took = started.elapsed();
-        self.timeline.sync(&self.handle).await;
+        if sync {
+            self.timeline.sync(&self.handle).await;
+        }
         let attempts = attempts.load(Ordering::SeqCst);
         let answer = match served.lock().unwrap().take() {
             Some(instead_of) => Answer::Fallback {
@@ -338,31 +345,6 @@ impl Dependency {
             },
             None => Answer::of(&result, attempts, took),
         };
-        self.timeline.push(
-            self.service,
-            Event::Answered {
-                call,
-                answer: answer.clone(),
-            },
-        );
-        answer
-    }
-
-    /// A call whose attempt `n` does `source(n)`. With `sync`, waits for the supervisor's
-    /// events about the call before recording its answer, so the timeline reads in order.
-    async fn call_with(&self, call: u32, source: StepSource, sync: bool) -> Answer {
-        let attempts = Arc::new(AtomicU32::new(0));
-        let operation = self.operation(call, source, Arc::clone(&attempts));
-        let started = Instant::now();
-        let result = self
-            .handle
-            .send(Call::new(operation).classify(classify))
-            .await;
-        let took = started.elapsed();
-        if sync {
-            self.timeline.sync(&self.handle).await;
-        }
-        let answer = Answer::of(&result, attempts.load(Ordering::SeqCst), took);
         self.timeline.push(
             self.service,
             Event::Answered {
@@ -1129,7 +1111,7 @@ async fn brownout(seed: u64, timeline: &Timeline) -> Report {
         });
         let dep = Arc::clone(&dep);
         calls.push(actix::spawn(async move {
-            dep.call_with(call, source, false).await
+            dep.call_with(call, source, false, false).await
         }));
         slot += every;
     }
