@@ -27,6 +27,12 @@
 //! fault, time from the dependency healing to traffic flowing again, half-open probes admitted,
 //! and goodput. See BENCHMARKS.md for the exact definitions.
 //!
+//! `tail_latency`: a dependency answering in 10–20 ms except 5 % of attempts that take 1 s,
+//! through no resilience, warden without hedging, warden with hedging at its defaults (the
+//! dependency's own p95, every call marked idempotent) and tower-resilience's hedge layer
+//! (a fixed 20 ms delay — the dependency's p95, known in advance — and one hedge): p50, p99,
+//! p99.9, amplification and goodput.
+//!
 //! A seventh, `rate_limited`, offers 3 × its rate to a dependency that answers 429 with
 //! `Retry-After: 1` above 100 calls/s: `warden` (defaults), `warden_rate_limit` (a rate limit at
 //! the dependency's rate) and `naive_retry`, with the 429s the dependency had to send.
@@ -125,6 +131,13 @@ const SERVER_WORKERS: usize = 50;
 const SERVICE_TIME: Duration = Duration::from_millis(10);
 /// Latency of the hot-key scenario's dependency (every call of the burst overlaps).
 const HOT_KEY_LATENCY: Duration = Duration::from_millis(200);
+/// The tail-latency scenario's slow attempts: this long...
+const TAIL_LATENCY: Duration = Duration::from_secs(1);
+/// ...this share of them.
+const TAIL_SHARE: f64 = 0.05;
+/// tower-resilience's hedge delay: the dependency's p95 when it is known in advance (its
+/// hedge layer takes a fixed delay).
+const TOWER_HEDGE_DELAY: Duration = Duration::from_millis(20);
 
 /// The rate-limited dependency's own limit, in calls per second, and its burst.
 const DEP_RATE: u32 = 100;
@@ -160,6 +173,9 @@ enum Fault {
     /// Every attempt takes [`HOT_KEY_LATENCY`] and succeeds; the fault is a burst of calls for
     /// the same key.
     HotKey,
+    /// All along, an attempt takes 10–20 ms, except [`TAIL_SHARE`] of them that take
+    /// [`TAIL_LATENCY`] (a GC pause, a cold cache, a slow replica); every attempt succeeds.
+    TailLatency,
 }
 
 impl Fault {
@@ -177,6 +193,10 @@ impl Fault {
             Fault::HotKey => {
                 format!("a burst for one key against a {HOT_KEY_LATENCY:?} dependency")
             }
+            Fault::TailLatency => format!(
+                "10–20 ms, but {} % of attempts take {TAIL_LATENCY:?}",
+                TAIL_SHARE * 100.0
+            ),
         }
     }
 
@@ -301,6 +321,13 @@ impl Scenario {
                 Duration::ZERO,
                 8,
             ),
+            faulty(
+                "tail_latency",
+                Fault::TailLatency,
+                pick(60, 20),
+                Duration::ZERO,
+                9,
+            ),
             Scenario {
                 name: "rate_limited",
                 fault: Fault::RateLimited,
@@ -321,6 +348,7 @@ impl Scenario {
             Fault::Overload => OVERLOAD_STACKS,
             Fault::RateLimited => RATE_LIMITED_STACKS,
             Fault::HotKey => HOT_KEY_STACKS,
+            Fault::TailLatency => TAIL_STACKS,
             _ if self.name == "fallback_during_outage" => FALLBACK_STACKS,
             _ => STACKS,
         }
@@ -470,6 +498,16 @@ impl Dependency {
             (self.server.lock().unwrap().admit(at), false)
         } else if self.scenario.fault == Fault::HotKey {
             (HOT_KEY_LATENCY, false)
+        } else if self.scenario.fault == Fault::TailLatency {
+            let mut rng = self.rng.lock().unwrap();
+            if rng.random_bool(TAIL_SHARE) {
+                (TAIL_LATENCY, false)
+            } else {
+                (
+                    Duration::from_micros(rng.random_range(10_000..=20_000)),
+                    false,
+                )
+            }
         } else if self.scenario.fault == Fault::RateLimited {
             let interval = Duration::from_secs(1) / DEP_RATE;
             let within_rate = {
@@ -499,7 +537,9 @@ impl Dependency {
                     rng.random_bool(f64::from(percent) / 100.0),
                 ),
                 Mode::Faulty(Fault::Slow) => (TIMEOUT * 2, false),
-                Mode::Faulty(Fault::Overload | Fault::RateLimited | Fault::HotKey) => {
+                Mode::Faulty(
+                    Fault::Overload | Fault::RateLimited | Fault::HotKey | Fault::TailLatency,
+                ) => {
                     unreachable!("served above")
                 }
             }
@@ -587,6 +627,14 @@ const HOT_KEY_STACKS: &[StackSpec] = &[
     stack("warden_coalesce", false, true),
 ];
 
+/// The stacks of the tail-latency scenario.
+const TAIL_STACKS: &[StackSpec] = &[
+    stack("no_resilience", false, false),
+    stack("warden", false, true),
+    stack("warden_hedged", false, true),
+    stack("tower_resilience_hedge", false, false),
+];
+
 /// The stacks of the fallback-during-outage scenario.
 const FALLBACK_STACKS: &[StackSpec] = &[
     stack("warden", false, true),
@@ -641,6 +689,21 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
             )
             .with(Extra::Fallback),
         ),
+        // warden's defaults plus hedging at its defaults (the dependency's own p95, at least
+        // 1 ms, once 20 samples are known; one hedge), every call marked idempotent.
+        "warden_hedged" => Box::new(
+            WardenStack::new(
+                dep.clone(),
+                SupervisorConfig {
+                    seed: Some(seed),
+                    hedge: Some(HedgeConfig::default()),
+                    ..SupervisorConfig::default()
+                },
+            )
+            .with(Extra::Idempotent),
+        ),
+        "tower_resilience_hedge" => Box::new(tower_hedge_stack::build(dep.clone())),
+        "no_resilience" => Box::new(Direct { dep: dep.clone() }),
         // warden's defaults plus a rate limit at the dependency's own: 100/s, a burst of 10,
         // no waiting; a 429's hint halves the rate until it ends (the default factor).
         "warden_rate_limit" => Box::new(WardenStack::new(
@@ -747,6 +810,8 @@ enum Extra {
     Coalesce,
     /// A fallback answers `Open` and `CircuitOpened` with a cached value.
     Fallback,
+    /// Every call marked idempotent (so it may be hedged).
+    Idempotent,
 }
 
 impl WardenStack {
@@ -781,6 +846,7 @@ impl Stack for WardenStack {
             let call = match extra {
                 Extra::None => call,
                 Extra::Coalesce => call.coalesce("hot"),
+                Extra::Idempotent => call.idempotent(),
                 Extra::Fallback => call.fallback(|error| match error {
                     CallError::Open { .. } | CallError::CircuitOpened { .. } => Ok(CACHED),
                     other => Err(other),
@@ -798,6 +864,23 @@ impl Stack for WardenStack {
                 Err(CallError::TimedOut { .. } | CallError::DeadlineExceeded { .. }) => {
                     Answer::TimedOut
                 }
+                Err(_) => Answer::Failed,
+            }
+        })
+    }
+}
+
+/// The tail-latency scenario's baseline: the attempt, nothing else.
+struct Direct {
+    dep: Arc<Dependency>,
+}
+
+impl Stack for Direct {
+    fn call(&self, id: u64) -> BoxedAnswer {
+        let dep = self.dep.clone();
+        Box::pin(async move {
+            match dep.attempt(id).await {
+                Ok(_) => Answer::Success,
                 Err(_) => Answer::Failed,
             }
         })
@@ -916,6 +999,27 @@ mod tower_resilience_stack {
                 CircuitBreakerError::Inner(inner) if inner.is_timeout() => Answer::TimedOut,
                 CircuitBreakerError::Inner(_) => Answer::Failed,
             },
+        }
+    }
+}
+
+mod tower_hedge_stack {
+    use super::*;
+    use tower_resilience::hedge::{HedgeError, HedgeLayer};
+
+    /// tower-resilience 0.13's hedge layer: one hedge after a fixed delay (it reads tokio's
+    /// clock, so it runs on the simulated one like warden).
+    pub(super) fn build(dep: Arc<Dependency>) -> impl Stack {
+        let hedge = HedgeLayer::builder()
+            .delay(TOWER_HEDGE_DELAY)
+            .max_hedged_attempts(2)
+            .build();
+        let service = ServiceBuilder::new()
+            .layer(hedge)
+            .service(tower::service_fn(move |id: u64| dep.clone().attempt(id)));
+        TowerStack {
+            service,
+            classify: |_: &HedgeError<DepError>| Answer::Failed,
         }
     }
 }
@@ -1335,6 +1439,7 @@ struct Figures {
     /// Caller-observed latency of the calls offered during the fault.
     p50_ms: f64,
     p99_ms: f64,
+    p999_ms: f64,
     /// From the dependency healing to the first call from which every later call succeeded
     /// (only for scenarios that heal; `None` there if traffic never flowed again).
     recovery_ms: Option<f64>,
@@ -1503,6 +1608,7 @@ impl Figures {
             open_after_ms: first_refusal.map(|at| ms(at - scenario.fault_start())),
             p50_ms: quantile(&latencies, 0.5).unwrap_or(0.0),
             p99_ms: quantile(&latencies, 0.99).unwrap_or(0.0),
+            p999_ms: quantile(&latencies, 0.999).unwrap_or(0.0),
             recovery_ms,
             first_success_after_heal_ms,
             probes: probes_defined.then_some(probe_times.len()),
@@ -1538,6 +1644,9 @@ fn print_table(scenario: &Scenario, rows: &[&Figures]) {
     }
     if scenario.fault == Fault::HotKey || scenario.name == "fallback_during_outage" {
         return print_answered_table(scenario, rows);
+    }
+    if scenario.fault == Fault::TailLatency {
+        return print_tail_table(scenario, rows);
     }
     let heals = !scenario.healthy_after.is_zero();
     println!(
@@ -1640,6 +1749,27 @@ fn print_answered_table(scenario: &Scenario, rows: &[&Figures]) {
             (f.successes + f.fallback) as f64 / calls,
             f.fallback as f64 / calls,
             f.p99_ms,
+        );
+    }
+}
+
+/// Latency of every call and what it cost at the dependency.
+fn print_tail_table(scenario: &Scenario, rows: &[&Figures]) {
+    println!(
+        "\n## {} — {}, {} calls/s for {:?} after {:?}",
+        scenario.name,
+        scenario.fault.describe(),
+        scenario.rate,
+        scenario.fault_for,
+        scenario.warmup,
+    );
+    println!();
+    println!("| stack | p50 ms | p99 ms | p99.9 ms | amplification | goodput |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for f in rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.3} | {:.3} |",
+            f.stack, f.p50_ms, f.p99_ms, f.p999_ms, f.amplification, f.goodput,
         );
     }
 }

@@ -26,6 +26,7 @@ use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::chaos::FaultConfig;
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
+use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimitConfig;
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::{Backoff, BudgetConfig, RetryConfig};
@@ -70,6 +71,10 @@ pub struct SupervisorConfig {
     /// [`CallError::RateLimited`](crate::CallError::RateLimited). A dependency's retry-after
     /// hint lowers the rate until it ends.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Hedged requests (off when `None`, the default): after the hedge delay without an answer,
+    /// another attempt of an idempotent call starts and the first value wins. In TOML: a
+    /// `[services.NAME.hedge]` table.
+    pub hedge: Option<HedgeConfig>,
     /// Faults to inject into the attempts on purpose, for tests and game days (off when
     /// `None`, the default; see [`chaos`](crate::chaos)). Refused unless the cargo feature
     /// `fault-injection` is on. In TOML: a `[services.NAME.faults]` table.
@@ -92,6 +97,7 @@ impl Default for SupervisorConfig {
             throttle: None,
             concurrency_limit: None,
             rate_limit: None,
+            hedge: None,
             faults: None,
             seed: None,
         }
@@ -152,6 +158,9 @@ impl SupervisorConfig {
             limit
                 .validate()
                 .map_err(|e| e.within("concurrency_limit"))?;
+        }
+        if let Some(hedge) = &self.hedge {
+            hedge.validate().map_err(|e| e.within("hedge"))?;
         }
         if let Some(faults) = &self.faults {
             self.check_faults(faults)?;

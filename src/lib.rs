@@ -59,6 +59,7 @@ pub mod config;
 mod duration_or_off;
 pub mod error;
 pub mod health;
+pub mod hedge;
 pub mod limit;
 pub mod messages;
 pub mod observe;
@@ -79,6 +80,7 @@ pub mod prelude {
     pub use crate::config::{ServicesFile, SupervisorConfig};
     pub use crate::error::{CallError, ConfigError};
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
+    pub use crate::hedge::HedgeConfig;
     pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
     pub use crate::ratelimit::RateLimitConfig;

@@ -814,26 +814,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
     out
 }
 
-/// `counts` minus `earlier`, field by field.
-pub fn counts_since(counts: CallCounts, earlier: CallCounts) -> CallCounts {
-    CallCounts {
-        success: counts.success - earlier.success,
-        failure: counts.failure - earlier.failure,
-        timeout: counts.timeout - earlier.timeout,
-        panic: counts.panic - earlier.panic,
-        rejected_open: counts.rejected_open - earlier.rejected_open,
-        rejected_overloaded: counts.rejected_overloaded - earlier.rejected_overloaded,
-        rejected_throttled: counts.rejected_throttled - earlier.rejected_throttled,
-        rejected_rate_limited: counts.rejected_rate_limited - earlier.rejected_rate_limited,
-        rejected_budget: counts.rejected_budget - earlier.rejected_budget,
-        attempts: counts.attempts - earlier.attempts,
-        retries: counts.retries - earlier.retries,
-        cancelled: counts.cancelled - earlier.cancelled,
-        fallback: counts.fallback - earlier.fallback,
-        coalesced: counts.coalesced - earlier.coalesced,
-    }
-}
-
 /// Index of the first entry at or after `from` that matches `predicate`.
 pub fn find_from(
     entries: &[Entry],

@@ -27,7 +27,7 @@ use warden::health::{HealthSnapshot, HealthStatus};
 use warden::messages::{CallCounts, EventKind};
 use warden::prelude::*;
 
-use timeline::{counts_since, in_order, Answer, AttemptGuard, Entry, ErrorKind, Event, Timeline};
+use timeline::{in_order, Answer, AttemptGuard, Entry, ErrorKind, Event, Timeline};
 
 /// The scenarios, in the order the demo runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -930,7 +930,7 @@ async fn health(seed: u64, timeline: &Timeline) -> Report {
             dep.service,
             Event::Traffic {
                 period: timeline.elapsed() - phase_start,
-                counts: counts_since(after, before),
+                counts: after.since(&before),
             },
         );
         dep.health_check().await;
@@ -1083,7 +1083,7 @@ async fn brownout(seed: u64, timeline: &Timeline) -> Report {
                 service,
                 Event::Traffic {
                     period: report_every,
-                    counts: counts_since(after, before),
+                    counts: after.since(&before),
                 },
             );
             before = after;
@@ -1124,7 +1124,7 @@ async fn brownout(seed: u64, timeline: &Timeline) -> Report {
         service,
         Event::Traffic {
             period: timeline.elapsed() - (next_report - report_every),
-            counts: counts_since(after, before),
+            counts: after.since(&before),
         },
     );
     dep.health_check().await;

@@ -109,6 +109,13 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Hedged requests for idempotent calls (see [`SupervisorConfig::hedge`] and
+    /// [`Call::idempotent`](crate::messages::Call::idempotent)).
+    pub fn hedge(mut self, hedge: crate::hedge::HedgeConfig) -> Self {
+        self.config.hedge = Some(hedge);
+        self
+    }
+
     /// Faults to inject into the attempts on purpose (see [`SupervisorConfig::faults`]); `start`
     /// refuses them unless the cargo feature `fault-injection` is on.
     pub fn faults(mut self, faults: crate::chaos::FaultConfig) -> Self {
@@ -185,6 +192,16 @@ impl SupervisorBuilder {
             timeout: self.config.timeout,
             deadline: self.config.deadline,
             max_attempts: self.config.retry.max_attempts,
+            max_hedges: self
+                .config
+                .hedge
+                .as_ref()
+                .map_or(0, |hedge| hedge.max_hedges),
+            hedge_all_calls: self
+                .config
+                .hedge
+                .as_ref()
+                .is_some_and(|hedge| hedge.all_calls),
         };
         let mut published = Published::new(&name, self.config.initial_limit(), settings);
         published.rate_limiter = self.config.rate_limit.clone().map(|limit| {

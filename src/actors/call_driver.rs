@@ -32,12 +32,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use futures_util::FutureExt;
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
+mod hedge;
+
+use self::hedge::{hedged, Runner};
 use super::coalesce::{FlightGuard, Joined};
 use super::handle::ServiceHandle;
 use super::published::{Admission, Published, SlotGuard};
@@ -224,6 +228,7 @@ where
         started: Instant::now(),
         finished: None,
         outcome: None,
+        hedge_won: false,
         answered: false,
     };
     // Declared after the call's guard, so dropped before it: the flight ends (its followers
@@ -477,6 +482,7 @@ where
     let started = guard.started;
     let deadline = settings.deadline.map(|d| started + d);
     let mut admission = Some(first_admission);
+    let hedgeable = settings.max_hedges > 0 && (call.idempotent || settings.hedge_all_calls);
     let mut attempts = 0u32;
     let mut previous_delay = Duration::ZERO;
     // While a retry waits for admission: the failure it retries.
@@ -509,24 +515,25 @@ where
         } else {
             Instant::now()
         };
-        guard.permit = Some((permit, attempts == 1));
-        let limit = time_limit(settings.timeout, deadline, attempt_started);
-        let attempt = match published.fault() {
+        let span = tracing::debug_span!("attempt", attempt = attempts);
+        // A probe (half-open) is never hedged.
+        let hedge_delay = (hedgeable && !permit.is_probe())
+            .then(|| published.hedge_delay())
+            .flatten();
+        let (attempt, attempt_started) = match hedge_delay {
             None => {
-                run_attempt(&mut call, limit.map(|limit| attempt_started + limit))
-                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
-                    .await
+                guard.permit = Some((permit, attempts == 1));
+                let limit = time_limit(settings.timeout, deadline, attempt_started);
+                let attempt_deadline = limit.map(|limit| attempt_started + limit);
+                let attempt = start_attempt(&mut call, published, attempt_deadline)
+                    .instrument(span)
+                    .await;
+                (attempt, attempt_started)
             }
-            Some(fault) => {
-                published.report(Report {
-                    fault: Some(fault.kind()),
-                    ..Report::default()
-                });
-                // Boxed: it only runs while faults are injected, and the call's future stays
-                // as small as without it.
-                let deadline = limit.map(|limit| attempt_started + limit);
-                Box::pin(injected_attempt(&mut call, deadline, fault))
-                    .instrument(tracing::debug_span!("attempt", attempt = attempts))
+            Some(delay) => {
+                let first = Runner::new(permit, attempts == 1, attempt_started, false);
+                hedged(handle, &mut call, guard, first, attempts, deadline, delay)
+                    .instrument(span)
                     .await
             }
         };
@@ -570,37 +577,8 @@ where
                 Failure::Retryable(Last::Injected),
                 None,
             ),
-            Attempt::Error(error) => {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| call.class_of(&error))) {
-                    Err(payload) => (
-                        AttemptOutcome::Panicked,
-                        Failure::Final(
-                            CallError::Panicked {
-                                message: format!("classifier panicked: {}", panic_message(payload)),
-                                attempts,
-                            },
-                            CallOutcome::Panic,
-                        ),
-                        None,
-                    ),
-                    Ok(class) => {
-                        let outcome = if class.breaker_failure {
-                            AttemptOutcome::Failure
-                        } else {
-                            AttemptOutcome::Ignored
-                        };
-                        let failure = if class.retryable {
-                            Failure::Retryable(Last::Error(error))
-                        } else {
-                            Failure::Final(
-                                CallError::Failed { error, attempts },
-                                CallOutcome::Failure,
-                            )
-                        };
-                        (outcome, failure, class.retry_after)
-                    }
-                }
-            }
+            Attempt::Error(error) => classify(&call, error, attempts),
+            Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
         };
         // The call ends here whatever the supervisor says: not retryable, or no attempt left.
         let last = match failure {
@@ -678,6 +656,42 @@ where
     }
 }
 
+/// Classifies an attempt's error with the call's classifier (a panicking classifier answers
+/// the call `Panicked`): how the breaker records the attempt, how the call goes on, and the
+/// dependency's retry-after hint.
+fn classify<T, E, F>(
+    call: &Call<T, E, F>,
+    error: E,
+    attempts: u32,
+) -> (AttemptOutcome, Failure<E>, Option<Duration>) {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| call.class_of(&error))) {
+        Err(payload) => (
+            AttemptOutcome::Panicked,
+            Failure::Final(
+                CallError::Panicked {
+                    message: format!("classifier panicked: {}", panic_message(payload)),
+                    attempts,
+                },
+                CallOutcome::Panic,
+            ),
+            None,
+        ),
+        Ok(class) => {
+            let outcome = if class.breaker_failure {
+                AttemptOutcome::Failure
+            } else {
+                AttemptOutcome::Ignored
+            };
+            let failure = if class.retryable {
+                Failure::Retryable(Last::Error(error))
+            } else {
+                Failure::Final(CallError::Failed { error, attempts }, CallOutcome::Failure)
+            };
+            (outcome, failure, class.retry_after)
+        }
+    }
+}
+
 /// How a failed attempt leaves the call.
 enum Failure<E> {
     /// The call is answered with this error (and counted with this outcome).
@@ -748,6 +762,8 @@ struct CallGuard<'a> {
     finished: Option<Instant>,
     /// How the call was answered; `None` when there is nobody to count it to.
     outcome: Option<CallOutcome>,
+    /// A hedge answered the call with its value.
+    hedge_won: bool,
     answered: bool,
 }
 
@@ -861,6 +877,7 @@ impl CallGuard<'_> {
         self.published.report(Report {
             attempt: self.last_attempt.take(),
             answer: Some((outcome, call_duration)),
+            hedge_won: self.hedge_won,
             ..Report::default()
         });
     }
@@ -894,19 +911,50 @@ enum Attempt<T, E> {
     NoRuntime,
     /// It failed with an error injected on purpose, without calling the operation.
     Injected,
+    /// An error already classified (a hedge race classifies the errors of attempts that end
+    /// while another attempt still runs).
+    Classified(AttemptOutcome, Failure<E>, Option<Duration>),
+}
+
+/// Starts one attempt of `call`, to run until it ends or `deadline` passes: the operation
+/// under its time limit ([`run_attempt`]), or, while faults are injected and one is drawn for
+/// it, the fault ([`injected_attempt`]). The returned future does not borrow `call`, so
+/// several attempts of one call can run at once (hedging).
+fn start_attempt<T, E, F, Fut>(
+    call: &mut Call<T, E, F>,
+    published: &Published,
+    deadline: Option<Instant>,
+) -> impl Future<Output = Attempt<T, E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match published.fault() {
+        None => Either::Left(run_attempt(call, deadline)),
+        Some(fault) => {
+            published.report(Report {
+                fault: Some(fault.kind()),
+                ..Report::default()
+            });
+            // Only a latency runs the operation, once the latency has passed.
+            let operation = matches!(fault, Fault::Latency(_)).then(|| run_attempt(call, deadline));
+            // Boxed: it only runs while faults are injected, and the call's future stays as
+            // small as without it.
+            Either::Right(Box::pin(injected_attempt(operation, deadline, fault)))
+        }
+    }
 }
 
 /// An attempt given a fault on purpose ([fault injection](crate::chaos)): an error fails it
-/// without calling the operation; a latency delays it, then runs the operation as
-/// [`run_attempt`] does; a hang never completes. The time limit runs from the attempt's start
-/// throughout, so a hang, or a latency reaching it, ends as a timeout.
-async fn injected_attempt<T, E, F, Fut>(
-    call: &mut Call<T, E, F>,
+/// without calling the operation; a latency delays it, then runs `operation` (the operation's
+/// future, made when the attempt started); a hang never completes. The time limit runs from
+/// the attempt's start throughout, so a hang, or a latency reaching it, ends as a timeout.
+async fn injected_attempt<T, E, Fut>(
+    operation: Option<Timed<Fut>>,
     deadline: Option<Instant>,
     fault: Fault,
 ) -> Attempt<T, E>
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     tracing::debug!(kind = fault.kind().as_str(), "fault injected");
@@ -925,23 +973,20 @@ where
             return Attempt::TimedOut;
         }
     }
-    match resume {
-        Some(resume) => {
+    match (resume, operation) {
+        (Some(resume), Some(operation)) => {
             tokio::time::sleep_until(resume).await;
-            run_attempt(call, deadline).await
+            operation.await
         }
         // A hang without a time limit is refused by the configuration; were one to slip
         // through, the call would wait until its caller drops it.
-        None => std::future::pending().await,
+        _ => std::future::pending().await,
     }
 }
 
 /// Invokes the operation and runs its future until it ends or `deadline` passes, catching a
 /// panic in either. On timeout the future is dropped, which cancels it.
-fn run_attempt<T, E, F, Fut>(
-    call: &mut Call<T, E, F>,
-    deadline: Option<Instant>,
-) -> impl Future<Output = Attempt<T, E>>
+fn run_attempt<T, E, F, Fut>(call: &mut Call<T, E, F>, deadline: Option<Instant>) -> Timed<Fut>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,

@@ -21,6 +21,7 @@ fn published(max_in_flight: u32) -> Arc<Published> {
         timeout: None,
         deadline: None,
         max_attempts: 1,
+        ..CallSettings::default()
     };
     Arc::new(Published::new("loom", max_in_flight, settings))
 }

@@ -31,12 +31,16 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 const STATE_BITS: u32 = 8;
 
 /// The settings a call reads in its caller's task.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CallSettings {
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Duration>,
     /// Attempts allowed in all (the retry policy's `max_attempts`).
     pub(crate) max_attempts: u32,
+    /// Hedges one attempt may start (0: hedging is off).
+    pub(crate) max_hedges: u32,
+    /// Every call may be hedged, not only the ones marked idempotent.
+    pub(crate) hedge_all_calls: bool,
 }
 
 /// How a handle may admit an attempt, from the published state alone.
@@ -76,6 +80,8 @@ pub(crate) struct Published {
     /// refused, deterministically and without a random draw or a lock.
     throttle_credit: AtomicU32,
     pub(crate) settings: CallSettings,
+    /// The hedge delay the supervisor last derived, in nanoseconds (0: do not hedge now).
+    hedge_delay_nanos: AtomicU64,
     pub(crate) metrics: ServiceMetrics,
     /// The token bucket, when a rate limit is configured (a short lock per call).
     pub(crate) rate_limiter: Option<Box<Mutex<RateLimiter>>>,
@@ -110,6 +116,7 @@ impl Published {
             throttle: AtomicU32::new(0),
             throttle_credit: AtomicU32::new(0),
             settings,
+            hedge_delay_nanos: AtomicU64::new(0),
             metrics: ServiceMetrics::register(service),
             reports: Handoff::default(),
             flights: Flights::default(),
@@ -307,6 +314,25 @@ impl Published {
 
     /// Publishes the calls allowed in flight (the supervisor, when the adaptive limit moves).
     /// Calls in flight above a lowered limit finish; new ones wait for room.
+    /// Publishes the hedge delay (`None`: do not hedge, e.g. while the latency is unknown).
+    pub(crate) fn publish_hedge_delay(&self, delay: Option<Duration>) {
+        let nanos = delay.map_or(0, |delay| {
+            u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.hedge_delay_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The hedge delay, when hedging is configured and the delay is known.
+    pub(crate) fn hedge_delay(&self) -> Option<Duration> {
+        if self.settings.max_hedges == 0 {
+            return None;
+        }
+        match self.hedge_delay_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
     pub(crate) fn publish_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Relaxed);
         self.metrics.limit(limit);
@@ -368,6 +394,7 @@ mod tests {
             timeout: None,
             deadline: None,
             max_attempts: 1,
+            ..CallSettings::default()
         };
         let published = Published::new("t", 8, settings);
         assert_eq!(published.throttled(), None);

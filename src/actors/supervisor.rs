@@ -31,11 +31,12 @@ use crate::chaos::{FaultConfig, FaultInjector};
 use crate::config::SupervisorConfig;
 use crate::error::{CallError, ConfigError};
 use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
+use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
 use crate::messages::{
     Admit, AttemptFailed, AttemptOutcome, AttemptRecord, BreakerStatus, Call, CallCounts,
     ClearFaults, DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts,
-    GetHealth, HeldPermit, InjectFaults, Report, ResetBreaker, RetryDecision, RetryQuestion,
+    GetHealth, Hedge, HeldPermit, InjectFaults, Report, ResetBreaker, RetryDecision, RetryQuestion,
     StopSupervisor, Subscribe, SupervisorEvent,
 };
 use crate::observe::{CallOutcome, FaultKind, RejectReason, RetryReason};
@@ -68,6 +69,8 @@ pub struct ServiceSupervisor {
     throttle_published: f64,
     /// The adaptive concurrency limit, when configured.
     limiter: Option<Box<ConcurrencyLimit>>,
+    /// Hedging, when configured: its delay is published after each health evaluation.
+    hedge: Option<Box<HedgeConfig>>,
     /// The limit last reported in a [`EventKind::LimitChanged`].
     limit_reported: u32,
     /// The seed the supervisor's generators derive from.
@@ -145,6 +148,7 @@ impl ServiceSupervisor {
                 .as_ref()
                 .map(|limit| Box::new(ConcurrencyLimit::new(limit))),
             limit_reported: 0,
+            hedge: config.hedge.clone().map(Box::new),
             seed,
             fault_injections: 0,
             name,
@@ -168,6 +172,12 @@ impl ServiceSupervisor {
             subscribers: Vec::new(),
             alive,
         };
+        if let Some(hedge) = &supervisor.hedge {
+            // A fixed delay holds from the first call; a derived one once the window knows
+            // the dependency's latency.
+            let delay = hedge.delay(&mut supervisor.health, Self::now().into_std());
+            supervisor.published.publish_hedge_delay(delay);
+        }
         // Configured faults (validated with the configuration) apply from the first call.
         if let Some(faults) = faults {
             supervisor.start_faults(faults, Self::now());
@@ -267,7 +277,7 @@ impl ServiceSupervisor {
                 AttemptOutcome::Failure | AttemptOutcome::TimedOut | AttemptOutcome::Panicked => {
                     Some(false)
                 }
-                AttemptOutcome::Cancelled => None,
+                AttemptOutcome::Cancelled | AttemptOutcome::Superseded => None,
             };
             if let Some(accepted) = accepted {
                 throttle.count(now.into_std(), accepted);
@@ -279,6 +289,10 @@ impl ServiceSupervisor {
                 self.after_breaker_change(ctx, now);
                 return;
             }
+            // A hedge race's loser: its running time (at most the hedge delay) is a lower bound
+            // of its latency, kept so the window (and the hedge delay derived from it) still
+            // sees the slow attempts.
+            AttemptOutcome::Superseded => (Outcome::ignored(duration), true),
             AttemptOutcome::Success => (Outcome::success(duration), true),
             AttemptOutcome::Ignored => (Outcome::ignored(duration), true),
             AttemptOutcome::Failure | AttemptOutcome::Panicked => {
@@ -427,6 +441,10 @@ impl ServiceSupervisor {
             BreakerState::Open | BreakerState::ForcedOpen
         );
         let stats = self.health.stats(now.into_std());
+        if let Some(hedge) = self.hedge.as_deref().filter(|hedge| hedge.is_derived()) {
+            let delay = hedge.delay(&mut self.health, now.into_std());
+            self.published.publish_hedge_delay(delay);
+        }
         let mut status = self.health.config().classify(&stats, breaker_open);
         if self.breaker.state() == BreakerState::HalfOpen {
             // Recovery is being tested, not yet confirmed: at best degraded.
@@ -482,9 +500,10 @@ impl ServiceSupervisor {
         let dropped = match outcome {
             AttemptOutcome::Success | AttemptOutcome::Ignored => false,
             AttemptOutcome::TimedOut => true,
-            AttemptOutcome::Failure | AttemptOutcome::Panicked | AttemptOutcome::Cancelled => {
-                return
-            }
+            AttemptOutcome::Failure
+            | AttemptOutcome::Panicked
+            | AttemptOutcome::Cancelled
+            | AttemptOutcome::Superseded => return,
         };
         let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
             return;
@@ -579,6 +598,10 @@ impl ServiceSupervisor {
         }
         if let Some(kind) = report.fault {
             self.fault_injected(now, kind);
+        }
+        if report.hedge_won {
+            self.counts.hedges_won += 1;
+            self.published.metrics.hedge_won();
         }
         if let Some(attempt) = report.attempt {
             self.record_attempt(ctx, attempt, now);
@@ -821,6 +844,42 @@ impl Handler<Admit> for ServiceSupervisor {
         self.drain(ctx, now);
         let permit = self.admit(ctx, now)?;
         Ok(HeldPermit::new(permit, Arc::clone(&self.published)))
+    }
+}
+
+impl Handler<Hedge> for ServiceSupervisor {
+    type Result = Option<HeldPermit>;
+
+    /// A hedge starts only while the breaker admits freely (closed, or disabled) and the retry
+    /// budget has room: it is one more attempt against the dependency, like a retry.
+    fn handle(&mut self, msg: Hedge, ctx: &mut Context<Self>) -> Self::Result {
+        let now = Self::now();
+        self.drain(ctx, now);
+        self.breaker.poll(now.into_std());
+        self.after_breaker_change(ctx, now);
+        if !matches!(
+            self.breaker.state(),
+            BreakerState::Closed | BreakerState::Disabled
+        ) {
+            tracing::debug!(service = %self.name, "hedge not started: breaker not closed");
+            return None;
+        }
+        if !self.budget.try_retry(now.into_std()) {
+            tracing::debug!(service = %self.name, "hedge not started: retry budget exhausted");
+            return None;
+        }
+        let permit = self.admit(ctx, now).ok()?;
+        self.counts.hedges += 1;
+        self.published.metrics.hedge_started();
+        tracing::debug!(service = %self.name, after = ?msg.after, hedge = msg.hedge, "hedging");
+        self.publish(
+            now,
+            EventKind::Hedged {
+                after: msg.after,
+                hedge: msg.hedge,
+            },
+        );
+        Some(HeldPermit::new(permit, Arc::clone(&self.published)))
     }
 }
 

@@ -58,7 +58,7 @@ impl HealthStats {
 
 /// The `percent`-th percentile of `sorted` by nearest rank: `sorted[ceil(percent * n / 100) - 1]`
 /// with the index clamped to `[0, n - 1]`; `None` when `sorted` is empty.
-fn nearest_rank(sorted: &[Duration], percent: u32) -> Option<Duration> {
+pub(crate) fn nearest_rank(sorted: &[Duration], percent: u32) -> Option<Duration> {
     let last = sorted.len().checked_sub(1)?;
     let rank = (sorted.len() as u64 * u64::from(percent)).div_ceil(100);
     let index = usize::try_from(rank.saturating_sub(1)).map_or(last, |i| i.min(last));

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::stats::nearest_rank;
 use super::{HealthConfig, HealthStats, HealthStatus};
 
 /// One recorded call.
@@ -66,6 +67,23 @@ impl HealthWindow {
     /// `max_age` old at `now` (a sample exactly `max_age` old still counts). See
     /// [`HealthStats`] for the quantile method.
     pub fn stats(&mut self, now: Instant) -> HealthStats {
+        let failures = self.sort_latencies(now);
+        // At most `window_size` samples are kept, so the count always fits in `u32`.
+        let calls = u32::try_from(self.scratch.len()).unwrap_or(u32::MAX);
+        HealthStats::from_sorted(calls, failures, &self.scratch)
+    }
+
+    /// The `percent`-th percentile (nearest rank, as in [`HealthStats`]) of the latencies
+    /// counted at `now`, with how many there are; `None` when there are none.
+    pub fn latency_percentile(&mut self, now: Instant, percent: u32) -> (u32, Option<Duration>) {
+        self.sort_latencies(now);
+        let samples = u32::try_from(self.scratch.len()).unwrap_or(u32::MAX);
+        (samples, nearest_rank(&self.scratch, percent))
+    }
+
+    /// Fills the scratch buffer with the latencies counted at `now`, sorted; returns how many
+    /// of those samples failed.
+    fn sort_latencies(&mut self, now: Instant) -> u32 {
         let cutoff = self.config.max_age.and_then(|age| now.checked_sub(age));
         self.scratch.clear();
         self.scratch.reserve_exact(self.samples.len());
@@ -80,9 +98,7 @@ impl HealthWindow {
             }
         }
         self.scratch.sort_unstable();
-        // At most `window_size` samples are kept, so the count always fits in `u32`.
-        let calls = u32::try_from(self.scratch.len()).unwrap_or(u32::MAX);
-        HealthStats::from_sorted(calls, failures, &self.scratch)
+        failures
     }
 
     /// The health verdict at `now`: [`HealthConfig::classify`] applied to

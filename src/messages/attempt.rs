@@ -28,6 +28,10 @@ pub(crate) enum AttemptOutcome {
     Panicked,
     /// Dropped by its caller before it ended: the permit is handed back without an outcome.
     Cancelled,
+    /// A hedge race's loser, cancelled when another attempt of its call answered: its running
+    /// time, at most the hedge delay, is a latency sample (a lower bound of its latency) for the
+    /// health window; the breaker counts it as neither success nor failure.
+    Superseded,
 }
 
 /// One attempt to record: its permit, how it ended and how long it took.
@@ -54,6 +58,8 @@ pub(crate) struct Report {
     pub(crate) throttled: bool,
     /// A fault was injected into one of the call's attempts.
     pub(crate) fault: Option<FaultKind>,
+    /// A hedge (not the attempt it hedged) answered the call.
+    pub(crate) hedge_won: bool,
 }
 
 /// Wakes the supervisor to drain the reports (sent at most once per batch window).
@@ -105,6 +111,18 @@ pub(crate) enum RetryDecision {
     Open(Option<Duration>),
     /// The dependency asked to wait this long, more than the policy's `max_delay`.
     Deferred(Duration),
+}
+
+/// A call asks to hedge an attempt that has not answered within the hedge delay: the
+/// supervisor admits the hedge only while the breaker is closed (or disabled) and the retry
+/// budget has room, and counts it. Answered with the hedge's permit, or `None`.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<HeldPermit>")]
+pub(crate) struct Hedge {
+    /// How long the hedged attempt had been running.
+    pub(crate) after: Duration,
+    /// Which hedge of the attempt this is (1 = the first).
+    pub(crate) hedge: u32,
 }
 
 /// Admission through the supervisor (HalfOpen, or an open period that just ended).

@@ -58,6 +58,7 @@ pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) classifier: Option<Classifier<E>>,
     pub(crate) fallback: Option<Fallback<T, E>>,
     pub(crate) coalesce: Option<Coalesce<T, E>>,
+    pub(crate) idempotent: bool,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -73,6 +74,7 @@ where
             classifier: None,
             fallback: None,
             coalesce: None,
+            idempotent: false,
             _answer: PhantomData,
         }
     }
@@ -89,6 +91,7 @@ where
             classifier: self.classifier,
             fallback: self.fallback,
             coalesce: self.coalesce,
+            idempotent: self.idempotent,
             _answer: PhantomData,
         }
     }
@@ -187,6 +190,33 @@ impl<T, E, F> Call<T, E, F> {
         E: Clone + Send + 'static,
     {
         self.coalesce = Some(Coalesce::new(key.into()));
+        self
+    }
+
+    /// Marks the operation idempotent: running it twice at once does no harm (a read, a PUT of
+    /// the same value), so the supervisor may **hedge** it when it is configured to
+    /// ([`SupervisorConfig::hedge`](crate::SupervisorConfig::hedge)). A call not marked is never
+    /// hedged, unless the configuration hedges all calls.
+    ///
+    /// A hedge is another attempt of the same call, started when the running attempt has not
+    /// answered within the hedge delay; the first value wins and the other attempts' futures
+    /// are dropped (cancelled). Hedges are only started while the breaker is closed, each spends
+    /// one token of the retry budget (so hedging cannot double the load of an overloaded
+    /// dependency), and an attempt starts at most `max_hedges` of them. Every attempt is
+    /// recorded: a failure in the breaker and the health window as usual, a loser in the health
+    /// window with how long it had been running. A hedge does not count against the retry
+    /// policy's `max_attempts`.
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    ///
+    /// # #[derive(Debug)] struct SearchError;
+    /// # async fn search(q: &str) -> Result<Vec<String>, SearchError> { Ok(vec![q.to_owned()]) }
+    /// let call = Call::new(|| search("rust")).idempotent();
+    /// # let _ = call;
+    /// ```
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
         self
     }
 

@@ -53,6 +53,14 @@ pub enum EventKind {
         /// How long it ran.
         after: Duration,
     },
+    /// An attempt had not answered within the hedge delay: a hedge (another attempt of the same
+    /// idempotent call) started.
+    Hedged {
+        /// How long the hedged attempt had been running.
+        after: Duration,
+        /// Which hedge of the attempt (1 = the first).
+        hedge: u32,
+    },
     /// A retry was due but the retry budget refused it.
     RetryBudgetExhausted,
     /// A fault was injected into an attempt on purpose ([fault injection](crate::chaos)).

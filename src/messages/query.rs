@@ -62,6 +62,11 @@ pub struct CallCounts {
     pub attempts: u64,
     /// Retries started.
     pub retries: u64,
+    /// Hedges started ([hedged requests](crate::messages::Call::idempotent)); each is also
+    /// counted in [`attempts`](Self::attempts).
+    pub hedges: u64,
+    /// Calls a hedge answered first (the attempt it hedged was cancelled).
+    pub hedges_won: u64,
     /// Calls answered by their fallback (after failing or being refused).
     pub fallback: u64,
     /// Calls [coalesced](crate::messages::Call::coalesce) with another call of the same key
@@ -75,6 +80,35 @@ pub struct CallCounts {
 }
 
 impl CallCounts {
+    /// What happened since `earlier` (an earlier reading of the same supervisor's counts):
+    /// every field minus its earlier value.
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        CallCounts {
+            success: self.success.saturating_sub(earlier.success),
+            failure: self.failure.saturating_sub(earlier.failure),
+            timeout: self.timeout.saturating_sub(earlier.timeout),
+            panic: self.panic.saturating_sub(earlier.panic),
+            rejected_open: self.rejected_open.saturating_sub(earlier.rejected_open),
+            rejected_overloaded: self
+                .rejected_overloaded
+                .saturating_sub(earlier.rejected_overloaded),
+            rejected_throttled: self
+                .rejected_throttled
+                .saturating_sub(earlier.rejected_throttled),
+            rejected_rate_limited: self
+                .rejected_rate_limited
+                .saturating_sub(earlier.rejected_rate_limited),
+            rejected_budget: self.rejected_budget.saturating_sub(earlier.rejected_budget),
+            attempts: self.attempts.saturating_sub(earlier.attempts),
+            retries: self.retries.saturating_sub(earlier.retries),
+            hedges: self.hedges.saturating_sub(earlier.hedges),
+            hedges_won: self.hedges_won.saturating_sub(earlier.hedges_won),
+            fallback: self.fallback.saturating_sub(earlier.fallback),
+            coalesced: self.coalesced.saturating_sub(earlier.coalesced),
+            cancelled: self.cancelled.saturating_sub(earlier.cancelled),
+        }
+    }
+
     /// Calls answered, all outcomes.
     pub fn total(&self) -> u64 {
         self.success

@@ -33,6 +33,10 @@ pub const CONCURRENCY_LIMIT: &str = "warden_concurrency_limit";
 /// Counter: faults injected into attempts on purpose ([fault injection](crate::chaos), cargo
 /// feature `fault-injection`), by `service` and `kind` ([`FaultKind`]).
 pub const FAULTS_INJECTED_TOTAL: &str = "warden_faults_injected_total";
+/// Counter: hedges started ([hedged requests](crate::messages::Call::idempotent)), by `service`.
+pub const HEDGES_STARTED_TOTAL: &str = "warden_hedges_started_total";
+/// Counter: calls a hedge answered first, by `service`.
+pub const HEDGES_WON_TOTAL: &str = "warden_hedges_won_total";
 
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
@@ -52,7 +56,7 @@ pub const LABEL_TO: &str = "to";
 pub const LABEL_KIND: &str = "kind";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 12] = [
+pub const METRIC_FAMILIES: [(&str, &str); 14] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -91,6 +95,14 @@ pub const METRIC_FAMILIES: [(&str, &str); 12] = [
     (
         FAULTS_INJECTED_TOTAL,
         "Faults injected into attempts on purpose (fault injection), by kind.",
+    ),
+    (
+        HEDGES_STARTED_TOTAL,
+        "Hedges started: extra attempts of idempotent calls slower than the hedge delay.",
+    ),
+    (
+        HEDGES_WON_TOTAL,
+        "Calls a hedge answered first (the attempt it hedged was cancelled).",
     ),
 ];
 

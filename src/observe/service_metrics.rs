@@ -17,6 +17,8 @@ pub(crate) struct ServiceMetrics {
     timeouts: Counter,
     rejected: [Counter; 5],
     faults: [Counter; 3],
+    hedges_started: Counter,
+    hedges_won: Counter,
     in_flight: Gauge,
     throttle: Gauge,
     limit: Gauge,
@@ -46,6 +48,8 @@ impl ServiceMetrics {
             faults: FaultKind::ALL.map(|k| {
                 counter!(FAULTS_INJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_KIND => k.as_str())
             }),
+            hedges_started: counter!(HEDGES_STARTED_TOTAL, LABEL_SERVICE => s()),
+            hedges_won: counter!(HEDGES_WON_TOTAL, LABEL_SERVICE => s()),
             in_flight: gauge!(CALLS_IN_FLIGHT, LABEL_SERVICE => s()),
             throttle: gauge!(THROTTLE_PROBABILITY, LABEL_SERVICE => s()),
             limit: gauge!(CONCURRENCY_LIMIT, LABEL_SERVICE => s()),
@@ -82,6 +86,16 @@ impl ServiceMetrics {
     /// A fault was injected on purpose.
     pub(crate) fn fault_injected(&self, kind: FaultKind) {
         self.faults[kind as usize].increment(1);
+    }
+
+    /// A hedge started.
+    pub(crate) fn hedge_started(&self) {
+        self.hedges_started.increment(1);
+    }
+
+    /// A hedge answered its call first.
+    pub(crate) fn hedge_won(&self) {
+        self.hedges_won.increment(1);
     }
 
     /// The adaptive throttle's reject probability is now `probability`.

@@ -1,0 +1,221 @@
+//! One attempt with hedges: when the attempt has not answered within the hedge delay, the
+//! supervisor is asked for a hedge ([`Hedge`]: breaker closed, retry budget) and another
+//! attempt of the same call starts; up to `max_hedges` of them, one per further delay. The
+//! attempts race in the call's task:
+//!
+//! - the first **value** wins; the other attempts are dropped (cancelled) and recorded as
+//!   superseded (their running time goes to the health window);
+//! - an attempt that fails while another still runs is recorded as the failure it is, and the
+//!   race goes on, unless the failure is final (a permanent error, a panic): that is the
+//!   call's answer;
+//! - when every attempt has failed, the last failure is the attempt's outcome, and the attempt
+//!   loop goes on with it as with any failed attempt (the retry decision).
+//!
+//! The decisive attempt's permit is left in the call's guard, as for an attempt without
+//! hedges, so the rest of the loop does not know hedging exists. A call dropped mid-race hands
+//! every running attempt's permit back (counted `cancelled`).
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{classify, start_attempt, time_limit, Attempt, CallGuard, Failure};
+use crate::actors::handle::ServiceHandle;
+use crate::actors::published::Published;
+use crate::breaker::Permit;
+use crate::messages::{AttemptOutcome, AttemptRecord, Call, Hedge, Report};
+
+/// One attempt in a race: its permit is reported when it ends, loses, or is dropped.
+pub(super) struct Runner {
+    permit: Option<Permit>,
+    /// The call's first attempt (the call is counted into the retry budget with it).
+    first: bool,
+    started: Instant,
+    /// A hedge, not the attempt it hedged.
+    hedge: bool,
+}
+
+impl Runner {
+    pub(super) fn new(permit: Permit, first: bool, started: Instant, hedge: bool) -> Self {
+        Runner {
+            permit: Some(permit),
+            first,
+            started,
+            hedge,
+        }
+    }
+
+    /// The attempt's record, ended `outcome` now; its duration at most `cap`.
+    fn record(
+        &mut self,
+        outcome: AttemptOutcome,
+        in_flight: u32,
+        cap: Duration,
+    ) -> Option<AttemptRecord> {
+        let permit = self.permit.take()?;
+        Some(AttemptRecord {
+            permit,
+            outcome,
+            duration: self.started.elapsed().min(cap),
+            first: self.first,
+            in_flight,
+        })
+    }
+}
+
+/// The attempts of a race still running. Dropped with the call, it hands their permits back.
+struct Race<'a, A> {
+    published: &'a Arc<Published>,
+    in_flight: u32,
+    running: Vec<(Runner, Pin<Box<A>>)>,
+}
+
+impl<A> Race<'_, A> {
+    /// Hands over the record of an attempt that ended (or lost) with `outcome`, its duration
+    /// at most `cap`.
+    fn report(&self, runner: &mut Runner, outcome: AttemptOutcome, cap: Duration) {
+        if let Some(record) = runner.record(outcome, self.in_flight, cap) {
+            self.published.report(Report {
+                attempt: Some(record),
+                ..Report::default()
+            });
+        }
+    }
+
+    /// The race is decided: every attempt still running lost (its future is dropped here).
+    /// A loser is recorded with the time it ran, but at most `delay`: all that is known of its
+    /// latency is that it was not answered within the delay (the attempt a hedge beat) or
+    /// within the time it ran. Recording more — the hedged attempt's whole running time, the
+    /// delay plus the winner's latency — would feed the next delay a sample above the current
+    /// one for every hedge, and the delay would creep up while the slow share sits at the
+    /// percentile.
+    fn supersede_all(&mut self, delay: Duration) {
+        for (mut runner, attempt) in std::mem::take(&mut self.running) {
+            drop(attempt);
+            self.report(&mut runner, AttemptOutcome::Superseded, delay);
+        }
+    }
+}
+
+impl<A> Drop for Race<'_, A> {
+    fn drop(&mut self) {
+        for (mut runner, attempt) in std::mem::take(&mut self.running) {
+            drop(attempt);
+            self.report(&mut runner, AttemptOutcome::Cancelled, Duration::MAX);
+        }
+    }
+}
+
+/// Runs the attempt `first` (its permit taken) with hedges after `delay`; returns the decisive
+/// attempt's outcome and start, its permit left in `guard` (see the module docs).
+pub(super) async fn hedged<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    call: &mut Call<T, E, F>,
+    guard: &mut CallGuard<'_>,
+    first: Runner,
+    attempts: u32,
+    deadline: Option<Instant>,
+    delay: Duration,
+) -> (Attempt<T, E>, Instant)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let published = &handle.published;
+    let settings = published.settings;
+    let attempt_deadline =
+        |started: Instant| time_limit(settings.timeout, deadline, started).map(|l| started + l);
+    let first_attempt = start_attempt(call, published, attempt_deadline(first.started));
+    if tokio::runtime::Handle::try_current().is_err() {
+        // Nothing to time the hedge with: the attempt runs alone.
+        let started = first.started;
+        guard.permit = first.permit.map(|permit| (permit, first.first));
+        return (first_attempt.await, started);
+    }
+    let mut race = Race {
+        published,
+        in_flight: guard.in_flight,
+        running: Vec::with_capacity(1 + settings.max_hedges as usize),
+    };
+    let first_started = first.started;
+    race.running.push((first, Box::pin(first_attempt)));
+    let mut hedges = 0u32;
+    let mut timer = pin!(tokio::time::sleep_until(first_started + delay));
+    // The supervisor's answer to a hedge request, while one is asked.
+    let mut asking: Option<Pin<Box<actix::dev::Request<_, Hedge>>>> = None;
+    let mut hedging = true;
+    let (mut winner, attempt) = std::future::poll_fn(|cx| loop {
+        let mut i = 0;
+        while i < race.running.len() {
+            let Poll::Ready(attempt) = race.running[i].1.as_mut().poll(cx) else {
+                i += 1;
+                continue;
+            };
+            let (mut runner, ended) = race.running.swap_remove(i);
+            drop(ended);
+            // A hedge being asked for does not count: if it is refused, this failure would be
+            // lost.
+            let others = !race.running.is_empty();
+            // An attempt that fails while another runs is recorded, and the race goes on.
+            let failed = match attempt {
+                Attempt::Error(error) if others => match classify(call, error, attempts) {
+                    (outcome, Failure::Retryable(_), _) => outcome,
+                    (outcome, failure, retry_after) => {
+                        return Poll::Ready((
+                            runner,
+                            Attempt::Classified(outcome, failure, retry_after),
+                        ))
+                    }
+                },
+                Attempt::TimedOut if others => AttemptOutcome::TimedOut,
+                Attempt::Injected if others => AttemptOutcome::Failure,
+                attempt => return Poll::Ready((runner, attempt)),
+            };
+            race.report(&mut runner, failed, Duration::MAX);
+        }
+        if let Some(request) = asking.as_mut() {
+            let Poll::Ready(answer) = request.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            asking = None;
+            match answer.ok().flatten() {
+                Some(held) => {
+                    let now = Instant::now();
+                    let attempt = start_attempt(call, published, attempt_deadline(now));
+                    let runner = Runner::new(held.take(), false, now, true);
+                    race.running.push((runner, Box::pin(attempt)));
+                    if hedges < settings.max_hedges {
+                        timer.as_mut().reset(now + delay);
+                    }
+                }
+                // Refused (breaker not closed, budget spent) or the supervisor is gone.
+                None => hedging = false,
+            }
+            // Poll the new attempt, or see whether the race ended while the supervisor was
+            // asked.
+            continue;
+        }
+        if hedging && hedges < settings.max_hedges && timer.as_mut().poll(cx).is_ready() {
+            hedges += 1;
+            let after = Instant::now() - first_started;
+            asking = Some(Box::pin(handle.addr.send(Hedge {
+                after,
+                hedge: hedges,
+            })));
+            continue;
+        }
+        return Poll::Pending;
+    })
+    .await;
+    race.supersede_all(delay);
+    if winner.hedge && matches!(attempt, Attempt::Value(_)) {
+        guard.hedge_won = true;
+    }
+    let started = winner.started;
+    guard.permit = winner.permit.take().map(|permit| (permit, winner.first));
+    (attempt, started)
+}
