@@ -532,9 +532,12 @@ where
             }
             Some(delay) => {
                 let first = Runner::new(permit, attempts == 1, attempt_started, false);
-                hedged(handle, &mut call, guard, first, attempts, deadline, delay)
-                    .instrument(span)
-                    .await
+                // Boxed: a call that is not hedged keeps its future as small as before.
+                Box::pin(hedged(
+                    handle, &mut call, guard, first, attempts, deadline, delay,
+                ))
+                .instrument(span)
+                .await
             }
         };
         let finished = Instant::now();
