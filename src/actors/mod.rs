@@ -21,3 +21,4 @@ pub use runtime::BackgroundRuntime;
 pub use supervisor::{CallReply, ServiceSupervisor, BATCH_WINDOW};
 
 pub(crate) use published::Published;
+pub(crate) use runtime::home_arbiter;
