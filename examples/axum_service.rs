@@ -238,10 +238,16 @@ async fn run(args: Args) -> Result<(), String> {
     // or when it changes, and logs (never applies) an invalid one.
 
     let app = App::new(&registry, upstream.url()).await?;
-    let page = StatusPage::start(registry.clone(), StatusConfig::default().critical(CRITICAL))
-        .await
-        .map_err(|e| e.to_string())?
-        .with_metrics(metrics);
+    let page = StatusPage::start(
+        registry.clone(),
+        StatusConfig::default()
+            .critical(CRITICAL)
+            .sample_every(Some(Duration::from_secs(1)))
+            .history(300),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .with_metrics(metrics);
     let addr = if args.self_test {
         "127.0.0.1:0".parse().unwrap()
     } else {
@@ -280,6 +286,7 @@ async fn run(args: Args) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+    println!("ready");
     match args.serve_for {
         Some(duration) => tokio::time::sleep(duration.into()).await,
         None => std::future::pending().await,

@@ -31,7 +31,7 @@ pub fn render_html(view: &StatusView) -> String {
     );
     let _ = write!(
         html,
-        "<table id=\"services\"><caption>Dependencies: breaker, health and latency over each \
+        "<div class=\"scroll\"><table id=\"services\"><caption>Dependencies: breaker, health and latency over each \
          supervisor's window; history of the {}</caption>\n<thead><tr>\
          <th scope=\"col\">Service</th><th scope=\"col\">Breaker</th><th scope=\"col\">Health</th>\
          <th scope=\"col\">Success rate</th><th scope=\"col\">p50 / p95 / p99</th>\
@@ -47,7 +47,7 @@ pub fn render_html(view: &StatusView) -> String {
         row(&mut html, service, view.history_len);
     }
     html.push_str(
-        "</tbody></table>\n<section aria-labelledby=\"transitions-title\">\
+        "</tbody></table></div>\n<section aria-labelledby=\"transitions-title\">\
          <h2 id=\"transitions-title\">Recent breaker transitions</h2>\
          <table id=\"transitions\"><thead><tr><th scope=\"col\">Time (UTC)</th>\
          <th scope=\"col\">Service</th><th scope=\"col\">Change</th><th scope=\"col\">Reason</th>\
@@ -58,7 +58,7 @@ pub fn render_html(view: &StatusView) -> String {
         .iter()
         .flat_map(|s| s.transitions.iter().map(move |t| (s.name.as_str(), t)))
         .collect();
-    all.sort_by(|a, b| b.1.at_unix_ms.cmp(&a.1.at_unix_ms));
+    all.sort_by_key(|(_, t)| std::cmp::Reverse(t.at_unix_ms));
     if all.is_empty() {
         html.push_str("<tr><td colspan=\"5\">No transition yet.</td></tr>");
     }
@@ -67,12 +67,12 @@ pub fn render_html(view: &StatusView) -> String {
         let _ = write!(
             html,
             "<tr><td><time>{}</time></td><th scope=\"row\">{}</th><td>{}</td><td>{}</td>\
-             <td>{} calls, {} failed, {} in a row</td></tr>",
+             <td>{}, {} failed, {} in a row</td></tr>",
             clock(transition.at_unix_ms),
             escape(service),
             change(transition),
             escape(&transition.summary),
-            window.calls,
+            count(window.calls as usize, "call", "calls"),
             window.failures,
             window.consecutive_failures,
         );
@@ -88,6 +88,10 @@ pub fn render_html(view: &StatusView) -> String {
     html
 }
 
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn summary(view: &StatusView) -> String {
     let open = view
         .services
@@ -95,10 +99,10 @@ fn summary(view: &StatusView) -> String {
         .filter(|s| s.breaker != BreakerState::Closed)
         .count();
     format!(
-        "{} · {} services, {} breakers not closed · updated <time>{}</time> UTC",
+        "{} · {} · {} · updated <time>{}</time> UTC",
         if view.ready { "Ready" } else { "NOT READY" },
-        view.services.len(),
-        open,
+        count(view.services.len(), "service", "services"),
+        count(open, "breaker not closed", "breakers not closed"),
         clock(view.generated_at_unix_ms)
     )
 }
@@ -236,7 +240,11 @@ fn sparkline(history: &[HistoryPoint], capacity: usize, series: Series) -> Strin
             Some(value) => {
                 let x = (offset + i) as f64 * SPARK_WIDTH / slots as f64;
                 let y = 1.0 + (1.0 - (value / max).clamp(0.0, 1.0)) * (SPARK_HEIGHT - 2.0);
-                let _ = write!(path, "{}{x:.1} {y:.1} ", if pen_down { "L" } else { "M" });
+                // A segment starts with a zero-length line: its round cap shows a lone point.
+                let _ = match pen_down {
+                    true => write!(path, "L{x:.1} {y:.1} "),
+                    false => write!(path, "M{x:.1} {y:.1} h0 "),
+                };
                 pen_down = true;
             }
             None => pen_down = false,
@@ -267,7 +275,8 @@ fn millis(ms: Option<f64>) -> String {
         None => "—".to_string(),
         Some(ms) if ms >= 1000.0 => seconds(ms),
         Some(ms) if ms >= 10.0 => format!("{ms:.0} ms"),
-        Some(ms) => format!("{ms:.1} ms"),
+        Some(ms) if ms >= 1.0 => format!("{ms:.1} ms"),
+        Some(ms) => format!("{:.0} µs", ms * 1000.0),
     }
 }
 
@@ -332,6 +341,6 @@ mod tests {
             5,
             Series::SuccessRate,
         );
-        assert!(svg.contains("d=\"M60.0 1.0 M120.0 27.0\""), "{svg}");
+        assert!(svg.contains("d=\"M60.0 1.0 h0 M120.0 27.0 h0\""), "{svg}");
     }
 }

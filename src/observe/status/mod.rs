@@ -5,7 +5,7 @@
 //! (on by default).
 //!
 //! - [`StatusPage::start`] subscribes a small collector actor to a
-//!   [`RegistryHandle`]'s events (it keeps the last transitions of each service) and samples
+//!   [`RegistryHandle`](crate::actors::RegistryHandle)'s events (it keeps the last transitions of each service) and samples
 //!   the registry every few seconds into a bounded ring (history of success rate, p95 and
 //!   calls/s). Memory is bounded: `services × (history + transitions)` small records. Services
 //!   added later appear; removed ones disappear at the next sample.

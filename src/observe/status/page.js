@@ -17,7 +17,8 @@
   function millis(ms) {
     if (ms == null) return "\u2014";
     if (ms >= 1000) return secs(ms);
-    return ms >= 10 ? ms.toFixed(0) + " ms" : ms.toFixed(1) + " ms";
+    if (ms >= 10) return ms.toFixed(0) + " ms";
+    return ms >= 1 ? ms.toFixed(1) + " ms" : (ms * 1000).toFixed(0) + " \u00b5s";
   }
   function rate(r) { return r == null ? "\u2014" : r.toFixed(1); }
   function clock(ms) { return new Date(ms).toISOString().slice(11, 19); }
@@ -26,6 +27,7 @@
   function badge(cls, symbol, text) {
     return el("span", { "class": "badge " + cls }, [el("span", { "aria-hidden": "true" }, [symbol]), " " + text]);
   }
+  function count(n, one, many) { return n + " " + (n === 1 ? one : many); }
   function change(t) { return words(t.from) + " \u2192 " + words(t.to); }
   function spark(history, capacity, key, cls) {
     var values = history.map(function (p) { return p[key]; });
@@ -36,7 +38,7 @@
     values.forEach(function (v, i) {
       if (v == null) { down = false; return; }
       var x = (offset + i) * W / slots, y = 1 + (1 - Math.min(Math.max(v / max, 0), 1)) * (H - 2);
-      d += (down ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1) + " ";
+      d += down ? "L" + x.toFixed(1) + " " + y.toFixed(1) + " " : "M" + x.toFixed(1) + " " + y.toFixed(1) + " h0 ";
       down = true; last = v;
     });
     var label = key === "p95_ms"
@@ -86,12 +88,13 @@
       var t = p[1], w = t.window;
       return el("tr", {}, [el("td", {}, [el("time", {}, [clock(t.at_unix_ms)])]), el("th", { scope: "row" }, [p[0]]),
         el("td", {}, [change(t)]), el("td", {}, [t.summary]),
-        el("td", {}, [w.calls + " calls, " + w.failures + " failed, " + w.consecutive_failures + " in a row"])]);
+        el("td", {}, [count(w.calls, "call", "calls") + ", " + w.failures + " failed, " + w.consecutive_failures + " in a row"])]);
     }), "No transition yet.", "5");
     var notClosed = view.services.filter(function (s) { return s.breaker !== "closed"; }).length;
     var summary = document.getElementById("summary");
-    summary.textContent = (view.ready ? "Ready" : "NOT READY") + " \u00b7 " + view.services.length +
-      " services, " + notClosed + " breakers not closed \u00b7 updated ";
+    summary.textContent = (view.ready ? "Ready" : "NOT READY") + " \u00b7 " +
+      count(view.services.length, "service", "services") + " \u00b7 " +
+      count(notClosed, "breaker not closed", "breakers not closed") + " \u00b7 updated ";
     summary.appendChild(el("time", {}, [clock(view.generated_at_unix_ms)]));
     summary.appendChild(document.createTextNode(" UTC"));
     document.body.removeAttribute("data-stale");
