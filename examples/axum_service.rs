@@ -279,10 +279,10 @@ async fn run(args: Args) -> Result<(), String> {
             .ok_or(format!("no service `{name}`"))?;
         handle.force_open().await.map_err(|e| e.to_string())?;
     }
-    // Some traffic, so the page has rates to show.
+    // Some traffic over quotes 0..5, so the page has rates to show.
     tokio::spawn(async move {
-        loop {
-            let _ = client.get(&format!("/quote/{}", rand_id())).await;
+        for id in (0..5).cycle() {
+            let _ = client.get(&format!("/quote/{id}")).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
@@ -292,13 +292,6 @@ async fn run(args: Args) -> Result<(), String> {
         None => std::future::pending().await,
     }
     Ok(())
-}
-
-fn rand_id() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::from(d.subsec_micros()) % 5)
 }
 
 #[path = "axum_service/self_test.rs"]
