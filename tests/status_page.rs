@@ -306,3 +306,21 @@ async fn serve_installs_the_recorder_and_serves_every_route() {
     assert_eq!(get(addr, "/health").await.0, 200);
     assert_eq!(get(addr, "/status.json").await.0, 200);
 }
+
+#[actix::test]
+async fn the_collector_samples_on_its_own_and_keeps_a_bounded_ring() {
+    pause_aligned().await;
+    let registry = Registry::start_new();
+    registry.spawn("search", plain_config()).await.unwrap();
+    let config = StatusConfig::default()
+        .sample_every(Some(Duration::from_secs(1)))
+        .history(4);
+    let page = StatusPage::start(registry, config).await.unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        settle().await;
+    }
+    let history = &page.view().await.unwrap().services[0].history;
+    assert_eq!(history.len(), 4, "the ring keeps the last 4 of 11 samples");
+    assert!(history.iter().all(|point| point.calls_per_sec == Some(0.0)));
+}

@@ -15,7 +15,7 @@ use super::view::{
 use crate::actors::RegistryHandle;
 use crate::breaker::Transition;
 use crate::error::SupervisorGone;
-use crate::health::HealthSnapshot;
+use crate::health::{HealthSnapshot, HealthStatus};
 use crate::messages::{BreakerStatus, CallCounts, EventKind, SupervisorEvent};
 
 /// What the status page keeps and how often it samples.
@@ -287,12 +287,13 @@ impl StatusPage {
                 }
             })
             .collect();
-        let ready = readiness_of(config, services.iter().map(|s| (&*s.name, s.health)));
+        let statuses: Vec<_> = services.iter().map(|s| (&*s.name, s.health)).collect();
+        let (ready, _) = readiness_of(config, &statuses);
         Ok(StatusView {
             generated_at_unix_ms: unix_ms(SystemTime::now()),
             sample_every_ms: config.sample_every.map(|d| d.as_millis() as u64),
             history_len: config.history,
-            ready: ready.is_empty() && missing(config, &services).is_empty(),
+            ready,
             services,
         })
     }
@@ -302,19 +303,10 @@ impl StatusPage {
     pub async fn readiness(&self) -> Result<Readiness, SupervisorGone> {
         let config = &self.inner.config;
         let all = self.inner.registry.health_all().await?;
-        let unhealthy = readiness_of(
-            config,
-            all.iter().map(|health| (&*health.service, health.status)),
-        );
-        let missing: Vec<String> = config
-            .critical
-            .iter()
-            .flatten()
-            .filter(|name| !all.iter().any(|health| &health.service == *name))
-            .cloned()
-            .collect();
+        let statuses: Vec<_> = all.iter().map(|h| (&*h.service, h.status)).collect();
+        let (ready, missing) = readiness_of(config, &statuses);
         Ok(Readiness {
-            ready: unhealthy.is_empty() && missing.is_empty(),
+            ready,
             missing,
             services: all
                 .into_iter()
@@ -357,26 +349,20 @@ impl StatusPage {
     }
 }
 
-/// The critical services among `services` that are unhealthy.
-fn readiness_of<'a>(
-    config: &StatusConfig,
-    services: impl Iterator<Item = (&'a str, crate::health::HealthStatus)>,
-) -> Vec<&'a str> {
-    services
-        .filter(|(name, status)| config.is_critical(name) && status.is_unhealthy())
-        .map(|(name, _)| name)
-        .collect()
-}
-
-/// The critical services that are not among `services`.
-fn missing<'a>(config: &'a StatusConfig, services: &[ServiceStatus]) -> Vec<&'a str> {
-    config
+/// Readiness of `services` (name, status): false when a critical one is unhealthy or is not
+/// among them; with the critical services that are not.
+fn readiness_of(config: &StatusConfig, services: &[(&str, HealthStatus)]) -> (bool, Vec<String>) {
+    let unhealthy = services
+        .iter()
+        .any(|(name, status)| config.is_critical(name) && status.is_unhealthy());
+    let missing: Vec<String> = config
         .critical
         .iter()
         .flatten()
-        .filter(|name| !services.iter().any(|s| &s.name == *name))
-        .map(String::as_str)
-        .collect()
+        .filter(|name| !services.iter().any(|(present, _)| present == name))
+        .cloned()
+        .collect();
+    (!unhealthy && missing.is_empty(), missing)
 }
 
 fn ms(duration: Duration) -> f64 {
