@@ -129,9 +129,10 @@ impl App {
             .text()
             .await
             .map_err(|e| UpstreamError(e.to_string()))?;
-        match ok {
-            true => body.trim().parse().map_err(|_| UpstreamError(body)),
-            false => Err(UpstreamError(body)),
+        if ok {
+            body.trim().parse().map_err(|_| UpstreamError(body))
+        } else {
+            Err(UpstreamError(body))
         }
     }
 
