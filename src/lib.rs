@@ -43,6 +43,9 @@
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
+//! - `status-page` (on by default): a live status page, `/status.json` and a readiness route
+//!   as an axum `Router` ([`observe::status`]), and [`observe::serve`] to serve them with
+//!   `/metrics`. Pulls `axum` (default features off).
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -100,6 +100,12 @@ impl ServiceHandle {
         self.published.in_flight()
     }
 
+    /// Calls allowed in flight now: the bulkhead's `max_in_flight`, or the adaptive
+    /// concurrency limit when one is configured.
+    pub fn limit(&self) -> u32 {
+        self.published.limit()
+    }
+
     /// Runs `operation` through the supervisor (see [`Call::new`]), in the task that awaits
     /// this future: no thread hop, and the returned future is `Send` when `operation` and its
     /// future are.

@@ -21,3 +21,5 @@ pub use runtime::BackgroundRuntime;
 pub use supervisor::{CallReply, ServiceSupervisor, BATCH_WINDOW};
 
 pub(crate) use published::Published;
+#[cfg(feature = "status-page")]
+pub(crate) use runtime::home_arbiter;

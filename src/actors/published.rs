@@ -343,6 +343,11 @@ impl Published {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Calls allowed in flight now (the bulkhead's `max_in_flight` or the adaptive limit).
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     /// Hands `report` to the supervisor without waiting; wakes it when nobody else will.
     pub(crate) fn report(&self, report: Report) {
         if self.reports.push(report) {

@@ -26,7 +26,7 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 ];
 
 /// How often histogram data is drained into the rendered output.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why the exporter could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +39,20 @@ pub enum ExporterError {
     /// The exporter's thread could not be started.
     #[error("cannot start the metrics thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The listener could not be bound (address in use, permission denied, …).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The registry to report on is not running.
+    #[error("the registry is not running")]
+    RegistryGone,
 }
 
-fn builder() -> Result<PrometheusBuilder, ExporterError> {
+pub(crate) fn builder() -> Result<PrometheusBuilder, ExporterError> {
     Ok(PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(CALL_DURATION_SECONDS.to_string()),
