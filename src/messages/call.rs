@@ -58,6 +58,8 @@ pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) classifier: Option<Classifier<E>>,
     pub(crate) fallback: Option<Fallback<T, E>>,
     pub(crate) coalesce: Option<Coalesce<T, E>>,
+    /// At most one attempt, whatever the retry policy allows ([`Call::no_retry`]).
+    pub(crate) no_retry: bool,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -73,6 +75,7 @@ where
             classifier: None,
             fallback: None,
             coalesce: None,
+            no_retry: false,
             _answer: PhantomData,
         }
     }
@@ -89,6 +92,7 @@ where
             classifier: self.classifier,
             fallback: self.fallback,
             coalesce: self.coalesce,
+            no_retry: self.no_retry,
             _answer: PhantomData,
         }
     }
@@ -190,6 +194,24 @@ impl<T, E, F> Call<T, E, F> {
         self
     }
 
+    /// Runs the operation at most once: a retryable failure ends the call as if the retry
+    /// policy allowed a single attempt (answered [`CallError::Failed`], or
+    /// [`CallError::TimedOut`] after a timeout), and the operation is never invoked a second
+    /// time. For a request that cannot be sent twice (not `Clone`, or not idempotent). The
+    /// failure is still recorded by the breaker and the health window.
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    ///
+    /// # #[derive(Debug)] struct PaymentError;
+    /// let call = Call::new(|| async { Err::<(), _>(PaymentError) }).no_retry();
+    /// # let _ = call;
+    /// ```
+    pub fn no_retry(mut self) -> Self {
+        self.no_retry = true;
+        self
+    }
+
     pub(crate) fn class_of(&self, error: &E) -> ErrorClass {
         self.classifier
             .as_ref()
@@ -203,6 +225,7 @@ impl<T, E, F> fmt::Debug for Call<T, E, F> {
             .field("classifier", &self.classifier.is_some())
             .field("fallback", &self.fallback.is_some())
             .field("coalesce", &self.coalesce.as_ref().map(Coalesce::key))
+            .field("no_retry", &self.no_retry)
             .finish_non_exhaustive()
     }
 }

@@ -47,6 +47,18 @@ impl Throttle {
         }
     }
 
+    /// Applies a new configuration (assumed validated). The requests and accepts counted are
+    /// kept when the window and its buckets are unchanged (the new `k` and limits apply to them
+    /// at once); otherwise the window starts empty. Returns whether the counts were kept.
+    pub fn reconfigure(&mut self, config: ThrottleConfig) -> bool {
+        let keep = config.window == self.config.window && config.buckets == self.config.buckets;
+        if !keep {
+            self.window = RequestWindow::new(config.window, config.buckets);
+        }
+        self.config = config;
+        keep
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ThrottleConfig {
         &self.config
