@@ -95,6 +95,17 @@ impl ServiceHandle {
         self.published.state()
     }
 
+    /// Whether a call starting now would be refused at once because the breaker is open (its
+    /// open period still running) or forced open: read from the state the supervisor
+    /// publishes, without a mailbox hop. False while closed, disabled or half-open (where the
+    /// supervisor hands out probe permits), and once an open period has ended.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.published.admission(),
+            super::published::Admission::Refused(_)
+        )
+    }
+
     /// Calls in flight now.
     pub fn in_flight(&self) -> u32 {
         self.published.in_flight()
