@@ -138,7 +138,7 @@ pub struct RetryRequests;
 /// A [`Layer`] that runs a service's requests as supervised calls of one [`ServiceHandle`]
 /// (see the [module docs](self)). Cheap to clone.
 pub struct WardenLayer<C = ErrorsAreFailures, P = SingleAttempt> {
-    handle: ServiceHandle,
+    handle: Arc<ServiceHandle>,
     classifier: Arc<C>,
     _policy: PhantomData<fn() -> P>,
 }
@@ -148,7 +148,7 @@ impl WardenLayer {
     /// `Err` a failure.
     pub fn new(handle: ServiceHandle) -> Self {
         WardenLayer {
-            handle,
+            handle: Arc::new(handle),
             classifier: Arc::new(ErrorsAreFailures),
             _policy: PhantomData,
         }
@@ -185,7 +185,7 @@ impl<C, P> WardenLayer<C, P> {
 impl<C, P> Clone for WardenLayer<C, P> {
     fn clone(&self) -> Self {
         WardenLayer {
-            handle: self.handle.clone(),
+            handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
             _policy: PhantomData,
         }
@@ -208,7 +208,7 @@ impl<S, C, P> Layer<S> for WardenLayer<C, P> {
         WardenService {
             inner,
             inner_ready: false,
-            handle: self.handle.clone(),
+            handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
             _policy: PhantomData,
         }
@@ -220,7 +220,7 @@ pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt> {
     inner: S,
     /// `inner` answered ready to the last `poll_ready`, and no request has used it since.
     inner_ready: bool,
-    handle: ServiceHandle,
+    handle: Arc<ServiceHandle>,
     classifier: Arc<C>,
     _policy: PhantomData<fn() -> P>,
 }
@@ -280,7 +280,7 @@ impl<S: Clone, C, P> Clone for WardenService<S, C, P> {
         WardenService {
             inner: self.inner.clone(),
             inner_ready: false,
-            handle: self.handle.clone(),
+            handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
             _policy: PhantomData,
         }
@@ -297,9 +297,64 @@ impl<S: fmt::Debug, C, P> fmt::Debug for WardenService<S, C, P> {
     }
 }
 
-/// The future of a [`WardenService`] call.
-pub type ResponseFuture<Response, Error> =
-    Pin<Box<dyn Future<Output = Result<Response, CallError<Error>>> + Send>>;
+/// The future of a [`WardenService`] call: the supervised call, or a refusal known at once
+/// (which allocates nothing).
+pub struct ResponseFuture<Response, Error> {
+    state: FutureState<Response, Error>,
+}
+
+enum FutureState<Response, Error> {
+    Refused(Option<CallError<Error>>),
+    Call(Pin<Box<dyn Future<Output = Result<Response, CallError<Error>>> + Send>>),
+}
+
+impl<Response, Error> ResponseFuture<Response, Error> {
+    fn refused(error: CallError<Error>) -> Self {
+        ResponseFuture {
+            state: FutureState::Refused(Some(error)),
+        }
+    }
+
+    fn call(
+        future: impl Future<Output = Result<Response, CallError<Error>>> + Send + 'static,
+    ) -> Self {
+        ResponseFuture {
+            state: FutureState::Call(Box::pin(future)),
+        }
+    }
+}
+
+// Nothing in it is ever pinned in place: the call's future is boxed, a refusal is moved out.
+impl<Response, Error> Unpin for ResponseFuture<Response, Error> {}
+
+impl<Response, Error> Future for ResponseFuture<Response, Error> {
+    type Output = Result<Response, CallError<Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            FutureState::Refused(error) => match error.take() {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Ready(Err(CallError::Panicked {
+                    message: "response future polled after its end".into(),
+                    attempts: 0,
+                })),
+            },
+            FutureState::Call(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<Response, Error> fmt::Debug for ResponseFuture<Response, Error> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            FutureState::Refused(_) => "refused",
+            FutureState::Call(_) => "call",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
 
 impl<S, C, Req> Service<Req> for WardenService<S, C, SingleAttempt>
 where
@@ -319,26 +374,29 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        // Refused at once (open breaker, supervisor gone): nothing built, nothing allocated.
+        if let Some(refused) = self.handle.refusal() {
+            self.inner_ready = false;
+            return ResponseFuture::refused(refused);
+        }
         let service = match self.take_ready() {
             Some(ready) => (ready, true),
             None => (self.inner.clone(), false),
         };
-        let mut once = Some((service, request));
-        let classifier = Arc::clone(&self.classifier);
+        let mut once = Some((service, request, Arc::clone(&self.classifier)));
         let call = Call::new(move || {
             let sent = once.take();
-            let classifier = Arc::clone(&classifier);
             async move {
                 // `no_retry` below: the attempt loop invokes this once, never twice.
-                let ((service, ready), request) =
+                let ((service, ready), request, classifier) =
                     sent.expect("a single-attempt call invokes its operation once");
                 attempt(service, ready, request, &*classifier).await
             }
         })
         .classify(Verdict::class)
         .no_retry();
-        let handle = self.handle.clone();
-        Box::pin(async move { into_answer(handle.send(call).await) })
+        let handle = Arc::clone(&self.handle);
+        ResponseFuture::call(async move { into_answer(handle.send(call).await) })
     }
 }
 
@@ -360,6 +418,11 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        // Refused at once (open breaker, supervisor gone): nothing built, nothing allocated.
+        if let Some(refused) = self.handle.refusal() {
+            self.inner_ready = false;
+            return ResponseFuture::refused(refused);
+        }
         // The first attempt uses the service made ready by `poll_ready`; a retry, a fresh
         // clone made ready for it.
         let mut ready = self.take_ready();
@@ -375,8 +438,8 @@ where
             async move { attempt(service.0, service.1, request, &*classifier).await }
         })
         .classify(Verdict::class);
-        let handle = self.handle.clone();
-        Box::pin(async move { into_answer(handle.send(call).await) })
+        let handle = Arc::clone(&self.handle);
+        ResponseFuture::call(async move { into_answer(handle.send(call).await) })
     }
 }
 

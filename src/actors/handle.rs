@@ -106,6 +106,13 @@ impl ServiceHandle {
         )
     }
 
+    /// The refusal a call starting now gets without running (supervisor gone, breaker open),
+    /// counted as a call would count it; `None` when a call would go ahead.
+    #[cfg(feature = "tower")]
+    pub(crate) fn refusal<E>(&self) -> Option<CallError<E>> {
+        call_driver::precheck(self).err()
+    }
+
     /// Calls in flight now.
     pub fn in_flight(&self) -> u32 {
         self.published.in_flight()
