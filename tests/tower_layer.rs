@@ -6,7 +6,6 @@
 //! an in-memory service on a paused clock.
 
 #[path = "../examples/http_dependency/app.rs"]
-#[allow(dead_code)]
 mod app;
 
 use std::future::Future;

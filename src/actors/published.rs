@@ -75,7 +75,7 @@ impl SettingsCell {
                 deadline: decode_duration(self.deadline.load(Ordering::SeqCst)),
                 max_attempts: self.max_attempts.load(Ordering::SeqCst),
             };
-            if before % 2 == 0 && self.sequence.load(Ordering::SeqCst) == before {
+            if before & 1 == 0 && self.sequence.load(Ordering::SeqCst) == before {
                 return settings;
             }
             std::hint::spin_loop();
