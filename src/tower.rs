@@ -31,6 +31,10 @@
 //!   ([`CallError::Failed`] with 0 attempts: nothing was sent); [`ServiceHandle::is_open`]
 //!   tells a router whether a request would be refused.
 //!
+//! The inner service must be `Clone` (each call owns a clone made ready for it, the usual
+//! tower pattern; wrap one that is not in `tower::buffer::Buffer`), `Send + 'static`, with a
+//! `Send` future; the response future is boxed, except for a refusal known at once.
+//!
 //! It composes with other layers in a `tower::ServiceBuilder`; the layer's own timeout is the
 //! supervisor's (per attempt, with retries), an outer `timeout` bounds the whole call.
 //!

@@ -375,3 +375,55 @@ async fn a_single_supervisor_is_reconfigured_through_its_handle() {
     let err = db.reconfigure(config).await.unwrap_err();
     assert!(matches!(&err, RegistryError::Config(e) if e.field() == Some("max_in_flight")));
 }
+
+#[actix::test]
+async fn a_rate_limit_is_added_changed_and_removed_by_reload() {
+    pause_aligned().await;
+    let registry = registry_with(&[("db", db_config())]).await;
+    let db = get(&registry, "db").await;
+    for _ in 0..10 {
+        succeed(&db).await.unwrap();
+    }
+
+    // 2 calls per second, a burst of 2, no waiting: the third call at once is refused.
+    let mut limited = db_config();
+    limited.rate_limit = Some(RateLimitConfig {
+        rate: 2.0,
+        burst: 2,
+        max_wait: Duration::ZERO,
+        ..RateLimitConfig::default()
+    });
+    let report = registry
+        .reload(file(&[("db", limited.clone())]))
+        .await
+        .unwrap();
+    assert_eq!(report.changed, ["db"]);
+    succeed(&db).await.unwrap();
+    succeed(&db).await.unwrap();
+    assert!(matches!(
+        succeed(&db).await,
+        Err(CallError::RateLimited { .. })
+    ));
+
+    // A higher rate keeps the (empty) bucket: the next token comes at the new rate.
+    let mut faster = limited;
+    faster.rate_limit = Some(RateLimitConfig {
+        rate: 100.0,
+        burst: 2,
+        max_wait: Duration::ZERO,
+        ..RateLimitConfig::default()
+    });
+    registry.reload(file(&[("db", faster)])).await.unwrap();
+    assert!(matches!(
+        succeed(&db).await,
+        Err(CallError::RateLimited { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    succeed(&db).await.unwrap();
+
+    // Removed: no limit any more.
+    registry.reload(file(&[("db", db_config())])).await.unwrap();
+    for _ in 0..10 {
+        succeed(&db).await.unwrap();
+    }
+}

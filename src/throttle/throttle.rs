@@ -299,4 +299,37 @@ mod tests {
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
     }
+
+    #[test]
+    fn reconfigure_keeps_the_counts_of_the_same_window() {
+        let t0 = Instant::now();
+        let config = ThrottleConfig {
+            minimum_requests: 1,
+            ..ThrottleConfig::default()
+        };
+        let mut throttle = Throttle::new(config.clone(), 1);
+        for i in 0..40u32 {
+            throttle.count(t0, i % 4 == 0);
+        }
+        let before = throttle.snapshot(t0);
+        assert!(throttle.reconfigure(ThrottleConfig {
+            k: 1.5,
+            ..config.clone()
+        }));
+        let after = throttle.snapshot(t0);
+        assert_eq!(
+            (after.requests, after.accepts),
+            (before.requests, before.accepts)
+        );
+        assert!(
+            after.reject_probability > before.reject_probability,
+            "k lowered"
+        );
+
+        assert!(!throttle.reconfigure(ThrottleConfig {
+            window: config.window * 2,
+            ..config
+        }));
+        assert_eq!(throttle.snapshot(t0).requests, 0);
+    }
 }
