@@ -40,6 +40,9 @@
 //!
 //! # Cargo features
 //!
+//! - `tower` (on by default): [`tower::WardenLayer`], a `tower::Layer` that runs any
+//!   `tower::Service` (a hyper-util client, a tonic channel, an axum sub-service) behind a
+//!   supervisor. It brings in only `tower-service` and `tower-layer`.
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
@@ -70,6 +73,8 @@ pub mod ratelimit;
 pub mod retry;
 mod sync;
 pub mod throttle;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};

@@ -203,12 +203,8 @@ impl SupervisorBuilder {
                 .as_ref()
                 .is_some_and(|hedge| hedge.all_calls),
         };
-        let mut published = Published::new(&name, self.config.initial_limit(), settings);
-        published.rate_limiter = self.config.rate_limit.clone().map(|limit| {
-            Box::new(std::sync::Mutex::new(crate::ratelimit::RateLimiter::new(
-                limit,
-            )))
-        });
+        let published = Published::new(&name, self.config.initial_limit(), settings);
+        published.set_rate_limit(self.config.rate_limit.clone());
         let published = Arc::new(published);
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(

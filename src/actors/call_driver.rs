@@ -478,11 +478,19 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let published = &handle.published;
-    let settings = published.settings;
+    let settings = published.settings();
+    // A call that must not run twice ([`Call::no_retry`]) has one attempt whatever the policy.
+    let max_attempts = if call.no_retry {
+        1
+    } else {
+        settings.max_attempts
+    };
     let started = guard.started;
     let deadline = settings.deadline.map(|d| started + d);
     let mut admission = Some(first_admission);
-    let hedgeable = settings.max_hedges > 0 && (call.idempotent || settings.hedge_all_calls);
+    // A call that must not run twice is never hedged, even when every call is.
+    let hedgeable =
+        settings.max_hedges > 0 && !call.no_retry && (call.idempotent || settings.hedge_all_calls);
     let mut attempts = 0u32;
     let mut previous_delay = Duration::ZERO;
     // While a retry waits for admission: the failure it retries.
@@ -590,7 +598,7 @@ where
                     .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
                     .await;
             }
-            Failure::Retryable(last) if attempts >= settings.max_attempts => {
+            Failure::Retryable(last) if attempts >= max_attempts => {
                 let (error, answer) = match last {
                     // With retries switched off, an error is simply the operation's failure.
                     Last::Error(error) if attempts == 1 => {

@@ -95,6 +95,24 @@ impl ServiceHandle {
         self.published.state()
     }
 
+    /// Whether a call starting now would be refused at once because the breaker is open (its
+    /// open period still running) or forced open: read from the state the supervisor
+    /// publishes, without a mailbox hop. False while closed, disabled or half-open (where the
+    /// supervisor hands out probe permits), and once an open period has ended.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.published.admission(),
+            super::published::Admission::Refused(_)
+        )
+    }
+
+    /// The refusal a call starting now gets without running (supervisor gone, breaker open),
+    /// counted as a call would count it; `None` when a call would go ahead.
+    #[cfg(feature = "tower")]
+    pub(crate) fn refusal<E>(&self) -> Option<CallError<E>> {
+        call_driver::precheck(self).err()
+    }
+
     /// Calls in flight now.
     pub fn in_flight(&self) -> u32 {
         self.published.in_flight()
@@ -179,6 +197,44 @@ impl ServiceHandle {
     /// Stops injecting faults (nothing happens if none were being injected).
     pub async fn clear_faults(&self) -> Result<(), SupervisorGone> {
         self.ask(ClearFaults).await
+    }
+
+    /// Applies `config` to the running supervisor without losing its state where the change
+    /// allows, and answers what changed. An invalid configuration changes nothing and is
+    /// answered with the [`ConfigError`](crate::ConfigError) naming the field.
+    ///
+    /// Kept: the breaker's state (an open breaker stays open until its period ends; permits
+    /// in flight stay valid), its consecutive-failure count and open-duration growth, its
+    /// outcome window when the window's kind and size are unchanged; the health window's
+    /// samples (the newest `window_size` when it shrinks); the retry budget's counts when its
+    /// window length is unchanged; the throttle's counts when its window and buckets are
+    /// unchanged; the rate limiter's tokens (up to the new burst) and retry-after penalty; the
+    /// call counts, subscribers and a manual breaker override.
+    ///
+    /// Started afresh (listed in [`Reconfiguration::reset`]): the breaker's outcome window
+    /// when its kind or size changes, the retry budget's counts when its window length changes
+    /// or it is switched on or off, the throttle's counts when its window or buckets change,
+    /// the adaptive concurrency limit when its configuration changes (from its initial value).
+    ///
+    /// Applied from the next call: timeout, deadline, attempts and retry schedule, bulkhead
+    /// limit, throttle, rate limit; calls in flight finish with the settings they started
+    /// with. New thresholds apply from the next recorded outcome (a reconfiguration never
+    /// trips the breaker by itself); a new open duration from the next opening. A new `seed`
+    /// applies from a restart only.
+    ///
+    /// The supervisor publishes one [`EventKind::Reconfigured`](crate::messages::EventKind)
+    /// and logs one `info` line when something changed. A supervisor started by a
+    /// [`Registry`](crate::Registry) is best reconfigured through
+    /// [`RegistryHandle::reload`](crate::actors::RegistryHandle::reload), so that a restart
+    /// uses the new configuration too.
+    ///
+    /// [`Reconfiguration::reset`]: crate::messages::Reconfiguration::reset
+    pub async fn reconfigure(
+        &self,
+        config: crate::SupervisorConfig,
+    ) -> Result<crate::messages::Reconfiguration, crate::actors::RegistryError> {
+        config.validate()?;
+        Ok(self.ask(crate::messages::Reconfigure(config)).await??)
     }
 
     /// Subscribes `recipient` to this supervisor's [events](crate::messages::SupervisorEvent).

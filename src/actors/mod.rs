@@ -16,7 +16,7 @@ mod supervisor;
 
 pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
-pub use registry::{Registry, RegistryError, RegistryHandle};
+pub use registry::{Registry, RegistryError, RegistryHandle, ReloadOptions, ReloadReport};
 pub use runtime::BackgroundRuntime;
 pub use supervisor::{CallReply, ServiceSupervisor, BATCH_WINDOW};
 

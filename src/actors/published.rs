@@ -24,8 +24,9 @@ use crate::breaker::{BreakerState, Permit};
 use crate::chaos::{Fault, FaultInjector};
 use crate::messages::{Drain, Report};
 use crate::observe::{CallOutcome, RejectReason, ServiceMetrics};
+use crate::ratelimit::RateLimitConfig;
 use crate::ratelimit::{RateLimited, RateLimiter};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Bits of the packed admission word that hold the state; the epoch sits above them.
 const STATE_BITS: u32 = 8;
@@ -41,6 +42,86 @@ pub(crate) struct CallSettings {
     pub(crate) max_hedges: u32,
     /// Every call may be hedged, not only the ones marked idempotent.
     pub(crate) hedge_all_calls: bool,
+}
+
+/// [`CallSettings`] behind a sequence lock made of atomics: one writer (the supervisor, on a
+/// reload), readers on every call that never block and never see half of an update (a reader
+/// that raced the writer reads again). Reading costs a few plain loads.
+#[derive(Debug)]
+struct SettingsCell {
+    /// Even: stable; odd: an update is being written.
+    sequence: AtomicU64,
+    /// Nanoseconds; `NONE` for no timeout.
+    timeout: AtomicU64,
+    /// Nanoseconds; `NONE` for no deadline.
+    deadline: AtomicU64,
+    max_attempts: AtomicU32,
+    max_hedges: AtomicU32,
+    /// 1: every call may be hedged.
+    hedge_all_calls: AtomicU32,
+}
+
+/// The encoding of `None` in a [`SettingsCell`] duration.
+const NONE: u64 = u64::MAX;
+
+impl SettingsCell {
+    fn new(settings: CallSettings) -> Self {
+        SettingsCell {
+            sequence: AtomicU64::new(0),
+            timeout: AtomicU64::new(encode_duration(settings.timeout)),
+            deadline: AtomicU64::new(encode_duration(settings.deadline)),
+            max_attempts: AtomicU32::new(settings.max_attempts),
+            max_hedges: AtomicU32::new(settings.max_hedges),
+            hedge_all_calls: AtomicU32::new(u32::from(settings.hedge_all_calls)),
+        }
+    }
+
+    fn load(&self) -> CallSettings {
+        loop {
+            let before = self.sequence.load(Ordering::SeqCst);
+            let settings = CallSettings {
+                timeout: decode_duration(self.timeout.load(Ordering::SeqCst)),
+                deadline: decode_duration(self.deadline.load(Ordering::SeqCst)),
+                max_attempts: self.max_attempts.load(Ordering::SeqCst),
+                max_hedges: self.max_hedges.load(Ordering::SeqCst),
+                hedge_all_calls: self.hedge_all_calls.load(Ordering::SeqCst) == 1,
+            };
+            if before & 1 == 0 && self.sequence.load(Ordering::SeqCst) == before {
+                return settings;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Only ever called by one writer at a time (the supervisor).
+    fn store(&self, settings: CallSettings) {
+        let sequence = self.sequence.load(Ordering::SeqCst);
+        self.sequence
+            .store(sequence.wrapping_add(1), Ordering::SeqCst);
+        self.timeout
+            .store(encode_duration(settings.timeout), Ordering::SeqCst);
+        self.deadline
+            .store(encode_duration(settings.deadline), Ordering::SeqCst);
+        self.max_attempts
+            .store(settings.max_attempts, Ordering::SeqCst);
+        self.max_hedges.store(settings.max_hedges, Ordering::SeqCst);
+        self.hedge_all_calls
+            .store(u32::from(settings.hedge_all_calls), Ordering::SeqCst);
+        self.sequence
+            .store(sequence.wrapping_add(2), Ordering::SeqCst);
+    }
+}
+
+fn encode_duration(duration: Option<Duration>) -> u64 {
+    duration.map_or(NONE, |d| {
+        u64::try_from(d.as_nanos())
+            .unwrap_or(NONE - 1)
+            .min(NONE - 1)
+    })
+}
+
+fn decode_duration(nanos: u64) -> Option<Duration> {
+    (nanos != NONE).then(|| Duration::from_nanos(nanos))
 }
 
 /// How a handle may admit an attempt, from the published state alone.
@@ -79,12 +160,16 @@ pub(crate) struct Published {
     /// when the sum crosses a multiple of 2^32, so exactly the published share of calls is
     /// refused, deterministically and without a random draw or a lock.
     throttle_credit: AtomicU32,
-    pub(crate) settings: CallSettings,
+    /// The settings a call reads; replaced as a whole on a reload.
+    settings: SettingsCell,
     /// The hedge delay the supervisor last derived, in nanoseconds (0: do not hedge now).
     hedge_delay_nanos: AtomicU64,
     pub(crate) metrics: ServiceMetrics,
     /// The token bucket, when a rate limit is configured (a short lock per call).
-    pub(crate) rate_limiter: Option<Box<Mutex<RateLimiter>>>,
+    rate_limiter: Mutex<Option<RateLimiter>>,
+    /// Whether `rate_limiter` holds a limiter (so a call without one takes no lock). Changed
+    /// only with the lock held.
+    rate_limit_on: AtomicBool,
     /// Calls refused by the rate limiter.
     rate_limited: AtomicU64,
     /// Callers' reports, drained by the supervisor.
@@ -115,12 +200,13 @@ impl Published {
             next_call_id: AtomicU64::new(0),
             throttle: AtomicU32::new(0),
             throttle_credit: AtomicU32::new(0),
-            settings,
+            settings: SettingsCell::new(settings),
             hedge_delay_nanos: AtomicU64::new(0),
             metrics: ServiceMetrics::register(service),
             reports: Handoff::default(),
             flights: Flights::default(),
-            rate_limiter: None,
+            rate_limiter: Mutex::new(None),
+            rate_limit_on: AtomicBool::new(false),
             rate_limited: AtomicU64::new(0),
             supervisor: OnceLock::new(),
             #[cfg(feature = "fault-injection")]
@@ -206,14 +292,77 @@ impl Published {
     /// Takes a token for a call: `Ok(None)` to go now, `Ok(Some(wait))` to go after `wait`
     /// (the token is reserved), or refused. Always `Ok(None)` without a rate limit.
     pub(crate) fn acquire_token(&self) -> Result<Option<Duration>, RateLimited> {
-        let Some(limiter) = &self.rate_limiter else {
+        if !self.rate_limit_on.load(Ordering::Acquire) {
             return Ok(None);
-        };
+        }
         let now = Instant::now().into_std();
-        limiter
+        self.rate_limiter
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .try_acquire(now)
+            .as_mut()
+            .map_or(Ok(None), |limiter| limiter.try_acquire(now))
+    }
+
+    /// The settings a call starting now reads (a consistent set, never half of a reload).
+    pub(crate) fn settings(&self) -> CallSettings {
+        self.settings.load()
+    }
+
+    /// Replaces the call settings (the supervisor, on a reload); calls starting afterwards
+    /// read the new ones, calls in flight keep theirs.
+    pub(crate) fn set_settings(&self, settings: CallSettings) {
+        self.settings.store(settings);
+    }
+
+    /// Sets, changes or removes the rate limit (at start, and on a reload). A changed limit
+    /// keeps the tokens saved and reserved (at most a full bucket of the new size) and any
+    /// penalty in force.
+    pub(crate) fn set_rate_limit(&self, config: Option<RateLimitConfig>) {
+        let mut limiter = self
+            .rate_limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (limiter.as_mut(), config) {
+            (Some(current), Some(config)) => {
+                current.reconfigure(config, Instant::now().into_std());
+            }
+            (_, config) => *limiter = config.map(RateLimiter::new),
+        }
+        self.rate_limit_on
+            .store(limiter.is_some(), Ordering::Release);
+    }
+
+    /// The rate limit in force, if any.
+    pub(crate) fn rate_limit(&self) -> Option<RateLimitConfig> {
+        self.rate_limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|limiter| limiter.config().clone())
+    }
+
+    /// Lowers the rate until `until` after a dependency's retry-after hint (see
+    /// [`RateLimiter::penalize`]); false when there is no rate limit.
+    pub(crate) fn penalize_rate(
+        &self,
+        now: std::time::Instant,
+        until: std::time::Instant,
+        factor: f64,
+    ) -> bool {
+        if !self.rate_limit_on.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut limiter = self
+            .rate_limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match limiter.as_mut() {
+            Some(limiter) => {
+                limiter.penalize(now, until, factor);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Counts a call refused by the rate limiter.
@@ -324,7 +473,7 @@ impl Published {
 
     /// The hedge delay, when hedging is configured and the delay is known.
     pub(crate) fn hedge_delay(&self) -> Option<Duration> {
-        if self.settings.max_hedges == 0 {
+        if self.settings().max_hedges == 0 {
             return None;
         }
         match self.hedge_delay_nanos.load(Ordering::Relaxed) {
@@ -410,5 +559,33 @@ mod tests {
         assert!(refused.windows(2).all(|w| !(w[0] && w[1])));
         published.publish_throttle(0.0);
         assert_eq!(published.throttled(), None);
+    }
+
+    #[test]
+    fn settings_are_replaced_as_a_whole() {
+        let settings = CallSettings {
+            timeout: Some(Duration::from_secs(2)),
+            deadline: None,
+            max_attempts: 3,
+            max_hedges: 0,
+            hedge_all_calls: false,
+        };
+        let published = Published::new("t", 8, settings);
+        let read = published.settings();
+        assert_eq!(read.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(read.deadline, None);
+        assert_eq!(read.max_attempts, 3);
+        published.set_settings(CallSettings {
+            timeout: None,
+            deadline: Some(Duration::from_millis(1500)),
+            max_attempts: 1,
+            max_hedges: 2,
+            hedge_all_calls: true,
+        });
+        let read = published.settings();
+        assert_eq!(read.timeout, None);
+        assert_eq!(read.deadline, Some(Duration::from_millis(1500)));
+        assert_eq!(read.max_attempts, 1);
+        assert_eq!((read.max_hedges, read.hedge_all_calls), (2, true));
     }
 }

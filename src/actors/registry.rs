@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
+mod reload;
+pub use reload::{ReloadOptions, ReloadReport};
+
 use super::builder::SupervisorBuilder;
 use super::handle::ServiceHandle;
 use crate::breaker::BreakerState;
@@ -330,6 +333,39 @@ impl RegistryHandle {
             handles.push(self.spawn(name, config).await?);
         }
         Ok(handles)
+    }
+
+    /// Applies `file` to the running services without losing their state, leaving the services
+    /// it no longer lists running: [`reload_with`](Self::reload_with) with the default
+    /// [`ReloadOptions`].
+    pub async fn reload(&self, file: ServicesFile) -> Result<ReloadReport, RegistryError> {
+        self.reload_with(file, ReloadOptions::default()).await
+    }
+
+    /// Applies `file` to the running services:
+    ///
+    /// - the whole file is validated first: an invalid one changes nothing and is answered
+    ///   with the [`ConfigError`] naming the field (`services.NAME.FIELD`);
+    /// - a service whose configuration changed is reconfigured in place
+    ///   ([`ServiceHandle::reconfigure`] says what is kept and what starts afresh), and a
+    ///   later restart uses the new configuration;
+    /// - a service the file adds is started (on the registry's arbiter);
+    /// - a service the file no longer lists is stopped and forgotten only with
+    ///   [`ReloadOptions::stop_removed`], otherwise left running as it is.
+    ///
+    /// Answers once every changed supervisor has applied its configuration, so the calls made
+    /// afterwards run with it. Calls in flight are not disturbed: each finishes with the
+    /// settings it started with.
+    pub async fn reload_with(
+        &self,
+        file: ServicesFile,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, RegistryError> {
+        file.validate()?;
+        self.addr
+            .send(crate::messages::ReloadServices { file, options })
+            .await
+            .map_err(|_| SupervisorGone)?
     }
 
     async fn spawn_message(&self, message: SpawnService) -> Result<ServiceHandle, RegistryError> {

@@ -43,6 +43,8 @@ use crate::observe::{CallOutcome, FaultKind, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::throttle::Throttle;
 
+mod reconfigure;
+
 /// How often, at most, the health status is re-evaluated on the call path (it sorts the latency
 /// window). Queries and breaker transitions always evaluate it.
 const HEALTH_EVALUATION_INTERVAL: Duration = Duration::from_millis(50);
@@ -91,6 +93,9 @@ pub struct ServiceSupervisor {
     /// runtime may be going away).
     stopping: bool,
     subscribers: Vec<Recipient<SupervisorEvent>>,
+    /// The parts of the configuration a [reload](reconfigure) compares against and that no
+    /// core keeps.
+    configured: reconfigure::Configured,
     /// Never sent on: dropped with the supervisor (stopped, or its arbiter gone), which wakes
     /// every call in flight (answered `SupervisorGone`) and every
     /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
@@ -170,6 +175,7 @@ impl ServiceSupervisor {
             drain_timer_armed: false,
             stopping: false,
             subscribers: Vec::new(),
+            configured: reconfigure::Configured::of(&config),
             alive,
         };
         if let Some(hedge) = &supervisor.hedge {
@@ -527,18 +533,17 @@ impl ServiceSupervisor {
     /// The dependency asked for `hint` of quiet (a 429's `Retry-After`): the rate limiter, if
     /// any and if told to, lowers the rate until then.
     fn slow_down(&mut self, now: Instant, hint: Duration) {
-        let Some(limiter) = &self.published.rate_limiter else {
-            return;
-        };
         let factor = self.settings.retry_after_factor;
         if factor >= 1.0 {
             return;
         }
         let until = now + hint;
-        limiter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .penalize(now.into_std(), until.into_std(), factor);
+        if !self
+            .published
+            .penalize_rate(now.into_std(), until.into_std(), factor)
+        {
+            return;
+        }
         tracing::info!(service = %self.name, ?hint, factor, "rate lowered on the dependency's retry-after");
         self.publish(
             now,
@@ -935,7 +940,7 @@ impl Handler<InjectFaults> for ServiceSupervisor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: InjectFaults, ctx: &mut Context<Self>) -> Self::Result {
-        let call = self.published.settings;
+        let call = self.published.settings();
         crate::config::check_faults(&msg.0, call.timeout, call.deadline)?;
         let now = Self::now();
         self.drain(ctx, now);

@@ -251,6 +251,23 @@ impl Breaker {
         }
     }
 
+    /// Applies a new configuration (assumed validated) without losing state: the state, its
+    /// epoch (permits stay valid), the end of an open period or half-open wait in progress, the
+    /// open-duration growth level, the consecutive-failure count and the probes in flight are
+    /// kept. The outcome window is kept when its kind and size are unchanged; otherwise it
+    /// starts empty (its outcomes cannot be carried into another kind or size). Outcomes already
+    /// recorded keep the slow-call classification they were given. A new threshold applies from
+    /// the next recorded outcome: reconfiguring never trips the breaker by itself, and a new
+    /// open duration applies from the next opening. Returns whether the window was kept.
+    pub fn reconfigure(&mut self, config: BreakerConfig) -> bool {
+        let keep_window = config.window == self.config.window;
+        if !keep_window {
+            self.window = OutcomeWindow::new(&config.window);
+        }
+        self.config = config;
+        keep_window
+    }
+
     /// What the window holds as of `now`.
     pub fn window_snapshot(&self, now: Instant) -> WindowSnapshot {
         self.window.totals(now).snapshot(self.consecutive_failures)
@@ -1011,5 +1028,52 @@ mod tests {
         assert_eq!(b.transitions.capacity(), 0);
         assert_eq!(b.window_snapshot(Instant::now()), WindowSnapshot::EMPTY);
         assert_eq!(b.config(), &BreakerConfig::default());
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_state_and_a_window_of_the_same_kind_and_size() {
+        let t0 = Instant::now();
+        let config =
+            BreakerConfig::consecutive(3).failure_rate(0.5, SlidingWindow::Count { size: 10 }, 10);
+        let mut breaker = Breaker::new(config.clone(), 1);
+        let permit = breaker.try_acquire(t0).unwrap();
+        breaker.record(permit, Outcome::failure(Duration::ZERO), t0);
+        let kept = breaker.reconfigure(config.clone().open_for(secs(60)));
+        assert!(kept);
+        assert_eq!(breaker.window_snapshot(t0).failures, 1);
+        assert_eq!(breaker.window_snapshot(t0).consecutive_failures, 1);
+        // A permit issued before the reconfiguration still counts.
+        let permit = breaker.try_acquire(t0).unwrap();
+        let _ = breaker.drain_transitions();
+        breaker.reconfigure(config.clone());
+        breaker.record(permit, Outcome::failure(Duration::ZERO), t0);
+        assert_eq!(breaker.window_snapshot(t0).failures, 2);
+
+        // Another size: the window starts empty, the consecutive count is kept.
+        let kept =
+            breaker.reconfigure(config.failure_rate(0.5, SlidingWindow::Count { size: 20 }, 10));
+        assert!(!kept);
+        let snapshot = breaker.window_snapshot(t0);
+        assert_eq!(snapshot.calls, 0);
+        assert_eq!(snapshot.consecutive_failures, 2);
+    }
+
+    #[test]
+    fn reconfigure_keeps_an_open_breaker_open_until_its_period_ends() {
+        let t0 = Instant::now();
+        let mut breaker = Breaker::new(BreakerConfig::consecutive(1).open_for(secs(30)), 1);
+        let permit = breaker.try_acquire(t0).unwrap();
+        breaker.record(permit, Outcome::failure(Duration::ZERO), t0);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        let epoch = breaker.epoch();
+        let until = breaker.open_until();
+        let _ = breaker.drain_transitions();
+        breaker.reconfigure(BreakerConfig::consecutive(5).open_for(secs(1)));
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(breaker.epoch(), epoch);
+        assert_eq!(breaker.open_until(), until);
+        assert_eq!(breaker.drain_transitions().len(), 0);
+        assert!(breaker.try_acquire(t0 + secs(2)).is_err());
+        assert!(breaker.try_acquire(t0 + secs(30)).is_ok());
     }
 }

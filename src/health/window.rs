@@ -120,6 +120,21 @@ impl HealthWindow {
             .and_then(|sample| sample.at.checked_add(max_age + Duration::from_nanos(1)))
     }
 
+    /// Applies a new configuration (assumed validated), keeping the samples: all of them when
+    /// the window grows or keeps its size, the newest `window_size` when it shrinks. New
+    /// thresholds and `max_age` apply to the kept samples from the next query.
+    pub fn reconfigure(&mut self, config: HealthConfig) {
+        self.config = config;
+        let window_size = self.window_size();
+        while self.samples.len() > window_size {
+            self.samples.pop_front();
+        }
+        if self.samples.capacity() > 0 && self.samples.capacity() < window_size {
+            self.samples.reserve_exact(window_size - self.samples.len());
+        }
+        self.samples.shrink_to(window_size);
+    }
+
     /// Forgets every sample. Allocated buffers are kept for reuse.
     pub fn clear(&mut self) {
         self.samples.clear();
@@ -439,5 +454,35 @@ mod tests {
         assert_eq!(w.stats(t0), HealthStats::EMPTY);
         assert_eq!(w.status(t0, false), HealthStatus::Healthy);
         assert_eq!(w.config().window_size, 10);
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_samples_and_drops_the_oldest_when_shrinking() {
+        let t0 = Instant::now();
+        let config = HealthConfig {
+            window_size: 4,
+            ..HealthConfig::default()
+        };
+        let mut window = HealthWindow::new(config.clone());
+        for i in 0..4u64 {
+            window.record(t0, i % 2 == 0, Duration::from_millis(i));
+        }
+        window.reconfigure(HealthConfig {
+            window_size: 8,
+            ..config.clone()
+        });
+        assert_eq!(window.stats(t0).calls, 4);
+        window.record(t0, true, Duration::ZERO);
+        assert_eq!(window.stats(t0).calls, 5);
+        // Shrunk to 2: the two newest are kept (a failure at 3 ms, a success).
+        window.reconfigure(HealthConfig {
+            window_size: 2,
+            ..config
+        });
+        let stats = window.stats(t0);
+        assert_eq!(stats.calls, 2);
+        assert_eq!(stats.failures, 1);
+        window.record(t0, true, Duration::ZERO);
+        assert_eq!(window.stats(t0).calls, 2);
     }
 }

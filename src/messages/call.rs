@@ -59,6 +59,8 @@ pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) fallback: Option<Fallback<T, E>>,
     pub(crate) coalesce: Option<Coalesce<T, E>>,
     pub(crate) idempotent: bool,
+    /// At most one attempt, whatever the retry policy allows ([`Call::no_retry`]).
+    pub(crate) no_retry: bool,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -75,6 +77,7 @@ where
             fallback: None,
             coalesce: None,
             idempotent: false,
+            no_retry: false,
             _answer: PhantomData,
         }
     }
@@ -92,6 +95,7 @@ where
             fallback: self.fallback,
             coalesce: self.coalesce,
             idempotent: self.idempotent,
+            no_retry: self.no_retry,
             _answer: PhantomData,
         }
     }
@@ -220,6 +224,24 @@ impl<T, E, F> Call<T, E, F> {
         self
     }
 
+    /// Runs the operation at most once: a retryable failure ends the call as if the retry
+    /// policy allowed a single attempt (answered [`CallError::Failed`], or
+    /// [`CallError::TimedOut`] after a timeout), and the operation is never invoked a second
+    /// time. For a request that cannot be sent twice (not `Clone`, or not idempotent). The
+    /// failure is still recorded by the breaker and the health window.
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    ///
+    /// # #[derive(Debug)] struct PaymentError;
+    /// let call = Call::new(|| async { Err::<(), _>(PaymentError) }).no_retry();
+    /// # let _ = call;
+    /// ```
+    pub fn no_retry(mut self) -> Self {
+        self.no_retry = true;
+        self
+    }
+
     pub(crate) fn class_of(&self, error: &E) -> ErrorClass {
         self.classifier
             .as_ref()
@@ -233,6 +255,7 @@ impl<T, E, F> fmt::Debug for Call<T, E, F> {
             .field("classifier", &self.classifier.is_some())
             .field("fallback", &self.fallback.is_some())
             .field("coalesce", &self.coalesce.as_ref().map(Coalesce::key))
+            .field("no_retry", &self.no_retry)
             .finish_non_exhaustive()
     }
 }

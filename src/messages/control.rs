@@ -5,7 +5,9 @@ use actix::Message;
 
 use crate::breaker::BreakerState;
 use crate::chaos::FaultConfig;
+use crate::config::SupervisorConfig;
 use crate::error::ConfigError;
+use crate::messages::Reconfiguration;
 
 /// Back to Closed: windows cleared, open-duration growth reset, manual states left.
 #[derive(Debug, Clone, Copy, Default, Message)]
@@ -43,3 +45,11 @@ pub struct InjectFaults(pub FaultConfig);
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "()")]
 pub struct ClearFaults;
+
+/// Apply a new configuration to a running supervisor without losing its state where the change
+/// allows (see [`ServiceHandle::reconfigure`](crate::ServiceHandle::reconfigure) for what is
+/// kept and what starts afresh). The configuration is validated first: an invalid one changes
+/// nothing and is answered with the [`ConfigError`] naming the field.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Reconfiguration, ConfigError>")]
+pub struct Reconfigure(pub SupervisorConfig);

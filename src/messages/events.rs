@@ -83,6 +83,10 @@ pub enum EventKind {
         /// Calls allowed in flight now.
         to: u32,
     },
+    /// The supervisor applied a new configuration ([`Reconfigure`](crate::messages::Reconfigure),
+    /// e.g. from a [registry reload](crate::actors::RegistryHandle::reload)) that changed
+    /// something.
+    Reconfigured(Reconfiguration),
     /// The adaptive throttle's reject probability crossed one of 0, 10 % or 50 % (up or down).
     ThrottleChanged {
         /// The probability before.
@@ -94,6 +98,30 @@ pub enum EventKind {
         /// Requests the dependency accepted in the window.
         accepts: u64,
     },
+}
+
+/// What a reconfiguration changed, and what it had to start afresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconfiguration {
+    /// The configuration fields that changed, by their name in [`SupervisorConfig`]
+    /// (`timeout`, `breaker`, `retry`, `max_in_flight`, …), in the order of that struct. Empty
+    /// when the new configuration equals the running one.
+    ///
+    /// [`SupervisorConfig`]: crate::SupervisorConfig
+    pub changed: Vec<&'static str>,
+    /// The state the change could not keep and that starts empty: `breaker.window` (another
+    /// window kind or size), `retry.budget` (another window length, or switched on or off),
+    /// `throttle` (another window or bucket count), `concurrency_limit` (another algorithm or
+    /// settings: the limit starts again from its initial value). Everything else is kept.
+    pub reset: Vec<&'static str>,
+}
+
+impl Reconfiguration {
+    /// Whether anything changed.
+    pub fn is_change(&self) -> bool {
+        !self.changed.is_empty()
+    }
 }
 
 /// Subscribe a recipient to a supervisor's events (or, sent to the

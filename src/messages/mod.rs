@@ -15,8 +15,10 @@ pub(crate) use attempt::{
 pub(crate) use call::Fallback;
 pub use call::{BoxOperationFn, Call, Operation};
 pub use control::{
-    ClearFaults, DisableBreaker, ForceOpen, InjectFaults, ResetBreaker, StopSupervisor,
+    ClearFaults, DisableBreaker, ForceOpen, InjectFaults, Reconfigure, ResetBreaker, StopSupervisor,
 };
-pub use events::{EventKind, Subscribe, SupervisorEvent};
+pub use events::{EventKind, Reconfiguration, Subscribe, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
-pub use registry::{GetAllHealth, GetService, ListServices, RemoveService, SpawnService};
+pub use registry::{
+    GetAllHealth, GetService, ListServices, ReloadServices, RemoveService, SpawnService,
+};

@@ -3,8 +3,8 @@
 use actix::{ArbiterHandle, Message};
 
 use crate::actors::RegistryError;
-use crate::actors::ServiceHandle;
-use crate::config::SupervisorConfig;
+use crate::actors::{ReloadOptions, ReloadReport, ServiceHandle};
+use crate::config::{ServicesFile, SupervisorConfig};
 use crate::health::HealthSnapshot;
 
 /// Start a supervisor under a name (on the registry's arbiter, or on `arbiter`).
@@ -40,3 +40,14 @@ pub struct ListServices;
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "Vec<HealthSnapshot>")]
 pub struct GetAllHealth;
+
+/// Apply a new [`ServicesFile`] to the registry without losing the running supervisors' state
+/// (see [`RegistryHandle::reload`](crate::actors::RegistryHandle::reload)).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ReloadReport, RegistryError>")]
+pub struct ReloadServices {
+    /// The services as they should be.
+    pub file: ServicesFile,
+    /// What to do with services the file no longer lists.
+    pub options: ReloadOptions,
+}

@@ -70,6 +70,27 @@ impl RateLimiter {
         }
     }
 
+    /// Applies a new configuration (assumed validated) at `now`: the tokens in the bucket (or
+    /// reserved ahead, as negative tokens) are kept, at most a full bucket of the new size, and
+    /// so is a penalty in force. The new rate applies from `now`.
+    pub fn reconfigure(&mut self, config: RateLimitConfig, now: Instant) {
+        let used = self.last.is_some();
+        let tokens = if used {
+            let now = self.refill(now);
+            self.last = Some(now);
+            Some(self.credit as f64 / self.token as f64)
+        } else {
+            None
+        };
+        let (last, penalty) = (self.last, self.penalty);
+        *self = RateLimiter::new(config);
+        if let Some(tokens) = tokens {
+            self.last = last;
+            self.penalty = penalty;
+            self.credit = ((tokens * self.token as f64) as i128).min(self.capacity);
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RateLimitConfig {
         &self.config
@@ -353,5 +374,33 @@ mod tests {
         );
         fast.penalize(t0, t0 + Duration::from_secs(1 << 40), 1e-6);
         assert_eq!(fast.tokens(t0 + Duration::from_secs(1 << 41)), 1.0);
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_tokens_up_to_the_new_burst() {
+        let t0 = Instant::now();
+        let mut limiter = limiter(10.0, 5, ms(0));
+        for _ in 0..2 {
+            assert_eq!(limiter.try_acquire(t0), Ok(None));
+        }
+        assert!((limiter.tokens(t0) - 3.0).abs() < 1e-9);
+        limiter.reconfigure(
+            RateLimitConfig {
+                rate: 100.0,
+                burst: 2,
+                max_wait: ms(0),
+                ..RateLimitConfig::default()
+            },
+            t0,
+        );
+        assert!(
+            (limiter.tokens(t0) - 2.0).abs() < 1e-9,
+            "capped at the new burst"
+        );
+        assert_eq!(limiter.try_acquire(t0), Ok(None));
+        assert_eq!(limiter.try_acquire(t0), Ok(None));
+        assert!(limiter.try_acquire(t0).is_err());
+        // The new rate: one token per 10 ms.
+        assert_eq!(limiter.try_acquire(t0 + ms(10)), Ok(None));
     }
 }

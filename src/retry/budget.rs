@@ -81,6 +81,25 @@ impl RetryBudget {
         }
     }
 
+    /// Applies a new configuration (assumed validated). The calls and retries counted are kept
+    /// when the window length is unchanged (the new ratio and floor apply to them at once); a
+    /// window of another length, or a budget switched off, starts empty. Returns whether the
+    /// counts were kept.
+    pub fn reconfigure(&mut self, config: BudgetConfig) -> bool {
+        let same_window = self.enabled
+            && config.enabled
+            && saturating_u64(config.window.as_nanos() / BUCKETS as u128).max(1)
+                == self.bucket_nanos;
+        let window = if same_window {
+            self.window.take()
+        } else {
+            None
+        };
+        *self = RetryBudget::new(config);
+        self.window = window;
+        same_window
+    }
+
     /// Records one call offered to the dependency (a first attempt, not a retry); each call
     /// raises the allowance by `ratio`.
     pub fn record_call(&mut self, now: Instant) {
@@ -385,5 +404,38 @@ mod tests {
         assert!(small.try_retry(t0));
         assert!(!small.try_retry(t0));
         assert!(small.try_retry(later));
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_counts_of_a_window_of_the_same_length() {
+        let t0 = Instant::now();
+        let config = BudgetConfig {
+            enabled: true,
+            ratio: 0.1,
+            min_per_second: 0,
+            window: Duration::from_secs(10),
+        };
+        let mut budget = RetryBudget::new(config.clone());
+        for _ in 0..20 {
+            budget.record_call(t0);
+        }
+        assert_eq!(budget.available(t0), 2);
+        assert!(budget.reconfigure(BudgetConfig {
+            ratio: 0.5,
+            ..config.clone()
+        }));
+        assert_eq!(
+            budget.available(t0),
+            10,
+            "20 calls kept, counted at the new ratio"
+        );
+        assert!(budget.try_retry(t0));
+        assert_eq!(budget.available(t0), 9);
+        assert!(!budget.reconfigure(BudgetConfig {
+            ratio: 0.5,
+            window: Duration::from_secs(20),
+            ..config
+        }));
+        assert_eq!(budget.available(t0), 0, "another length starts empty");
     }
 }

@@ -28,6 +28,12 @@ impl RetryPolicy {
         }
     }
 
+    /// Applies a new configuration (assumed validated); the jitter's generator goes on where it
+    /// was. Retries decided from now on follow the new schedule.
+    pub fn reconfigure(&mut self, config: RetryConfig) {
+        self.config = config;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RetryConfig {
         &self.config

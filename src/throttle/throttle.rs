@@ -47,6 +47,18 @@ impl Throttle {
         }
     }
 
+    /// Applies a new configuration (assumed validated). The requests and accepts counted are
+    /// kept when the window and its buckets are unchanged (the new `k` and limits apply to them
+    /// at once); otherwise the window starts empty. Returns whether the counts were kept.
+    pub fn reconfigure(&mut self, config: ThrottleConfig) -> bool {
+        let keep = config.window == self.config.window && config.buckets == self.config.buckets;
+        if !keep {
+            self.window = RequestWindow::new(config.window, config.buckets);
+        }
+        self.config = config;
+        keep
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ThrottleConfig {
         &self.config
@@ -286,5 +298,38 @@ mod tests {
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_counts_of_the_same_window() {
+        let t0 = Instant::now();
+        let config = ThrottleConfig {
+            minimum_requests: 1,
+            ..ThrottleConfig::default()
+        };
+        let mut throttle = Throttle::new(config.clone(), 1);
+        for i in 0..40u32 {
+            throttle.count(t0, i % 4 == 0);
+        }
+        let before = throttle.snapshot(t0);
+        assert!(throttle.reconfigure(ThrottleConfig {
+            k: 1.5,
+            ..config.clone()
+        }));
+        let after = throttle.snapshot(t0);
+        assert_eq!(
+            (after.requests, after.accepts),
+            (before.requests, before.accepts)
+        );
+        assert!(
+            after.reject_probability > before.reject_probability,
+            "k lowered"
+        );
+
+        assert!(!throttle.reconfigure(ThrottleConfig {
+            window: config.window * 2,
+            ..config
+        }));
+        assert_eq!(throttle.snapshot(t0).requests, 0);
     }
 }

@@ -126,7 +126,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let published = &handle.published;
-    let settings = published.settings;
+    let settings = published.settings();
     let attempt_deadline =
         |started: Instant| time_limit(settings.timeout, deadline, started).map(|l| started + l);
     let first_attempt = start_attempt(call, published, attempt_deadline(first.started));
