@@ -225,6 +225,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reloads the services file on every SIGHUP (see `RegistryHandle::reload`).
+#[cfg(unix)]
+async fn reload_on_sighup(registry: warden::actors::RegistryHandle, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        eprintln!("axum_service: cannot listen for SIGHUP; reload disabled");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let file = match ServicesFile::from_toml_file(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("axum_service: reload refused, nothing changed: {e}");
+                continue;
+            }
+        };
+        match registry.reload(file).await {
+            Ok(report) => eprintln!("axum_service: reloaded {}: {report:?}", path.display()),
+            Err(e) => eprintln!("axum_service: reload refused, nothing changed: {e}"),
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
     // The recorder first: each supervisor registers its series when it starts.
     let metrics = warden::observe::install_recorder().map_err(|e| e.to_string())?;
@@ -234,9 +257,10 @@ async fn run(args: Args) -> Result<(), String> {
     let file = ServicesFile::from_toml_file(&args.config).map_err(|e| e.to_string())?;
     let registry = Registry::start_new();
     registry.spawn_all(file).await.map_err(|e| e.to_string())?;
-    // Config reload goes here: once `RegistryHandle::reload(ServicesFile)` lands, spawn a
-    // `reload` task with `registry.clone()` and `args.config` that re-reads the file on SIGHUP
-    // or when it changes, and logs (never applies) an invalid one.
+    // `kill -HUP <pid>` re-reads the file and applies it without losing breaker state or
+    // health windows; an invalid file is reported and changes nothing.
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(registry.clone(), args.config.clone()));
 
     let app = App::new(&registry, upstream.url()).await?;
     let page = StatusPage::start(
