@@ -947,8 +947,14 @@ where
                 fault: Some(fault.kind()),
                 ..Report::default()
             });
-            // Only a latency runs the operation, once the latency has passed.
-            let operation = matches!(fault, Fault::Latency(_)).then(|| run_attempt(call, deadline));
+            // Only a latency that ends before the time limit runs the operation (its future
+            // is made now, and polled once the latency has passed).
+            let now = Instant::now();
+            let runs = match fault {
+                Fault::Latency(latency) => deadline.is_none_or(|d| now + latency < d),
+                Fault::Error | Fault::Hang => false,
+            };
+            let operation = runs.then(|| run_attempt(call, deadline));
             // Boxed: it only runs while faults are injected, and the call's future stays as
             // small as without it.
             Either::Right(Box::pin(injected_attempt(operation, deadline, fault)))

@@ -163,3 +163,44 @@ fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving()
         assert_eq!(refused.load(Ordering::SeqCst), 2, "half of 4 calls");
     });
 }
+
+#[test]
+fn loom_call_settings_are_read_whole_while_a_reload_replaces_them() {
+    loom::model(|| {
+        let before = CallSettings {
+            timeout: Some(Duration::from_secs(1)),
+            deadline: None,
+            max_attempts: 1,
+            max_hedges: 0,
+            hedge_all_calls: false,
+        };
+        let after = CallSettings {
+            timeout: None,
+            deadline: Some(Duration::from_secs(2)),
+            max_attempts: 3,
+            max_hedges: 2,
+            hedge_all_calls: true,
+        };
+        let shared = Arc::new(Published::new("loom", 1, before));
+        let writer = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || shared.set_settings(after))
+        };
+        let read = shared.settings();
+        let whole = |s: &CallSettings| {
+            (
+                s.timeout,
+                s.deadline,
+                s.max_attempts,
+                s.max_hedges,
+                s.hedge_all_calls,
+            )
+        };
+        assert!(
+            whole(&read) == whole(&before) || whole(&read) == whole(&after),
+            "a torn read: {read:?}"
+        );
+        writer.join().unwrap();
+        assert_eq!(whole(&shared.settings()), whole(&after));
+    });
+}

@@ -89,7 +89,7 @@ impl SettingsCell {
             if before & 1 == 0 && self.sequence.load(Ordering::SeqCst) == before {
                 return settings;
             }
-            std::hint::spin_loop();
+            crate::sync::spin_loop();
         }
     }
 
