@@ -188,21 +188,7 @@ impl SupervisorBuilder {
     fn prepare(self) -> Result<(ServiceSupervisor, HandleParts), ConfigError> {
         self.validate()?;
         let name: Arc<str> = Arc::from(self.name);
-        let settings = CallSettings {
-            timeout: self.config.timeout,
-            deadline: self.config.deadline,
-            max_attempts: self.config.retry.max_attempts,
-            max_hedges: self
-                .config
-                .hedge
-                .as_ref()
-                .map_or(0, |hedge| hedge.max_hedges),
-            hedge_all_calls: self
-                .config
-                .hedge
-                .as_ref()
-                .is_some_and(|hedge| hedge.all_calls),
-        };
+        let settings = CallSettings::of(&self.config);
         let published = Published::new(&name, self.config.initial_limit(), settings);
         published.set_rate_limit(self.config.rate_limit.clone());
         let published = Arc::new(published);

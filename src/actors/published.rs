@@ -44,6 +44,20 @@ pub(crate) struct CallSettings {
     pub(crate) hedge_all_calls: bool,
 }
 
+impl CallSettings {
+    /// The call settings of `config`.
+    pub(crate) fn of(config: &crate::config::SupervisorConfig) -> Self {
+        let hedge = config.hedge.as_ref();
+        CallSettings {
+            timeout: config.timeout,
+            deadline: config.deadline,
+            max_attempts: config.retry.max_attempts,
+            max_hedges: hedge.map_or(0, |hedge| hedge.max_hedges),
+            hedge_all_calls: hedge.is_some_and(|hedge| hedge.all_calls),
+        }
+    }
+}
+
 /// [`CallSettings`] behind a sequence lock made of atomics: one writer (the supervisor, on a
 /// reload), readers on every call that never block and never see half of an update (a reader
 /// that raced the writer reads again). Reading costs a few plain loads.

@@ -113,6 +113,20 @@ struct Settings {
     retry_after_factor: f64,
 }
 
+impl Settings {
+    fn of(config: &SupervisorConfig) -> Self {
+        Settings {
+            max_in_flight: config.max_in_flight,
+            mailbox_capacity: config.mailbox_capacity,
+            initial_limit: config.initial_limit(),
+            retry_after_factor: config
+                .rate_limit
+                .as_ref()
+                .map_or(1.0, |limit| limit.retry_after_factor),
+        }
+    }
+}
+
 impl std::fmt::Debug for ServiceSupervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceSupervisor")
@@ -157,15 +171,7 @@ impl ServiceSupervisor {
             seed,
             fault_injections: 0,
             name,
-            settings: Settings {
-                max_in_flight: config.max_in_flight,
-                mailbox_capacity: config.mailbox_capacity,
-                initial_limit: config.initial_limit(),
-                retry_after_factor: config
-                    .rate_limit
-                    .as_ref()
-                    .map_or(1.0, |limit| limit.retry_after_factor),
-            },
+            settings: Settings::of(&config),
             published,
             counts: CallCounts::default(),
             health_status: HealthStatus::Healthy,

@@ -177,22 +177,8 @@ impl ServiceSupervisor {
 
         // Callers read these from the next call on.
         self.published
-            .set_settings(crate::actors::published::CallSettings {
-                timeout: config.timeout,
-                deadline: config.deadline,
-                max_attempts: config.retry.max_attempts,
-                max_hedges: config.hedge.as_ref().map_or(0, |hedge| hedge.max_hedges),
-                hedge_all_calls: config.hedge.as_ref().is_some_and(|hedge| hedge.all_calls),
-            });
-        self.settings = Settings {
-            max_in_flight: config.max_in_flight,
-            mailbox_capacity: config.mailbox_capacity,
-            initial_limit: config.initial_limit(),
-            retry_after_factor: config
-                .rate_limit
-                .as_ref()
-                .map_or(1.0, |limit| limit.retry_after_factor),
-        };
+            .set_settings(crate::actors::published::CallSettings::of(&config));
+        self.settings = Settings::of(&config);
         self.configured = Configured::of(&config);
         // New health thresholds apply at once (a status change is reported as usual).
         if change.changed.contains(&"breaker") || health_changed {
