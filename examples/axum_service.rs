@@ -47,8 +47,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 use warden::actors::RegistryHandle;
 use warden::messages::Call;
-use warden::observe::status::{self, StatusConfig, StatusPage};
 use warden::prelude::*;
+use warden::status::{self, StatusConfig, StatusPage};
 
 use upstream::Upstream;
 

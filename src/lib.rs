@@ -47,7 +47,7 @@
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
 //! - `status-page` (on by default): a live status page, `/status.json` and a readiness route
-//!   as an axum `Router` ([`observe::status`]), and [`observe::serve`] to serve them with
+//!   as an axum `Router` ([`status`]), and [`status::serve`] to serve them with
 //!   `/metrics`. Pulls `axum` (default features off).
 
 #![forbid(unsafe_code)]
@@ -69,8 +69,11 @@ pub mod hedge;
 pub mod limit;
 pub mod messages;
 pub mod observe;
+pub mod outcome;
 pub mod ratelimit;
 pub mod retry;
+#[cfg(feature = "status-page")]
+pub mod status;
 mod sync;
 pub mod throttle;
 #[cfg(feature = "tower")]

@@ -1,4 +1,4 @@
-//! The status page (`warden::observe::status`): every service appears with its state,
+//! The status page (`warden::status`): every service appears with its state,
 //! transitions carry their reason, history and transitions are bounded, services come and go,
 //! readiness follows the critical services, and neither the JSON nor the HTML ever carries an
 //! operation's error text — checked on the collector directly (paused clock) and over real
@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::*;
 use warden::actors::RegistryHandle;
 use warden::breaker::TransitionReason;
-use warden::observe::status::{self, render_html, StatusConfig, StatusPage};
 use warden::prelude::*;
+use warden::status::{self, render_html, StatusConfig, StatusPage};
 
 /// What the failing dependency's errors carry: must never reach the page.
 const MARKER: &str = "SECRET-TOKEN-123";
@@ -175,7 +175,7 @@ async fn calls_per_second_come_from_the_counts_between_samples() {
 async fn services_added_later_appear_and_removed_ones_disappear() {
     let (registry, page) = setup(StatusConfig::default()).await;
     registry.spawn("cache", plain_config()).await.unwrap();
-    let names = |view: warden::observe::status::StatusView| {
+    let names = |view: warden::status::StatusView| {
         view.services
             .into_iter()
             .map(|s| s.name)
@@ -293,7 +293,7 @@ async fn routes_over_http_are_read_only_and_carry_no_error_text() {
 #[actix::test]
 async fn serve_installs_the_recorder_and_serves_every_route() {
     let registry = Registry::start_new();
-    let observe = warden::observe::serve("127.0.0.1:0".parse().unwrap(), registry.clone()).unwrap();
+    let observe = warden::status::serve("127.0.0.1:0".parse().unwrap(), registry.clone()).unwrap();
     assert!(observe.local_addr().ip().is_loopback());
     registry.spawn("payments", payments_config()).await.unwrap();
     let addr = observe.local_addr();

@@ -50,10 +50,10 @@ use crate::chaos::Fault;
 use crate::error::CallError;
 use crate::messages::Fallback;
 use crate::messages::{
-    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Call, Drain, HeldPermit, Report,
-    RetryDecision, RetryQuestion,
+    Admit, AttemptFailed, AttemptRecord, Call, Drain, HeldPermit, Report, RetryDecision,
+    RetryQuestion,
 };
-use crate::observe::{CallOutcome, RejectReason};
+use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 
 /// The first checks of a call without a fallback, made before the call and its attempt loop
 /// are even built: the supervisor is running, and the published state admits the call. The

@@ -34,12 +34,12 @@ use crate::health::{HealthSnapshot, HealthStats, HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
 use crate::messages::{
-    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, BreakerStatus, Call, CallCounts,
-    ClearFaults, DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts,
-    GetHealth, Hedge, HeldPermit, InjectFaults, Report, ResetBreaker, RetryDecision, RetryQuestion,
-    StopSupervisor, Subscribe, SupervisorEvent,
+    Admit, AttemptFailed, AttemptRecord, BreakerStatus, Call, CallCounts, ClearFaults,
+    DisableBreaker, Drain, EventKind, ForceOpen, GetBreakerStatus, GetCallCounts, GetHealth, Hedge,
+    HeldPermit, InjectFaults, Report, ResetBreaker, RetryDecision, RetryQuestion, StopSupervisor,
+    Subscribe, SupervisorEvent,
 };
-use crate::observe::{CallOutcome, FaultKind, RejectReason, RetryReason};
+use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind, RejectReason, RetryReason};
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::throttle::Throttle;
 

@@ -6,7 +6,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::config::FaultConfig;
-use crate::observe::FaultKind;
+use crate::outcome::FaultKind;
 
 /// A fault to inject into one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,7 @@
 mod config;
 mod injector;
 
-pub use crate::observe::FaultKind;
+pub use crate::outcome::FaultKind;
 pub use config::FaultConfig;
 pub use injector::{Fault, FaultInjector};
 

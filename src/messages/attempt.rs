@@ -11,28 +11,7 @@ use actix::Message;
 
 use crate::actors::Published;
 use crate::breaker::{Permit, Rejected};
-use crate::observe::{CallOutcome, FaultKind};
-
-/// How one attempt ended, as the supervisor records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AttemptOutcome {
-    /// Returned a value.
-    Success,
-    /// Returned an error that counts as a breaker failure.
-    Failure,
-    /// Returned an error the classifier says is not the dependency's fault.
-    Ignored,
-    /// Cancelled by the per-attempt timeout or the deadline.
-    TimedOut,
-    /// Panicked (the operation, its future, or the classifier).
-    Panicked,
-    /// Dropped by its caller before it ended: the permit is handed back without an outcome.
-    Cancelled,
-    /// A hedge race's loser, cancelled when another attempt of its call answered: its running
-    /// time, at most the hedge delay, is a latency sample (a lower bound of its latency) for the
-    /// health window; the breaker counts it as neither success nor failure.
-    Superseded,
-}
+use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind};
 
 /// One attempt to record: its permit, how it ended and how long it took.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use actix::{Message, Recipient};
 
 use crate::breaker::Transition;
 use crate::health::{HealthStats, HealthStatus};
-use crate::observe::{FaultKind, RetryReason};
+use crate::outcome::{FaultKind, RetryReason};
 
 /// Something a supervisor wants its subscribers to know. Delivered to every
 /// [`Subscribe`]d recipient, in the order it happened.

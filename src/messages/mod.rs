@@ -9,8 +9,8 @@ mod query;
 mod registry;
 
 pub(crate) use attempt::{
-    Admit, AttemptFailed, AttemptOutcome, AttemptRecord, Drain, Hedge, HeldPermit, Report,
-    RetryDecision, RetryQuestion,
+    Admit, AttemptFailed, AttemptRecord, Drain, Hedge, HeldPermit, Report, RetryDecision,
+    RetryQuestion,
 };
 pub(crate) use call::Fallback;
 pub use call::{BoxOperationFn, Call, Operation};

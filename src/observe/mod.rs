@@ -1,15 +1,13 @@
-//! Observability: metric names and label values (one place), per-service metric handles, the
-//! Prometheus exporter, and (cargo feature `status-page`) a live [status page](status) served
-//! next to `/metrics` by [`serve`].
+//! Observability: metric names and label keys (one place), per-service metric handles and the
+//! Prometheus exporter. It sits below the engine ([`actors`](crate::actors) reports through it);
+//! the live status page, an application on top of the registry, is [`status`](crate::status).
 //!
 //! Everything goes through the `metrics` facade: without an installed recorder the calls are
 //! no-ops and `tracing` events still report every transition, retry, timeout and rejection.
 
-mod exporter;
+pub(crate) mod exporter;
 mod names;
 mod service_metrics;
-#[cfg(feature = "status-page")]
-pub mod status;
 
 pub use exporter::{
     describe_metrics, install_recorder, serve_metrics, ExporterError, DEFAULT_METRICS_ADDR,
@@ -17,6 +15,6 @@ pub use exporter::{
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use names::*;
+// The label values, at their old path until the public surface is settled (see CHANGELOG.md).
+pub use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 pub(crate) use service_metrics::ServiceMetrics;
-#[cfg(feature = "status-page")]
-pub use status::{serve, serve_with, ObserveHandle};

@@ -1,12 +1,12 @@
 //! Metric names, label keys and the fixed label values. Labels are bounded: a service name and
-//! the enums below, never a per-request value (an error message, an id, a URL).
+//! the enums of [`outcome`](crate::outcome), never a per-request value (an error message, an id, a URL).
 
-/// Counter: calls answered, by `service` and `outcome` ([`CallOutcome`]).
+/// Counter: calls answered, by `service` and `outcome` ([`CallOutcome`](crate::outcome::CallOutcome)).
 pub const CALLS_TOTAL: &str = "warden_calls_total";
 /// Histogram (seconds): caller-observed duration of a call across all its attempts, by
 /// `service` and `outcome`.
 pub const CALL_DURATION_SECONDS: &str = "warden_call_duration_seconds";
-/// Counter: retries started, by `service` and `reason` ([`RetryReason`]).
+/// Counter: retries started, by `service` and `reason` ([`RetryReason`](crate::outcome::RetryReason)).
 pub const RETRY_ATTEMPTS_TOTAL: &str = "warden_retry_attempts_total";
 /// Counter: attempts cancelled by the per-attempt timeout or the deadline, by `service`.
 pub const TIMEOUTS_TOTAL: &str = "warden_timeouts_total";
@@ -19,7 +19,7 @@ pub const SERVICE_HEALTH: &str = "warden_service_health";
 /// Gauge: calls admitted and not yet answered, by `service`.
 pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
 /// Counter: calls or retries refused without reaching the dependency, by `service` and
-/// `reason` ([`RejectReason`]).
+/// `reason` ([`RejectReason`](crate::outcome::RejectReason)).
 pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
 
 /// Gauge: the probability with which the `service`'s adaptive throttle refuses a new call
@@ -31,7 +31,7 @@ pub const THROTTLE_PROBABILITY: &str = "warden_throttle_probability";
 pub const CONCURRENCY_LIMIT: &str = "warden_concurrency_limit";
 
 /// Counter: faults injected into attempts on purpose ([fault injection](crate::chaos), cargo
-/// feature `fault-injection`), by `service` and `kind` ([`FaultKind`]).
+/// feature `fault-injection`), by `service` and `kind` ([`FaultKind`](crate::outcome::FaultKind)).
 pub const FAULTS_INJECTED_TOTAL: &str = "warden_faults_injected_total";
 /// Counter: hedges started ([hedged requests](crate::messages::Call::idempotent)), by `service`.
 pub const HEDGES_STARTED_TOTAL: &str = "warden_hedges_started_total";
@@ -105,138 +105,3 @@ pub const METRIC_FAMILIES: [(&str, &str); 14] = [
         "Calls a hedge answered first (the attempt it hedged was cancelled).",
     ),
 ];
-
-/// How a call ended, as the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallOutcome {
-    /// The operation returned a value.
-    Success,
-    /// The operation returned an error (after any retries).
-    Failure,
-    /// The last attempt timed out, or the deadline passed.
-    Timeout,
-    /// The operation panicked.
-    Panic,
-    /// The call never ran: open breaker or overload.
-    Rejected,
-    /// The caller dropped the call before its answer; its attempt in flight was cancelled.
-    Cancelled,
-    /// The call failed (or was refused) and its fallback answered in its place.
-    Fallback,
-    /// The call was [coalesced](crate::messages::Call::coalesce): it waited for another call
-    /// with the same key, already in flight, and was answered with that call's answer (a value
-    /// or an error) without running the operation.
-    Coalesced,
-}
-
-impl CallOutcome {
-    /// All values, in label order.
-    pub const ALL: [CallOutcome; 8] = [
-        CallOutcome::Success,
-        CallOutcome::Failure,
-        CallOutcome::Timeout,
-        CallOutcome::Panic,
-        CallOutcome::Rejected,
-        CallOutcome::Cancelled,
-        CallOutcome::Fallback,
-        CallOutcome::Coalesced,
-    ];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CallOutcome::Success => "success",
-            CallOutcome::Failure => "failure",
-            CallOutcome::Timeout => "timeout",
-            CallOutcome::Panic => "panic",
-            CallOutcome::Rejected => "rejected",
-            CallOutcome::Cancelled => "cancelled",
-            CallOutcome::Fallback => "fallback",
-            CallOutcome::Coalesced => "coalesced",
-        }
-    }
-}
-
-/// Why a retry was started, as the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RetryReason {
-    /// The attempt returned a retryable error.
-    Error,
-    /// The attempt timed out.
-    Timeout,
-}
-
-impl RetryReason {
-    /// All values, in label order.
-    pub const ALL: [RetryReason; 2] = [RetryReason::Error, RetryReason::Timeout];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RetryReason::Error => "error",
-            RetryReason::Timeout => "timeout",
-        }
-    }
-}
-
-/// Why a call or retry was refused, as the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// The breaker is open, forced open, or half-open with every probe slot taken.
-    Open,
-    /// The bulkhead is full.
-    Overloaded,
-    /// A retry was due but the retry budget was spent.
-    Budget,
-    /// The adaptive throttle refused the call.
-    Throttled,
-    /// The rate limiter refused the call.
-    RateLimited,
-}
-
-impl RejectReason {
-    /// All values, in label order.
-    pub const ALL: [RejectReason; 5] = [
-        RejectReason::Open,
-        RejectReason::Overloaded,
-        RejectReason::Budget,
-        RejectReason::Throttled,
-        RejectReason::RateLimited,
-    ];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::Open => "open",
-            RejectReason::Overloaded => "overloaded",
-            RejectReason::Budget => "budget",
-            RejectReason::Throttled => "throttled",
-            RejectReason::RateLimited => "rate_limited",
-        }
-    }
-}
-
-/// A fault injected on purpose ([fault injection](crate::chaos)), as the `kind` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultKind {
-    /// The attempt was delayed, then ran the operation.
-    Latency,
-    /// The attempt failed without calling the operation.
-    Error,
-    /// The attempt never completed (its timeout or the deadline ended it).
-    Hang,
-}
-
-impl FaultKind {
-    /// All values, in label order.
-    pub const ALL: [FaultKind; 3] = [FaultKind::Latency, FaultKind::Error, FaultKind::Hang];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Latency => "latency",
-            FaultKind::Error => "error",
-            FaultKind::Hang => "hang",
-        }
-    }
-}

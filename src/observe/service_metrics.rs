@@ -6,6 +6,7 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use super::names::*;
 use crate::breaker::BreakerState;
 use crate::health::HealthStatus;
+use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
 /// Pre-registered handles for one service. Cheap to share (`Arc`) with handles on other threads.
 #[derive(Debug)]

@@ -27,7 +27,8 @@ use super::{classify, start_attempt, time_limit, Attempt, CallGuard, Failure};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::published::Published;
 use crate::breaker::Permit;
-use crate::messages::{AttemptOutcome, AttemptRecord, Call, Hedge, Report};
+use crate::messages::{AttemptRecord, Call, Hedge, Report};
+use crate::outcome::AttemptOutcome;
 
 /// One attempt in a race: its permit is reported when it ends, loses, or is dropped.
 pub(super) struct Runner {

@@ -49,7 +49,7 @@ impl ObserveHandle {
 ///
 /// ```no_run
 /// let registry = warden::Registry::start_new();
-/// let observe = warden::observe::serve(warden::observe::DEFAULT_METRICS_ADDR, registry.clone())?;
+/// let observe = warden::status::serve(warden::observe::DEFAULT_METRICS_ADDR, registry.clone())?;
 /// println!("status page: http://{}/status", observe.local_addr());
 /// # Ok::<(), warden::observe::ExporterError>(())
 /// ```
