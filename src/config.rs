@@ -215,8 +215,8 @@ impl SupervisorConfig {
         }
     }
 
-    /// Preset for a database: short retries with full jitter, the seed design's breaker
-    /// (3 consecutive failures, 30 s recovery, growing to 5 min on failed probes) plus a 50 %
+    /// Preset for a database: short retries with full jitter, a breaker
+    /// tripping on 3 consecutive failures (30 s recovery, growing to 5 min on failed probes) or a 50 %
     /// failure rate over the last 50 calls, 32 calls in flight (a pool's worth), degraded above
     /// 500 ms p95.
     ///

@@ -2,10 +2,10 @@
 //!
 //! A resilience runtime: every dependency a service calls (a database, an HTTP API, a cache)
 //! gets one **supervisor actor** ([`ServiceSupervisor`]) that owns that dependency's
-//! [circuit breaker](breaker::Breaker) and [health window](health::HealthWindow). Callers send
-//! it a [`Call`](messages::Call); the supervisor runs the operation under a timeout, retries it
-//! with backoff, jitter and a retry budget, fails fast while the breaker is open, tracks success
-//! rate and latency, and reports through `tracing` and the `metrics` facade.
+//! [circuit breaker](breaker::Breaker) and [health window](health::HealthWindow). A call runs
+//! in the caller's own task under the supervisor's authority: timed out, retried with backoff,
+//! jitter and a retry budget, failed fast while the breaker is open; the supervisor tracks
+//! success rate and latency and reports through `tracing` and the `metrics` facade.
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,12 +31,58 @@
 //! # }
 //! ```
 //!
-//! The order inside the supervisor is fixed — timeout (innermost), health, breaker, retry
-//! (outermost) — so it cannot be assembled in the wrong order.
+//! # The three parts
 //!
-//! The pure cores ([`breaker`], [`health`], [`retry`], and for load control [`throttle`],
-//! [`limit`] and [`ratelimit`]) know nothing of actix or tokio: they take `now` as an argument
-//! and a seeded RNG, and are usable on their own.
+//! - **The caller's task runs the call.** A [`ServiceHandle`] (cheap to clone, `Send`) runs each
+//!   call where it is awaited: it passes the gates, takes a bulkhead slot, invokes the
+//!   operation under its time limit, sleeps the backoff and answers. A call that succeeds sends
+//!   no message: its outcome is handed over through a lock-free queue.
+//! - **The supervisor decides.** One [`ServiceSupervisor`] actor per dependency is the only
+//!   writer of its breaker, health window, retry budget, throttle, limits and counts. It
+//!   publishes what callers need to admit a call on their own (the breaker state, the
+//!   throttle's probability, the limit), drains their reports in batches, and answers the
+//!   questions only it can answer: a failed attempt's retry (one round trip), a half-open
+//!   probe, a hedge. Every decision it makes or outcome it hears is one signal, turned into
+//!   counts, metrics, `tracing` and [events](messages::SupervisorEvent) in one place.
+//! - **The [`Registry`]** names the supervisors, spawns them from a TOML
+//!   [`ServicesFile`], reloads them without losing state, and reports the health of all.
+//!
+//! # The order of the patterns, as built
+//!
+//! | step | where | what happens |
+//! |---|---|---|
+//! | 1. breaker | caller (published state) | open: refused at once (`Open`); half-open: the supervisor admits the probes |
+//! | 2. throttle | caller | closed-state calls shed with the published probability (`Throttled`) |
+//! | 3. rate limit | caller | a token now, or one reserved and waited for up to `max_wait` (`RateLimited`) |
+//! | 4. back-pressure | caller | waits for the supervisor to drain when its hand-off is backed up |
+//! | 5. bulkhead | caller | a slot of `max_in_flight` or the adaptive limit (`Overloaded`) |
+//! | 6. coalescing | caller | a call whose key is in flight waits for that call's answer |
+//! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline |
+//! | 8. hedge | caller, supervisor admits | an idempotent call slower than the hedge delay races another attempt |
+//! | 9. health, breaker | supervisor | every attempt recorded: latency, success, trips |
+//! | 10. retry | supervisor decides, caller sleeps | attempts left, retry-after hint, deadline, open breaker, budget |
+//! | 11. fallback | caller | a failed or refused call with a fallback is answered by it |
+//!
+//! The order is not a choice, so it cannot be assembled wrong: the timeout bounds one attempt,
+//! not the retries; the breaker and the health window see every attempt, retries included;
+//! the retry never goes into a breaker that will still be open.
+//!
+//! # Which tool when
+//!
+//! | the dependency… | use | it answers |
+//! |---|---|---|
+//! | fails hard (down, refusing) | [breaker](breaker) | fail fast while open, probe to recover |
+//! | is slow to answer at all | [timeout and deadline](SupervisorConfig::timeout) | bound each attempt and the whole call |
+//! | must not be swamped by this process | [bulkhead](SupervisorConfig::max_in_flight) | a fixed cap of calls in flight |
+//! | queues under load (latency grows with concurrency) | [adaptive limit](limit) | the cap found from latency (AIMD, gradient) |
+//! | fails a share of calls (brownout) | [throttle](throttle) | sheds calls client-side in proportion to what it refuses |
+//! | has a quota (requests per second) | [rate limit](ratelimit) | tokens, waits up to `max_wait` |
+//! | fails transiently | [retry with a budget](retry) | retries, but never more than a share of calls |
+//! | has a slow tail (p99 ≫ p50) | [hedge](hedge) | a second attempt after the percentile delay |
+//!
+//! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
+//! [`hedge`], [`chaos`]) know nothing of actix or tokio: they take `now` as an argument and a
+//! seeded RNG, and are usable on their own.
 //!
 //! # Cargo features
 //!

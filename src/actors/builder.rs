@@ -6,7 +6,8 @@ use std::time::Duration;
 use actix::{Actor, ArbiterHandle, Context};
 
 use super::handle::ServiceHandle;
-use super::published::{CallSettings, Published};
+use super::shared::settings::CallSettings;
+use super::shared::Published;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerConfig;
 use crate::config::{validate_service_name, SupervisorConfig};
@@ -38,6 +39,13 @@ use crate::retry::RetryConfig;
 pub struct SupervisorBuilder {
     name: String,
     config: SupervisorConfig,
+}
+
+impl ServiceSupervisor {
+    /// A builder for the supervisor of the dependency `name`.
+    pub fn builder(name: impl Into<String>) -> SupervisorBuilder {
+        SupervisorBuilder::new(name)
+    }
 }
 
 impl SupervisorBuilder {
@@ -190,7 +198,7 @@ impl SupervisorBuilder {
         let name: Arc<str> = Arc::from(self.name);
         let settings = CallSettings::of(&self.config);
         let published = Published::new(&name, self.config.initial_limit(), settings);
-        published.set_rate_limit(self.config.rate_limit.clone());
+        published.rate_limit.set(self.config.rate_limit.clone());
         let published = Arc::new(published);
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(
@@ -218,7 +226,8 @@ struct HandleParts {
 
 impl HandleParts {
     fn with(self, addr: actix::Addr<ServiceSupervisor>) -> ServiceHandle {
-        self.published.set_supervisor(addr.downgrade());
+        self.published
+            .set_supervisor(addr.clone().recipient().downgrade());
         ServiceHandle::new(self.name, addr, self.published, self.alive_watch)
     }
 }

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use actix::Addr;
 use tokio::sync::watch;
 
-use super::call_driver;
-use super::published::Published;
+use super::shared::admission::Admission;
+use super::shared::Published;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerState;
 use crate::chaos::FaultConfig;
-use crate::error::{CallError, FaultsError, SupervisorGone};
+use crate::error::{FaultsError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
-    BreakerStatus, Call, CallCounts, ClearFaults, DisableBreaker, ForceOpen, GetBreakerStatus,
+    BreakerStatus, CallCounts, ClearFaults, DisableBreaker, ForceOpen, GetBreakerStatus,
     GetCallCounts, GetHealth, InjectFaults, ResetBreaker, StopSupervisor,
 };
 
@@ -92,7 +92,7 @@ impl ServiceHandle {
 
     /// The breaker state last published by the supervisor (read without a mailbox hop).
     pub(crate) fn published_state(&self) -> Option<BreakerState> {
-        self.published.state()
+        self.published.admission.state()
     }
 
     /// Whether a call starting now would be refused at once because the breaker is open (its
@@ -100,57 +100,18 @@ impl ServiceHandle {
     /// publishes, without a mailbox hop. False while closed, disabled or half-open (where the
     /// supervisor hands out probe permits), and once an open period has ended.
     pub fn is_open(&self) -> bool {
-        matches!(
-            self.published.admission(),
-            super::published::Admission::Refused(_)
-        )
-    }
-
-    /// The refusal a call starting now gets without running (supervisor gone, breaker open),
-    /// counted as a call would count it; `None` when a call would go ahead.
-    #[cfg(feature = "tower")]
-    pub(crate) fn refusal<E>(&self) -> Option<CallError<E>> {
-        call_driver::precheck(self).err()
+        matches!(self.published.admission.admit(), Admission::Refused(_))
     }
 
     /// Calls in flight now.
     pub fn in_flight(&self) -> u32 {
-        self.published.in_flight()
+        self.published.bulkhead.in_flight()
     }
 
     /// Calls allowed in flight now: the bulkhead's `max_in_flight`, or the adaptive
     /// concurrency limit when one is configured.
     pub fn limit(&self) -> u32 {
-        self.published.limit()
-    }
-
-    /// Runs `operation` through the supervisor (see [`Call::new`]), in the task that awaits
-    /// this future: no thread hop, and the returned future is `Send` when `operation` and its
-    /// future are.
-    ///
-    /// A call the published state admits (breaker closed) asks the supervisor nothing and
-    /// never waits for it; its outcome is handed over for the supervisor to record in batches.
-    /// A failed attempt asks the supervisor (one round trip) whether and when to retry; while
-    /// the breaker is half-open the supervisor hands out the probe permits; while it is open
-    /// the call is refused here at once.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, CallError<E>>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        // A plain call has no fallback: while the breaker is open it is refused right here,
-        // before the call and its attempt loop are even built.
-        let prechecked = call_driver::precheck(self)?;
-        call_driver::run(self, Call::new(operation), Some(prechecked)).await
-    }
-
-    /// Runs a prepared [`Call`] (e.g. one with a classifier) like [`call`](Self::call).
-    pub async fn send<T, E, F, Fut>(&self, call: Call<T, E, F>) -> Result<T, CallError<E>>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        call_driver::run(self, call, None).await
+        self.published.bulkhead.limit()
     }
 
     /// The dependency's health.

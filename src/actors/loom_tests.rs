@@ -1,5 +1,5 @@
-//! loom models of the lock-free parts a call uses in its caller's task: the bulkhead, the
-//! published admission state, and the outcome hand-off. Every interleaving (and every
+//! loom models of the lock-free cells a call uses in its caller's task, each checked alone: the
+//! bulkhead, the admission word, the outcome hand-off and the call settings. Every interleaving (and every
 //! reordering the memory orderings allow) is explored.
 //!
 //! Run: `RUSTFLAGS="--cfg warden_loom" cargo test --lib --release loom_` (CI does, with its own
@@ -12,15 +12,17 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use tokio::time::Instant;
 
-use super::handoff::Handoff;
-use super::published::{Admission, CallSettings, Published};
+use super::shared::admission::{Admission, AdmissionWord};
+use super::shared::bulkhead::SlotGuard;
+use super::shared::handoff::Handoff;
+use super::shared::settings::{CallSettings, SettingsCell};
+use super::shared::Published;
 use crate::breaker::BreakerState;
 
 fn published(max_in_flight: u32) -> Arc<Published> {
     let settings = CallSettings {
         timeout: None,
         deadline: None,
-        max_attempts: 1,
         ..CallSettings::default()
     };
     Arc::new(Published::new("loom", max_in_flight, settings))
@@ -36,7 +38,7 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 let shared = Arc::clone(&shared);
                 let holders = Arc::clone(&holders);
                 thread::spawn(move || {
-                    if let Some(slot) = shared.try_reserve() {
+                    if let Some(slot) = SlotGuard::try_take(&shared) {
                         let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                         assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
                         holders.fetch_sub(1, Ordering::SeqCst);
@@ -45,7 +47,7 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 })
             })
             .collect();
-        if let Some(slot) = shared.try_reserve() {
+        if let Some(slot) = SlotGuard::try_take(&shared) {
             let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
             assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
             holders.fetch_sub(1, Ordering::SeqCst);
@@ -54,14 +56,14 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(shared.in_flight(), 0, "every slot comes back");
+        assert_eq!(shared.bulkhead.in_flight(), 0, "every slot comes back");
     });
 }
 
 #[test]
 fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period() {
     loom::model(|| {
-        let shared = published(8);
+        let shared = Arc::new(AdmissionWord::default());
         let far = Instant::now() + Duration::from_secs(3600);
         let publisher = {
             let shared = Arc::clone(&shared);
@@ -72,7 +74,7 @@ fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period()
             })
         };
         for _ in 0..2 {
-            match shared.admission() {
+            match shared.admit() {
                 // Only the Closed states admit here, each with its own epoch.
                 Admission::Local(permit) => assert!(
                     permit.epoch() == 0 || permit.epoch() == 3,
@@ -88,7 +90,7 @@ fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period()
             }
         }
         publisher.join().unwrap();
-        assert!(matches!(shared.admission(), Admission::Local(p) if p.epoch() == 3));
+        assert!(matches!(shared.admit(), Admission::Local(p) if p.epoch() == 3));
     });
 }
 
@@ -170,37 +172,27 @@ fn loom_call_settings_are_read_whole_while_a_reload_replaces_them() {
         let before = CallSettings {
             timeout: Some(Duration::from_secs(1)),
             deadline: None,
-            max_attempts: 1,
             max_hedges: 0,
             hedge_all_calls: false,
         };
         let after = CallSettings {
             timeout: None,
             deadline: Some(Duration::from_secs(2)),
-            max_attempts: 3,
             max_hedges: 2,
             hedge_all_calls: true,
         };
-        let shared = Arc::new(Published::new("loom", 1, before));
+        let shared = Arc::new(SettingsCell::new(before));
         let writer = {
             let shared = Arc::clone(&shared);
-            thread::spawn(move || shared.set_settings(after))
+            thread::spawn(move || shared.store(after))
         };
-        let read = shared.settings();
-        let whole = |s: &CallSettings| {
-            (
-                s.timeout,
-                s.deadline,
-                s.max_attempts,
-                s.max_hedges,
-                s.hedge_all_calls,
-            )
-        };
+        let read = shared.load();
+        let whole = |s: &CallSettings| (s.timeout, s.deadline, s.max_hedges, s.hedge_all_calls);
         assert!(
             whole(&read) == whole(&before) || whole(&read) == whole(&after),
             "a torn read: {read:?}"
         );
         writer.join().unwrap();
-        assert_eq!(whole(&shared.settings()), whole(&after));
+        assert_eq!(whole(&shared.load()), whole(&after));
     });
 }

@@ -3,23 +3,20 @@
 //! run inside an actix system.
 
 mod builder;
-mod call_driver;
-pub(crate) mod coalesce;
+mod call;
 mod handle;
-mod handoff;
 #[cfg(all(test, warden_loom))]
 mod loom_tests;
-mod published;
 mod registry;
 mod runtime;
+pub(crate) mod shared;
 mod supervisor;
 
 pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
 pub use registry::{Registry, RegistryError, RegistryHandle, ReloadOptions, ReloadReport};
 pub use runtime::BackgroundRuntime;
-pub use supervisor::{CallReply, ServiceSupervisor, BATCH_WINDOW};
+pub use supervisor::{ServiceSupervisor, BATCH_WINDOW};
 
-pub(crate) use published::Published;
 #[cfg(feature = "status-page")]
 pub(crate) use runtime::home_arbiter;

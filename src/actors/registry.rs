@@ -409,8 +409,7 @@ impl RegistryHandle {
             .map_err(|_| SupervisorGone)
     }
 
-    /// Health of the supervisor named `name` (the seed's `get_service_health("external_api")`);
-    /// `None` when no such service is registered or it has stopped.
+    /// Health of the supervisor named `name`; `None` when no such service is registered or it has stopped.
     pub async fn health_of(&self, name: &str) -> Result<Option<HealthSnapshot>, SupervisorGone> {
         let Some(handle) = self.get(name).await? else {
             return Ok(None);

@@ -8,8 +8,9 @@ use rand::SeedableRng;
 use super::config::BreakerConfig;
 use super::outcome::{Outcome, OutcomeKind};
 use super::state::BreakerState;
+use super::totals::WindowSnapshot;
 use super::transition::{Transition, TransitionReason};
-use super::window::{OutcomeWindow, WindowSnapshot};
+use super::window::OutcomeWindow;
 
 /// Undrained transitions kept at most; the oldest are dropped beyond this so a breaker whose
 /// owner never drains stays bounded.

@@ -1,6 +1,6 @@
 //! Count-based sliding window: the last `size` recorded outcomes.
 
-use super::window::WindowTotals;
+use super::totals::WindowTotals;
 
 /// Flag bit: the outcome was a failure.
 const FAILURE: u8 = 1;

@@ -21,6 +21,7 @@ mod outcome;
 mod sliding_window;
 mod state;
 mod time_window;
+mod totals;
 mod transition;
 mod window;
 
@@ -30,5 +31,5 @@ pub use open_duration::OpenDuration;
 pub use outcome::{Outcome, OutcomeKind};
 pub use sliding_window::SlidingWindow;
 pub use state::BreakerState;
+pub use totals::WindowSnapshot;
 pub use transition::{Transition, TransitionReason};
-pub use window::WindowSnapshot;

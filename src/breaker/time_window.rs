@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::window::WindowTotals;
+use super::totals::WindowTotals;
 
 /// Number of buckets a time window is split into.
 const BUCKETS: u64 = 10;

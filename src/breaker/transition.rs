@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::state::BreakerState;
-use super::window::WindowSnapshot;
+use super::totals::WindowSnapshot;
 
 /// One state change of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]

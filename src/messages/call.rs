@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix::Message;
 
-use crate::actors::coalesce::Coalesce;
+use crate::actors::shared::flights::Coalesce;
 use crate::error::CallError;
 use crate::retry::ErrorClass;
 

@@ -1,17 +1,12 @@
 //! Messages a [`ServiceSupervisor`](crate::ServiceSupervisor) and the
 //! [`Registry`](crate::Registry) understand: calls, queries and control.
 
-mod attempt;
 mod call;
 mod control;
 mod events;
 mod query;
 mod registry;
 
-pub(crate) use attempt::{
-    Admit, AttemptFailed, AttemptRecord, Drain, Hedge, HeldPermit, Report, RetryDecision,
-    RetryQuestion,
-};
 pub(crate) use call::Fallback;
 pub use call::{BoxOperationFn, Call, Operation};
 pub use control::{

@@ -36,7 +36,7 @@ pub struct RemoveService(pub String);
 #[rtype(result = "Vec<String>")]
 pub struct ListServices;
 
-/// Health of every registered supervisor, sorted by name (the seed's `get_service_health`).
+/// Health of every registered supervisor, sorted by name.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "Vec<HealthSnapshot>")]
 pub struct GetAllHealth;

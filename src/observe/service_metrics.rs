@@ -69,6 +69,14 @@ impl ServiceMetrics {
         self.durations[i].record(seconds);
     }
 
+    /// `calls` calls were refused for `reason` and answered with the refusal.
+    pub(crate) fn refused(&self, reason: RejectReason, calls: u64) {
+        self.rejected[reason as usize].increment(calls);
+        let i = CallOutcome::Rejected as usize;
+        self.calls[i].increment(calls);
+        self.durations[i].record_many(0.0, usize::try_from(calls).unwrap_or(usize::MAX));
+    }
+
     /// A retry is starting.
     pub(crate) fn retry(&self, reason: RetryReason) {
         self.retries[reason as usize].increment(1);

@@ -98,6 +98,12 @@ impl Throttle {
         self.window.add(now, 1, u64::from(accepted));
     }
 
+    /// Counts `requests` requests at `now` that the dependency did not accept (calls the
+    /// throttle itself refused), as `requests` calls of [`count`](Self::count) would.
+    pub fn count_refused(&mut self, now: Instant, requests: u64) {
+        self.window.add(now, requests, 0);
+    }
+
     /// The probability that a request made at `now` is rejected:
     /// `min(max_reject_probability, max(0, (requests − k × accepts) / (requests + 1)))` over
     /// the window at `now`, or 0 while it holds fewer than `minimum_requests` requests.

@@ -6,12 +6,14 @@
 
 use actix::prelude::*;
 
+use super::signals::Signal;
 use super::{ServiceSupervisor, Settings};
+use crate::actors::shared::settings::CallSettings;
 use crate::chaos::FaultConfig;
 use crate::config::SupervisorConfig;
 use crate::error::ConfigError;
 use crate::limit::{ConcurrencyLimit, ConcurrencyLimitConfig};
-use crate::messages::{EventKind, Reconfiguration, Reconfigure};
+use crate::messages::{Reconfiguration, Reconfigure};
 use crate::throttle::Throttle;
 
 /// The parts of the running configuration that no core keeps a copy of.
@@ -43,13 +45,7 @@ impl Handler<Reconfigure> for ServiceSupervisor {
         self.drain(ctx, now);
         let change = self.reconfigure(ctx, config, now);
         if change.is_change() {
-            tracing::info!(
-                service = %self.name,
-                changed = ?change.changed,
-                reset = ?change.reset,
-                "supervisor reconfigured"
-            );
-            self.publish(now, EventKind::Reconfigured(change.clone()));
+            self.emit(now, Signal::Reconfigured(change.clone()));
         }
         Ok(change)
     }
@@ -64,7 +60,7 @@ impl ServiceSupervisor {
         now: tokio::time::Instant,
     ) -> Reconfiguration {
         let mut change = Reconfiguration::default();
-        let calls = self.published.settings();
+        let calls = self.published.settings.load();
         if config.timeout != calls.timeout {
             change.changed.push("timeout");
         }
@@ -117,9 +113,19 @@ impl ServiceSupervisor {
                 }
                 (_, None) => {
                     self.throttle = None;
-                    self.throttle_published = 0.0;
-                    self.published.publish_throttle(0.0);
-                    self.published.metrics.throttle(0.0);
+                    let from = std::mem::replace(&mut self.throttle_published, 0.0);
+                    self.published.throttle.publish(0.0);
+                    let (requests, accepts) = (0, 0);
+                    let to = 0.0;
+                    self.emit(
+                        now,
+                        Signal::Throttle {
+                            from,
+                            to,
+                            requests,
+                            accepts,
+                        },
+                    );
                 }
             }
             self.update_throttle(now);
@@ -143,20 +149,22 @@ impl ServiceSupervisor {
                 .as_ref()
                 .map_or(config.max_in_flight, |limiter| limiter.limit())
                 .min(config.max_in_flight);
-            self.published.publish_limit(limit);
+            self.published.bulkhead.set_limit(limit);
+            // The new limit is reported as the configuration's change, not as a move.
             self.limit_reported = limit;
+            self.emit(now, Signal::LimitChanged { to: limit });
         }
 
-        if config.rate_limit != self.published.rate_limit() {
+        if config.rate_limit != self.published.rate_limit.config() {
             change.changed.push("rate_limit");
-            self.published.set_rate_limit(config.rate_limit.clone());
+            self.published.rate_limit.set(config.rate_limit.clone());
         }
         if config.faults != self.configured.faults {
             change.changed.push("faults");
             match config.faults.clone() {
                 Some(faults) => self.start_faults(faults, now),
                 None => {
-                    self.published.set_faults(None);
+                    self.published.faults.set(None);
                     tracing::info!(service = %self.name, "fault injection off");
                 }
             }
@@ -168,7 +176,7 @@ impl ServiceSupervisor {
                 .hedge
                 .as_deref()
                 .and_then(|hedge| hedge.delay(&mut self.health, now.into_std()));
-            self.published.publish_hedge_delay(delay);
+            self.published.hedge_delay.publish(delay);
         }
         if config.seed != self.configured.seed {
             // The generators go on where they are: a new seed applies from a restart.
@@ -176,8 +184,7 @@ impl ServiceSupervisor {
         }
 
         // Callers read these from the next call on.
-        self.published
-            .set_settings(crate::actors::published::CallSettings::of(&config));
+        self.published.settings.store(CallSettings::of(&config));
         self.settings = Settings::of(&config);
         self.configured = Configured::of(&config);
         // New health thresholds apply at once (a status change is reported as usual).

@@ -23,11 +23,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{classify, start_attempt, time_limit, Attempt, CallGuard, Failure};
+use super::answer::{classify, Failure};
+use super::attempt::{start_attempt, time_limit, Attempt};
+use super::guard::CallGuard;
 use crate::actors::handle::ServiceHandle;
-use crate::actors::published::Published;
+use crate::actors::shared::report::{AttemptRecord, Report};
+use crate::actors::shared::Published;
+use crate::actors::supervisor::Hedge;
 use crate::breaker::Permit;
-use crate::messages::{AttemptRecord, Call, Hedge, Report};
+use crate::messages::Call;
 use crate::outcome::AttemptOutcome;
 
 /// One attempt in a race: its permit is reported when it ends, loses, or is dropped.
@@ -127,7 +131,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let published = &handle.published;
-    let settings = published.settings();
+    let settings = published.settings.load();
     let attempt_deadline =
         |started: Instant| time_limit(settings.timeout, deadline, started).map(|l| started + l);
     let first_attempt = start_attempt(call, published, attempt_deadline(first.started));

@@ -1,5 +1,5 @@
-//! The outcome hand-off from callers to their supervisor: callers push reports without
-//! waiting, and wake the supervisor at most once per batch window.
+//! The outcome hand-off from callers to their supervisor: callers push reports (or count a
+//! refusal in a tally) without waiting, and wake the supervisor at most once per batch window.
 //!
 //! The protocol is one flag beside a lock-free queue:
 //! - a producer pushes its report, then sets `wake_pending` (a swap); if it was clear, the
@@ -24,15 +24,28 @@
 
 use std::fmt;
 
-use crate::sync::{AtomicBool, Ordering};
+use actix::Message;
+
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+/// Wakes the supervisor to drain the reports (sent at most once per batch window).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Drain;
 
 /// Reports pending at most before a producer is told to wait for a drain (backpressure when
 /// the supervisor cannot keep up).
 pub(crate) const MAX_PENDING: usize = 64 * 1024;
 
+/// Tallies a hand-off carries beside its queue (see [`Handoff::tally`]).
+pub(crate) const TALLIES: usize = 4;
+
 /// A multi-producer, single-consumer hand-off with a wake-up flag (see the module docs).
 pub(crate) struct Handoff<R> {
     queue: Queue<R>,
+    /// Events that carry nothing but their kind (a refused call), counted instead of queued: a
+    /// burst of a million refusals costs a million increments, not a million queue entries.
+    tallies: [AtomicU64; TALLIES],
     wake_pending: AtomicBool,
 }
 
@@ -49,6 +62,7 @@ impl<R> Default for Handoff<R> {
     fn default() -> Self {
         Handoff {
             queue: Queue::default(),
+            tallies: std::array::from_fn(|_| AtomicU64::new(0)),
             wake_pending: AtomicBool::new(false),
         }
     }
@@ -60,6 +74,24 @@ impl<R> Handoff<R> {
     pub(crate) fn push(&self, report: R) -> bool {
         self.queue.push(report);
         !self.wake_pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Counts one event of kind `kind` (below [`TALLIES`]). Returns true when the caller must
+    /// wake the consumer, as [`push`](Self::push) does.
+    pub(crate) fn tally(&self, kind: usize) -> bool {
+        self.tallies[kind].fetch_add(1, Ordering::AcqRel);
+        !self.wake_pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes the tallies counted since the last call (the consumer, with each pass).
+    pub(crate) fn take_tallies(&self) -> [u64; TALLIES] {
+        std::array::from_fn(|kind| self.tallies[kind].swap(0, Ordering::AcqRel))
+    }
+
+    fn tallied(&self) -> bool {
+        self.tallies
+            .iter()
+            .any(|tally| tally.load(Ordering::Acquire) > 0)
     }
 
     /// Pops the reports pending now (not those pushed while draining, so a pass always ends)
@@ -82,7 +114,8 @@ impl<R> Handoff<R> {
     /// (reports arrived meanwhile and no producer has taken over the wake-up).
     pub(crate) fn rest(&self) -> bool {
         self.wake_pending.swap(false, Ordering::AcqRel);
-        !self.queue.is_empty() && !self.wake_pending.swap(true, Ordering::AcqRel)
+        (!self.queue.is_empty() || self.tallied())
+            && !self.wake_pending.swap(true, Ordering::AcqRel)
     }
 
     /// Whether so many reports are pending that a producer should wait for a drain.

@@ -1,0 +1,189 @@
+//! The attempt loop: admission, one attempt (hedged, if the call may be), the failure recorded
+//! by the supervisor with its retry decision, the backoff sleep here. There is no other copy
+//! of it: a call made through a handle and a [`Call`] sent to the supervisor's address both
+//! run it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::answer::{classify, Failure, Last};
+use super::attempt::{start_attempt, time_limit, Attempt};
+use super::guard::CallGuard;
+use super::hedge::{hedged, Runner};
+use crate::actors::handle::ServiceHandle;
+use crate::actors::shared::admission::Admission;
+use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
+use crate::error::CallError;
+use crate::messages::Call;
+use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
+
+/// Runs the attempts of `call`. Leaves in `guard` what is still to report: the last attempt
+/// (when the supervisor was not asked about it) and how the call ended (`None`: nobody to
+/// count it to).
+pub(super) async fn drive<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    mut call: Call<T, E, F>,
+    first_admission: Admission,
+    guard: &mut CallGuard<'_>,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let published = &handle.published;
+    let settings = published.settings.load();
+    let started = guard.started;
+    let deadline = settings.deadline.map(|d| started + d);
+    let mut admission = Some(first_admission);
+    // A call that must not run twice is never hedged, even when every call is.
+    let hedgeable =
+        settings.max_hedges > 0 && !call.no_retry && (call.idempotent || settings.hedge_all_calls);
+    let mut attempts = 0u32;
+    let mut previous_delay = Duration::ZERO;
+    // While a retry waits for admission: the failure it retries.
+    let mut retrying: Option<Last<E>> = None;
+    loop {
+        let admitted = match admission
+            .take()
+            .unwrap_or_else(|| published.admission.admit())
+        {
+            Admission::Local(permit) => Ok(permit),
+            Admission::Refused(retry_after) => Err(retry_after),
+            Admission::AskSupervisor => match handle.addr.send(Admit).await {
+                Err(_) => return Err(CallError::SupervisorGone),
+                Ok(Ok(held)) => Ok(held.take()),
+                Ok(Err(rejected)) => Err(rejected.retry_after),
+            },
+        };
+        let permit = match admitted {
+            Ok(permit) => permit,
+            Err(retry_after) => {
+                guard.refused(RejectReason::Open);
+                return match retrying.take() {
+                    None => {
+                        guard.answer(Err(CallError::Open { retry_after }), CallOutcome::Rejected)
+                    }
+                    // The breaker opened while the retry waited: the attempts made still count.
+                    Some(last) => {
+                        let (error, answer) = last.answer(attempts, Stop::Open(retry_after));
+                        guard.answer(Err(error), answer)
+                    }
+                };
+            }
+        };
+        attempts += 1;
+        let attempt_started = if attempts == 1 {
+            started
+        } else {
+            Instant::now()
+        };
+        let span = tracing::debug_span!("attempt", attempt = attempts);
+        // A probe (half-open) is never hedged.
+        let hedge_delay = (hedgeable && !permit.is_probe())
+            .then(|| published.hedge_delay())
+            .flatten();
+        let (attempt, attempt_started) = match hedge_delay {
+            None => {
+                guard.permit = Some((permit, attempts == 1));
+                let limit = time_limit(settings.timeout, deadline, attempt_started);
+                let attempt_deadline = limit.map(|limit| attempt_started + limit);
+                let attempt = start_attempt(&mut call, published, attempt_deadline)
+                    .instrument(span)
+                    .await;
+                (attempt, attempt_started)
+            }
+            Some(delay) => {
+                let first = Runner::new(permit, attempts == 1, attempt_started, false);
+                // Boxed: a call that is not hedged keeps its future as small as before.
+                Box::pin(hedged(
+                    handle, &mut call, guard, first, attempts, deadline, delay,
+                ))
+                .instrument(span)
+                .await
+            }
+        };
+        let finished = Instant::now();
+        let duration = finished - attempt_started;
+        let deadline_passed = deadline.is_some_and(|d| finished >= d);
+
+        let (outcome, failure, retry_after) = match attempt {
+            Attempt::Value(value) => return guard.succeed(value, duration, finished),
+            Attempt::NoRuntime => {
+                guard.cancel_attempt();
+                return guard.answer(
+                    Err(CallError::NoRuntime { attempts }),
+                    CallOutcome::Cancelled,
+                );
+            }
+            Attempt::Panicked(message) => (
+                AttemptOutcome::Panicked,
+                Failure::Final(
+                    CallError::Panicked { message, attempts },
+                    CallOutcome::Panic,
+                ),
+                None,
+            ),
+            Attempt::TimedOut if deadline_passed => (
+                AttemptOutcome::TimedOut,
+                Failure::Final(
+                    CallError::DeadlineExceeded { attempts },
+                    CallOutcome::Timeout,
+                ),
+                None,
+            ),
+            Attempt::TimedOut => (
+                AttemptOutcome::TimedOut,
+                Failure::Retryable(Last::TimedOut),
+                None,
+            ),
+            // A transient breaker failure, as an error the classifier would pass.
+            Attempt::Injected => (
+                AttemptOutcome::Failure,
+                Failure::Retryable(Last::Injected),
+                None,
+            ),
+            Attempt::Error(error) => classify(&call, error, attempts),
+            Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
+        };
+        let last = match failure {
+            // The call ends here whatever the supervisor says.
+            Failure::Final(error, answer) => {
+                return guard
+                    .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
+                    .await;
+            }
+            Failure::Retryable(last) => last,
+        };
+        // The supervisor records the failure and decides: retry after a delay, or stop (and
+        // why). Nothing of that decision is made again here.
+        let question = RetryQuestion {
+            attempts_made: attempts,
+            previous_delay,
+            deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
+            no_retry: call.no_retry,
+        };
+        let delay = match guard
+            .ask(handle, outcome, duration, retry_after, Some(question))
+            .await
+        {
+            None => return Err(CallError::SupervisorGone),
+            Some(RetryDecision::RetryAfter(delay)) => delay,
+            Some(RetryDecision::Stop(stop)) => {
+                let (error, answer) = last.answer(attempts, stop);
+                return guard.answer(Err(error), answer);
+            }
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return guard.answer(
+                Err(CallError::NoRuntime { attempts }),
+                CallOutcome::Cancelled,
+            );
+        }
+        tokio::time::sleep(delay).await;
+        previous_delay = delay;
+        retrying = Some(last);
+    }
+}

@@ -1,0 +1,145 @@
+//! The gates a call passes before its first attempt, in this order: the **breaker** (the
+//! published state: open refuses here, half-open asks the supervisor later, at admission),
+//! the adaptive **throttle** (only calls the breaker admits on its own, closed), the **rate
+//! limit** (a token now, or a reserved one waited for up to `max_wait`), **back-pressure**
+//! (wait for the supervisor to drain when its hand-off is backed up), and the **bulkhead** (a
+//! slot, or refused). A refusal allocates nothing and takes no slot; it is answered by
+//! [`fallback::refused`](super::fallback::refused).
+
+use std::time::Duration;
+
+use crate::actors::handle::ServiceHandle;
+use crate::actors::shared::admission::Admission;
+use crate::actors::shared::bulkhead::SlotGuard;
+use crate::actors::shared::handoff::Drain;
+use crate::actors::shared::report::Report;
+use crate::actors::shared::Published;
+use crate::error::CallError;
+use crate::outcome::{CallOutcome, RejectReason};
+
+/// Why a call was refused before it took a slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    /// The breaker is open (for `retry_after` more, when known).
+    Open(Option<Duration>),
+    /// The adaptive throttle refuses this share of calls.
+    Throttled(f64),
+    /// The rate limit has no token soon enough.
+    RateLimited(Duration),
+    /// The bulkhead is full.
+    Overloaded,
+}
+
+impl Refusal {
+    /// The reason label it is counted under.
+    pub(crate) fn reason(self) -> RejectReason {
+        match self {
+            Refusal::Open(_) => RejectReason::Open,
+            Refusal::Throttled(_) => RejectReason::Throttled,
+            Refusal::RateLimited(_) => RejectReason::RateLimited,
+            Refusal::Overloaded => RejectReason::Overloaded,
+        }
+    }
+
+    /// The caller's answer.
+    pub(crate) fn error<E>(self) -> CallError<E> {
+        match self {
+            Refusal::Open(retry_after) => CallError::Open { retry_after },
+            Refusal::Throttled(probability) => CallError::Throttled { probability },
+            Refusal::RateLimited(retry_after) => CallError::RateLimited { retry_after },
+            Refusal::Overloaded => CallError::Overloaded,
+        }
+    }
+
+    /// Answers a call without a fallback with the refusal, counted.
+    pub(crate) fn refuse<T, E>(self, published: &Published) -> Result<T, CallError<E>> {
+        published.refuse(self.reason());
+        Err(self.error())
+    }
+}
+
+/// How a call left the gates without a slot.
+pub(super) enum Stopped {
+    /// Refused by a gate (still to be answered, through the fallback if there is one).
+    Refused(Refusal),
+    /// The supervisor is gone.
+    Gone,
+    /// No tokio runtime to wait for a token with.
+    NoRuntime,
+}
+
+/// The breaker gate from the published state (or the admission [`precheck`](super::precheck)
+/// made), then the throttle.
+pub(super) fn admission(
+    handle: &ServiceHandle,
+    prechecked: Option<Admission>,
+) -> Result<Admission, Refusal> {
+    let published = &handle.published;
+    let admission = match prechecked.unwrap_or_else(|| published.admission.admit()) {
+        Admission::Refused(retry_after) => {
+            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+            return Err(Refusal::Open(retry_after));
+        }
+        admission => admission,
+    };
+    // The throttle only sheds calls the breaker admits on its own (closed).
+    if matches!(admission, Admission::Local(_)) {
+        if let Some(probability) = published.throttle.refuses() {
+            tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
+            return Err(Refusal::Throttled(probability));
+        }
+    }
+    Ok(admission)
+}
+
+/// The rate limit, back-pressure and the bulkhead: the call's slot.
+pub(super) async fn slot(handle: &ServiceHandle) -> Result<SlotGuard, Stopped> {
+    let published = &handle.published;
+    match published.rate_limit.acquire() {
+        Ok(None) => {}
+        // A token is reserved for us: wait for it (at most the configured `max_wait`).
+        Ok(Some(wait)) => {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(Stopped::NoRuntime);
+            }
+            // A caller that gives up while waiting is counted `cancelled` like any other.
+            let waiting = CancelledUnlessDone(published, true);
+            tokio::time::sleep(wait).await;
+            waiting.done();
+        }
+        Err(limited) => {
+            tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
+            return Err(Stopped::Refused(Refusal::RateLimited(limited.retry_after)));
+        }
+    }
+    if published.reports.is_backed_up() {
+        // The supervisor is not keeping up with the reports: wait for it to drain them
+        // (back-pressure) rather than let them pile up.
+        if handle.addr.send(Drain).await.is_err() {
+            return Err(Stopped::Gone);
+        }
+    }
+    SlotGuard::try_take(published).ok_or_else(|| {
+        tracing::debug!(service = %handle.name, "call rejected: too many in flight");
+        Stopped::Refused(Refusal::Overloaded)
+    })
+}
+
+/// Counts the call `cancelled` if dropped before [`done`](Self::done) (a wait before the call
+/// has its guard).
+struct CancelledUnlessDone<'a>(&'a Published, bool);
+
+impl CancelledUnlessDone<'_> {
+    fn done(mut self) {
+        self.1 = false;
+    }
+}
+
+impl Drop for CancelledUnlessDone<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0
+                .report(Report::answered(CallOutcome::Cancelled, Duration::ZERO));
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! What a call in flight holds — its bulkhead slot and the permit of the attempt running —
+//! and what is still to report. [`CallGuard::finish`] hands the call's last report over; if
+//! the call is dropped before, dropping the guard hands the permit back and counts the call
+//! `cancelled`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::actors::handle::ServiceHandle;
+use crate::actors::shared::bulkhead::SlotGuard;
+use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
+use crate::actors::shared::Published;
+use crate::actors::supervisor::{AttemptFailed, RetryDecision, RetryQuestion};
+use crate::breaker::Permit;
+use crate::error::CallError;
+use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
+
+/// A call in flight (see the module docs).
+pub(super) struct CallGuard<'a> {
+    pub(super) published: &'a Arc<Published>,
+    pub(super) slot: Option<SlotGuard>,
+    /// Calls in flight when this one was admitted, itself included.
+    pub(super) in_flight: u32,
+    /// The running attempt's permit, and whether it is the call's first attempt.
+    pub(super) permit: Option<(Permit, bool)>,
+    /// The last attempt, when it is reported with the answer.
+    last_attempt: Option<AttemptRecord>,
+    pub(super) started: Instant,
+    /// When the last attempt ended, if that is when the call was answered.
+    finished: Option<Instant>,
+    /// How the call was answered; `None` when there is nobody to count it to.
+    pub(super) outcome: Option<CallOutcome>,
+    /// The call's retry (or first attempt) was refused by the breaker.
+    refused: Option<RejectReason>,
+    /// A hedge answered the call with its value.
+    pub(super) hedge_won: bool,
+    answered: bool,
+}
+
+impl<'a> CallGuard<'a> {
+    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard) -> Self {
+        CallGuard {
+            published,
+            in_flight: slot.in_flight,
+            slot: Some(slot),
+            permit: None,
+            last_attempt: None,
+            started: Instant::now(),
+            finished: None,
+            outcome: None,
+            refused: None,
+            hedge_won: false,
+            answered: false,
+        }
+    }
+
+    fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
+        let in_flight = self.in_flight;
+        self.permit.take().map(|(permit, first)| AttemptRecord {
+            permit,
+            outcome,
+            duration,
+            first,
+            in_flight,
+        })
+    }
+
+    /// The attempt succeeded: its record goes with the answer.
+    pub(super) fn succeed<T, E>(
+        &mut self,
+        value: T,
+        duration: Duration,
+        finished: Instant,
+    ) -> Result<T, CallError<E>> {
+        self.last_attempt = self.record(AttemptOutcome::Success, duration);
+        self.finished = Some(finished);
+        self.outcome = Some(CallOutcome::Success);
+        Ok(value)
+    }
+
+    /// Answers the call with `result`, counted as `outcome`.
+    pub(super) fn answer<T, E>(
+        &mut self,
+        result: Result<T, CallError<E>>,
+        outcome: CallOutcome,
+    ) -> Result<T, CallError<E>> {
+        self.outcome = Some(outcome);
+        result
+    }
+
+    /// An attempt of the call was refused for `reason` (reported with the answer).
+    pub(super) fn refused(&mut self, reason: RejectReason) {
+        self.refused = Some(reason);
+    }
+
+    /// The attempt was abandoned without an outcome (nothing to time it with).
+    pub(super) fn cancel_attempt(&mut self) {
+        if let Some(record) = self.record(AttemptOutcome::Cancelled, Duration::ZERO) {
+            self.published.report(Report {
+                attempt: Some(record),
+                ..Report::default()
+            });
+        }
+    }
+
+    /// The last attempt failed and the call ends with `result`: a failure the breaker counts is
+    /// recorded by the supervisor before the caller has its answer (so trips are exact); an
+    /// ignored error is handed over with the answer.
+    pub(super) async fn end_with_failure<T, E>(
+        &mut self,
+        handle: &ServiceHandle,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        retry_after: Option<Duration>,
+        result: Result<T, CallError<E>>,
+        answer: CallOutcome,
+    ) -> Result<T, CallError<E>> {
+        if outcome == AttemptOutcome::Ignored {
+            self.last_attempt = self.record(outcome, duration);
+            return self.answer(result, answer);
+        }
+        if self
+            .ask(handle, outcome, duration, retry_after, None)
+            .await
+            .is_none()
+        {
+            return Err(CallError::SupervisorGone);
+        }
+        self.answer(result, answer)
+    }
+
+    /// Records the failed attempt with the supervisor, asking `retry` if given. `None` when the
+    /// supervisor is gone.
+    pub(super) async fn ask(
+        &mut self,
+        handle: &ServiceHandle,
+        outcome: AttemptOutcome,
+        duration: Duration,
+        retry_after: Option<Duration>,
+        retry: Option<RetryQuestion>,
+    ) -> Option<RetryDecision> {
+        let (permit, first) = self.permit.take()?;
+        let message = AttemptFailed {
+            permit: HeldPermit::new(permit, Arc::clone(self.published)),
+            outcome,
+            duration,
+            first,
+            in_flight: self.in_flight,
+            retry_after,
+            retry,
+        };
+        handle.addr.send(message).await.ok()
+    }
+
+    /// Hands over the call's last report: its last attempt if not recorded yet, and its answer
+    /// (nothing when the supervisor is gone).
+    pub(super) fn finish(mut self) {
+        // The slot comes back before the answer is counted.
+        self.slot = None;
+        self.answered = true;
+        let Some(outcome) = self.outcome else {
+            return;
+        };
+        let call_duration = match self.finished {
+            Some(finished) => finished - self.started,
+            None => self.started.elapsed(),
+        };
+        self.published.report(Report {
+            attempt: self.last_attempt.take(),
+            answer: Some((outcome, call_duration)),
+            refused: self.refused,
+            hedge_won: self.hedge_won,
+            ..Report::default()
+        });
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    /// Counts the call `cancelled` when it is dropped before its answer.
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let attempt = self
+            .record(AttemptOutcome::Cancelled, Duration::ZERO)
+            .or_else(|| self.last_attempt.take());
+        self.slot = None;
+        self.published.report(Report {
+            attempt,
+            answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+            refused: self.refused,
+            ..Report::default()
+        });
+    }
+}

@@ -1,0 +1,253 @@
+//! The caller's side of a call: its whole life runs in the task that awaits it, whichever
+//! thread or runtime that is (a [`ServiceHandle`]'s caller, or the supervisor's arbiter for a
+//! [`Call`] sent to the supervisor's address).
+//!
+//! ```text
+//! gates ──▶ slot ──▶ attempts ──▶ answer ──▶ fallback
+//! breaker, throttle,   (coalesce:   admission, attempt   supervisor's   on an error, if
+//! rate limit,          follow or    (hedged?), failure   decision →     the call has one
+//! back-pressure        lead)        → supervisor, sleep  CallError
+//! ```
+//!
+//! - [`gates`]: refusals before a slot, counted once (through the hand-off);
+//! - [`coalesce`]: a coalesced call follows a call of its key in flight, or leads one;
+//! - [`attempts`]: the attempt loop; [`attempt`]: one attempt under its time limit;
+//!   [`hedge`]: one attempt raced against hedges;
+//! - [`answer`]: the supervisor's decision turned into the caller's [`CallError`];
+//! - [`guard`]: what a call in flight holds, and its last report;
+//! - [`fallback`]: the fallback, for failures and refusals.
+//!
+//! What is decided where: admission reads the state the supervisor publishes (Closed admits
+//! here, Open refuses here, HalfOpen asks the supervisor for a probe permit); a success is
+//! handed over without waiting; a failed attempt is recorded by the supervisor before the
+//! call goes on (one round trip), and the supervisor decides the retry, its delay and the
+//! budget. A call dropped by its caller is cancelled where it stands: the attempt's future is
+//! dropped, the slot freed, a permit handed back and the call counted `cancelled`. When the
+//! supervisor stops, a call in flight is cancelled and answered [`CallError::SupervisorGone`].
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
+use actix::{AsyncContext, Context, Handler, ResponseFuture};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+mod answer;
+mod attempt;
+mod attempts;
+mod coalesce;
+mod fallback;
+mod gates;
+mod guard;
+mod hedge;
+
+pub(crate) use self::gates::Refusal;
+use self::gates::Stopped;
+use self::guard::CallGuard;
+use super::handle::ServiceHandle;
+use super::shared::admission::Admission;
+use super::shared::flights::{FlightGuard, Joined};
+use super::supervisor::ServiceSupervisor;
+use crate::error::CallError;
+use crate::messages::Call;
+
+/// The ways to run a call from a handle: [`call`](ServiceHandle::call) for a closure,
+/// [`send`](ServiceHandle::send) for a prepared [`Call`].
+impl ServiceHandle {
+    /// Runs `operation` through the supervisor (see [`Call::new`]), in the task that awaits
+    /// this future: no thread hop, and the returned future is `Send` when `operation` and its
+    /// future are.
+    ///
+    /// A call the published state admits (breaker closed) asks the supervisor nothing and
+    /// never waits for it; its outcome is handed over for the supervisor to record in batches.
+    /// A failed attempt asks the supervisor (one round trip) whether and when to retry; while
+    /// the breaker is half-open the supervisor hands out the probe permits; while it is open
+    /// the call is refused here at once.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, CallError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        // A plain call has no fallback: while the breaker is open it is refused right here,
+        // before the call and its attempt loop are even built.
+        let prechecked = precheck(self)?;
+        run(self, Call::new(operation), Some(prechecked)).await
+    }
+
+    /// Runs a prepared [`Call`] (e.g. one with a classifier) like [`call`](Self::call).
+    pub async fn send<T, E, F, Fut>(&self, call: Call<T, E, F>) -> Result<T, CallError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        run(self, call, None).await
+    }
+
+    /// The refusal a call starting now gets without running (supervisor gone, breaker open),
+    /// counted as a call would count it; `None` when a call would go ahead.
+    #[cfg(feature = "tower")]
+    pub(crate) fn refusal<E>(&self) -> Option<CallError<E>> {
+        precheck(self).err()
+    }
+}
+
+/// The first checks of a call without a fallback, made before the call and its attempt loop
+/// are even built: the supervisor is running, and the published state admits the call. The
+/// refusal is counted; the admission is handed to [`run`], which does not check again.
+pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallError<E>> {
+    if !handle.is_alive() {
+        return Err(CallError::SupervisorGone);
+    }
+    match handle.published.admission.admit() {
+        Admission::Refused(retry_after) => {
+            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+            Refusal::Open(retry_after).refuse(&handle.published)
+        }
+        admission => Ok(Prechecked(admission)),
+    }
+}
+
+/// A call's first admission, made by [`precheck`].
+#[derive(Debug)]
+pub(crate) struct Prechecked(Admission);
+
+/// Runs `call` through the supervisor behind `handle`, in the current task (see the module
+/// docs).
+pub(crate) async fn run<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    mut call: Call<T, E, F>,
+    prechecked: Option<Prechecked>,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut fallback = call.fallback.take();
+    let coalesce = call.coalesce.take();
+    let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
+    if prechecked.is_none() && !handle.is_alive() {
+        return Err(CallError::SupervisorGone);
+    }
+    let published = &handle.published;
+    // When a coalesced call started (a follower's duration is timed from it).
+    let started = coalesce.as_ref().map(|_| Instant::now());
+    // One round for a call; more only for a coalesced call whose leader was cancelled.
+    let (admission, slot, flight) = loop {
+        let started = started.unwrap_or_else(Instant::now);
+        if let Some(Joined::Follow(answer)) = coalesce
+            .as_ref()
+            .map(|coalesce| coalesce.join(&published.flights, false))
+        {
+            match coalesce::follow(published, answer, &mut fallback, started).await {
+                Some(answer) => return answer,
+                None => continue,
+            }
+        }
+        let gated = match gates::admission(handle, prechecked.take()) {
+            Ok(admission) => gates::slot(handle).await.map(|slot| (admission, slot)),
+            Err(refusal) => Err(Stopped::Refused(refusal)),
+        };
+        let (admission, slot) = match gated {
+            Ok(gated) => gated,
+            Err(Stopped::Refused(refusal)) => {
+                return fallback::refused(published, refusal, fallback).await
+            }
+            Err(Stopped::Gone) => return Err(CallError::SupervisorGone),
+            Err(Stopped::NoRuntime) => return Err(CallError::NoRuntime { attempts: 0 }),
+        };
+        // With its slot, a coalesced call leads its key's flight, unless another call of the
+        // key took a slot first (it then gives its slot back and follows that one).
+        let flight = match coalesce
+            .as_ref()
+            .map(|coalesce| coalesce.join(&published.flights, true))
+        {
+            Some(Joined::Lead(id)) => Some(id),
+            Some(Joined::Follow(answer)) => {
+                drop(slot);
+                match coalesce::follow(published, answer, &mut fallback, started).await {
+                    Some(answer) => return answer,
+                    None => continue,
+                }
+            }
+            Some(Joined::Vacant | Joined::Alone) | None => None,
+        };
+        break (admission, slot, flight);
+    };
+    let span = tracing::debug_span!(
+        "call",
+        service = %handle.name,
+        call_id = published.next_call_id()
+    );
+    let mut guard = CallGuard::new(published, slot);
+    // Declared after the call's guard, so dropped before it: the flight ends (its followers
+    // start over) before the slot is given back.
+    let flight = flight.and_then(|id| {
+        let coalesce = coalesce.as_ref()?;
+        Some(FlightGuard::new(&published.flights, coalesce, id))
+    });
+    let driven = attempts::drive(handle, call, admission, &mut guard).instrument(span);
+    let answer = until_supervisor_gone(handle, driven).await;
+    if let Some(flight) = flight {
+        // The followers get the answer itself; each applies its own fallback.
+        flight.land(&answer);
+    }
+    let result = match (answer, fallback) {
+        (Err(error), Some(fallback)) => {
+            // The slot is not needed to compute a fallback.
+            guard.slot = None;
+            let attempts = error.attempts();
+            let mut outcome = guard.outcome;
+            let result = fallback::serve(fallback, error, attempts, &mut outcome).await;
+            // With the supervisor gone there is nobody to count it to.
+            if guard.outcome.is_some() {
+                guard.outcome = outcome;
+            }
+            result
+        }
+        (result, _) => result,
+    };
+    guard.finish();
+    result
+}
+
+/// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)
+/// is dropped and answered `SupervisorGone`. The watch is only set up if the call has to wait,
+/// so a call that is done at its first poll pays nothing for it.
+async fn until_supervisor_gone<T, E>(
+    handle: &ServiceHandle,
+    call: impl Future<Output = Result<T, CallError<E>>>,
+) -> Result<T, CallError<E>> {
+    let mut call = pin!(call);
+    let mut gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(answer) = call.as_mut().poll(cx) {
+            return Poll::Ready(answer);
+        }
+        let gone = gone.get_or_insert_with(|| Box::pin(handle.stopped()));
+        match gone.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(CallError::SupervisorGone)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A call sent to the supervisor's address runs on its arbiter, as a task of its own (the
+/// mailbox is never blocked by it, and it is no actor future), through the same pipeline as a
+/// call made with a [`ServiceHandle`] (so its future need not be `Send`).
+impl<T, E, F, Fut> Handler<Call<T, E, F>> for ServiceSupervisor
+where
+    T: 'static,
+    E: 'static,
+    F: FnMut() -> Fut + 'static,
+    Fut: Future<Output = Result<T, E>> + 'static,
+{
+    type Result = ResponseFuture<Result<T, CallError<E>>>;
+
+    fn handle(&mut self, call: Call<T, E, F>, ctx: &mut Context<Self>) -> Self::Result {
+        let (name, published, alive) = self.shared();
+        let handle = ServiceHandle::new(name, ctx.address(), published, alive);
+        Box::pin(async move { run(&handle, call, None).await })
+    }
+}

@@ -1,0 +1,105 @@
+//! What a caller hands its supervisor without waiting (a [`Report`], through the
+//! [hand-off](super::handoff)), and a permit on its way between them ([`HeldPermit`]).
+//!
+//! Every refusal, answer and attempt a caller sees is reported here and counted by the
+//! supervisor alone, in one place (its signal fan-out): the caller's task counts nothing itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Published;
+use crate::breaker::Permit;
+use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind, RejectReason};
+
+/// One attempt to record: its permit, how it ended and how long it took.
+#[derive(Debug)]
+pub(crate) struct AttemptRecord {
+    pub(crate) permit: Permit,
+    pub(crate) outcome: AttemptOutcome,
+    pub(crate) duration: Duration,
+    /// The call's first attempt: the call is counted into the retry budget with it.
+    pub(crate) first: bool,
+    /// Calls in flight when the call was admitted, itself included.
+    pub(crate) in_flight: u32,
+}
+
+/// What a caller hands over without waiting: an attempt that needs no decision (a success, an
+/// ignored final error, a cancelled attempt), a refusal it met, and/or the call's answer.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) attempt: Option<AttemptRecord>,
+    /// How the call was answered, and its caller-observed duration. A call answered
+    /// [`CallOutcome::Rejected`] was refused for the reason in `refused`.
+    pub(crate) answer: Option<(CallOutcome, Duration)>,
+    /// The call, or its retry, was refused before an attempt started (open breaker, throttle,
+    /// rate limit, full bulkhead).
+    pub(crate) refused: Option<RejectReason>,
+    /// A fault was injected into one of the call's attempts.
+    pub(crate) fault: Option<FaultKind>,
+    /// A hedge (not the attempt it hedged) answered the call.
+    pub(crate) hedge_won: bool,
+}
+
+impl Report {
+    /// A call refused for `reason`, answered `answer` (the refusal itself, or its fallback).
+    pub(crate) fn refused(reason: RejectReason, answer: CallOutcome) -> Self {
+        Report {
+            refused: Some(reason),
+            answer: Some((answer, Duration::ZERO)),
+            ..Report::default()
+        }
+    }
+
+    /// A call answered `outcome` after `duration`, with nothing else to record.
+    pub(crate) fn answered(outcome: CallOutcome, duration: Duration) -> Self {
+        Report {
+            answer: Some((outcome, duration)),
+            ..Report::default()
+        }
+    }
+
+    /// An attempt given up without an outcome: its permit goes back.
+    pub(crate) fn cancelled(permit: Permit, first: bool, in_flight: u32) -> Self {
+        Report {
+            attempt: Some(AttemptRecord {
+                permit,
+                outcome: AttemptOutcome::Cancelled,
+                duration: Duration::ZERO,
+                first,
+                in_flight,
+            }),
+            ..Report::default()
+        }
+    }
+}
+
+/// A permit on its way to a caller. If the caller is gone before it takes it (dropped while
+/// waiting for the answer, so actix drops the answer), dropping this hands the permit back, so
+/// a probe slot is never lost.
+#[derive(Debug)]
+pub(crate) struct HeldPermit {
+    permit: Option<Permit>,
+    published: Arc<Published>,
+}
+
+impl HeldPermit {
+    pub(crate) fn new(permit: Permit, published: Arc<Published>) -> Self {
+        HeldPermit {
+            permit: Some(permit),
+            published,
+        }
+    }
+
+    /// Takes the permit: from now on the caller hands it back.
+    pub(crate) fn take(mut self) -> Permit {
+        self.permit.take().expect("a held permit is taken once")
+    }
+}
+
+impl Drop for HeldPermit {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.published.report(Report::cancelled(permit, false, 0));
+        }
+    }
+}
