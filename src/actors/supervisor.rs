@@ -162,10 +162,9 @@ impl ServiceSupervisor {
                 Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
             }),
             throttle_published: 0.0,
-            limiter: config
-                .concurrency_limit
-                .as_ref()
-                .map(|limit| Box::new(ConcurrencyLimit::new(limit))),
+            limiter: config.concurrency_limit.as_ref().map(|limit| {
+                Box::new(ConcurrencyLimit::new(limit).with_ceiling(config.max_in_flight))
+            }),
             limit_reported: 0,
             hedge: config.hedge.clone().map(Box::new),
             seed,
@@ -520,7 +519,6 @@ impl ServiceSupervisor {
         let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
             return;
         };
-        let limit = limit.min(self.settings.max_in_flight);
         self.published.publish_limit(limit);
         let reported = self.limit_reported;
         if limit.abs_diff(reported) >= (reported / 10).max(1) {
