@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::bounds;
 use super::config::AimdConfig;
 
 /// `backoff_ratio` is stored as an integer number of millionths.
@@ -22,8 +23,9 @@ const RATIO_SCALE: u64 = 1_000_000;
 /// 3. otherwise (the caller is not using the limit, so a fast answer proves nothing):
 ///    unchanged;
 ///
-/// then the limit is clamped to `[min_limit, max_limit]`. `backoff_ratio` is applied in integer
-/// arithmetic with a precision of 1e-6, so `0.9 × 10` is exactly 9.
+/// then the limit is clamped to `[min_limit, max_limit]`, where `max_limit` is lowered to the
+/// [ceiling](Aimd::with_ceiling) if there is one (and `min_limit` to `max_limit`). `backoff_ratio`
+/// is applied in integer arithmetic with a precision of 1e-6, so `0.9 × 10` is exactly 9.
 ///
 /// (Netflix's concurrency-limits adds 1 per fast sample and backs off on every slow one; in a
 /// queueing dependency that doubles the limit each round trip and then collapses it, losing a
@@ -31,8 +33,12 @@ const RATIO_SCALE: u64 = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct Aimd {
     limit: u32,
+    /// `min_limit`, at most `max`.
     min: u32,
+    /// `max_limit`, at most the ceiling.
     max: u32,
+    /// The configured bounds, kept so a new ceiling can be applied.
+    configured: (u32, u32),
     ratio_millionths: u64,
     latency_threshold: Duration,
     /// Growth steps since the limit last moved.
@@ -44,12 +50,12 @@ pub struct Aimd {
 impl Aimd {
     /// A limit at `initial_limit`. `config` is assumed validated ([`AimdConfig::validate`]).
     pub fn new(config: AimdConfig) -> Self {
-        let max = config.max_limit.max(1);
-        let min = config.min_limit.clamp(1, max);
+        let (min, max) = bounds(config.min_limit, config.max_limit, u32::MAX);
         Aimd {
             limit: config.initial_limit.clamp(min, max),
             min,
             max,
+            configured: (config.min_limit, config.max_limit),
             ratio_millionths: (config.backoff_ratio.clamp(0.0, 1.0) * RATIO_SCALE as f64).round()
                 as u64,
             latency_threshold: config.latency_threshold,
@@ -58,7 +64,31 @@ impl Aimd {
         }
     }
 
-    /// Calls allowed in flight now, within `[min_limit, max_limit]`.
+    /// The same limit, never above `ceiling` (the calls that can actually be in flight, such
+    /// as a bulkhead's `max_in_flight`): see [`set_ceiling`](Aimd::set_ceiling).
+    pub fn with_ceiling(mut self, ceiling: u32) -> Self {
+        self.set_ceiling(ceiling);
+        self
+    }
+
+    /// From now on the limit stays within `[min_limit, min(max_limit, ceiling)]` (`min_limit`
+    /// lowered to that if need be); the current limit is brought within at once. Returns the
+    /// new limit when it changed.
+    ///
+    /// Why: a limit above the calls that can be in flight is never used, yet AIMD keeps
+    /// growing it while the dependency is busy; the first decreases then only take it back
+    /// down to the usable range, and congestion goes unanswered for several round trips.
+    pub fn set_ceiling(&mut self, ceiling: u32) -> Option<u32> {
+        let old = self.limit;
+        (self.min, self.max) = bounds(self.configured.0, self.configured.1, ceiling);
+        self.limit = old.clamp(self.min, self.max);
+        if self.limit != old {
+            self.growth = 0;
+        }
+        (self.limit != old).then_some(self.limit)
+    }
+
+    /// Calls allowed in flight now, within `[min_limit, max_limit]` (and the ceiling).
     pub fn limit(&self) -> u32 {
         self.limit
     }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::bounds;
 use super::config::{GradientConfig, QueueSize};
 
 /// The gradient2 concurrency limit (Netflix `concurrency-limits`).
@@ -26,14 +27,19 @@ use super::config::{GradientConfig, QueueSize};
 /// queue) and shrinks the estimate as a gradient of 0.5 without queue allowance would:
 /// `estimate ← estimate × (1 − smoothing / 2)` (× 0.9 with the default smoothing).
 ///
-/// The estimate is clamped to `[min_limit, max_limit]` after every sample. A latency that
+/// The estimate is clamped to `[min_limit, max_limit]` after every sample, where `max_limit` is
+/// lowered to the [ceiling](Gradient::with_ceiling) if there is one. A latency that
 /// stays high becomes the new baseline once the long-term average has caught up with it (on the
 /// order of `long_window` samples), and the limit grows again.
 #[derive(Debug, Clone)]
 pub struct Gradient {
     estimate: f64,
+    /// `min_limit`, at most `max`.
     min: f64,
+    /// `max_limit`, at most the ceiling.
     max: f64,
+    /// The configured bounds, kept so a new ceiling can be applied.
+    configured: (u32, u32),
     smoothing: f64,
     rtt_tolerance: f64,
     queue_size: QueueSize,
@@ -45,12 +51,12 @@ impl Gradient {
     /// A limit at `initial_limit` with no RTT seen yet. `config` is assumed validated
     /// ([`GradientConfig::validate`]).
     pub fn new(config: GradientConfig) -> Self {
-        let max = config.max_limit.max(1);
-        let min = config.min_limit.clamp(1, max);
+        let (min, max) = bounds(config.min_limit, config.max_limit, u32::MAX);
         Gradient {
             estimate: f64::from(config.initial_limit.clamp(min, max)),
             min: f64::from(min),
             max: f64::from(max),
+            configured: (config.min_limit, config.max_limit),
             smoothing: config.smoothing.clamp(f64::MIN_POSITIVE, 1.0),
             rtt_tolerance: config.rtt_tolerance,
             queue_size: config.queue_size,
@@ -59,7 +65,30 @@ impl Gradient {
         }
     }
 
-    /// Calls allowed in flight now, within `[min_limit, max_limit]`.
+    /// The same limit, never above `ceiling` (the calls that can actually be in flight, such
+    /// as a bulkhead's `max_in_flight`): see [`set_ceiling`](Gradient::set_ceiling).
+    pub fn with_ceiling(mut self, ceiling: u32) -> Self {
+        self.set_ceiling(ceiling);
+        self
+    }
+
+    /// From now on the estimate stays within `[min_limit, min(max_limit, ceiling)]`
+    /// (`min_limit` lowered to that if need be); the current one is brought within at once.
+    /// Returns the new limit when it changed.
+    ///
+    /// Why: with no queueing the estimate grows by the queue allowance per sample, used or
+    /// not; above the calls that can be in flight, the first decreases only take it back down
+    /// to the usable range, and congestion goes unanswered meanwhile.
+    pub fn set_ceiling(&mut self, ceiling: u32) -> Option<u32> {
+        let old = self.limit();
+        let (min, max) = bounds(self.configured.0, self.configured.1, ceiling);
+        (self.min, self.max) = (f64::from(min), f64::from(max));
+        self.estimate = self.estimate.clamp(self.min, self.max);
+        let new = self.limit();
+        (new != old).then_some(new)
+    }
+
+    /// Calls allowed in flight now, within `[min_limit, max_limit]` (and the ceiling).
     pub fn limit(&self) -> u32 {
         self.estimate.floor() as u32
     }

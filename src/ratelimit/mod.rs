@@ -7,6 +7,11 @@
 //! Beyond `max_wait` the call is refused with [`RateLimited::retry_after`], the time after
 //! which the same call would be granted (with a wait of exactly `max_wait`).
 //!
+//! A call that reserved a token and then is not sent (its caller gave up while waiting, or it
+//! found nothing to send) hands it back: [`RateLimiter::reserve`] answers the token as a
+//! [`Reservation`], and [`RateLimiter::release`] returns it, so the bucket is as if the call
+//! had never asked and abandoned waiters never slow the callers after them.
+//!
 //! [`RateLimiter::penalize`] applies what a server said about its own limit (a 429 with
 //! `Retry-After`): the saved burst is dropped and the bucket refills at `rate × factor` until
 //! the given instant (`factor = 0`: nothing until then), then at `rate` again.
@@ -19,4 +24,4 @@ mod config;
 mod limiter;
 
 pub use config::RateLimitConfig;
-pub use limiter::{RateLimited, RateLimiter};
+pub use limiter::{RateLimited, RateLimiter, Reservation};

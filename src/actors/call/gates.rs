@@ -16,6 +16,7 @@ use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
 use crate::error::CallError;
 use crate::outcome::{CallOutcome, RejectReason};
+use crate::ratelimit::Reservation;
 
 /// Why a call was refused before it took a slot.
 #[derive(Debug, Clone, Copy)]
@@ -92,26 +93,37 @@ pub(super) fn admission(
     Ok(admission)
 }
 
-/// The rate limit, back-pressure and the bulkhead: the call's slot.
-pub(super) async fn slot(handle: &ServiceHandle) -> Result<SlotGuard, Stopped> {
+/// The rate limit, back-pressure and the bulkhead: the call's slot, and its rate-limit token
+/// (spent when dropped, handed back with [`give_back`]).
+pub(super) async fn slot(
+    handle: &ServiceHandle,
+) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
     let published = &handle.published;
-    match published.rate_limit.acquire() {
-        Ok(None) => {}
-        // A token is reserved for us: wait for it (at most the configured `max_wait`).
-        Ok(Some(wait)) => {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(Stopped::NoRuntime);
-            }
-            // A caller that gives up while waiting is counted `cancelled` like any other.
-            let waiting = CancelledUnlessDone(published, true);
-            tokio::time::sleep(wait).await;
-            waiting.done();
-        }
+    let token = match published.rate_limit.acquire() {
+        Ok(token) => token,
         Err(limited) => {
             tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
             return Err(Stopped::Refused(Refusal::RateLimited(limited.retry_after)));
         }
+    };
+    // A token is reserved for us: wait for it (at most the configured `max_wait`). A caller
+    // that gives up while waiting is counted `cancelled` like any other, and hands its token
+    // back.
+    let mut waiting = Waiting {
+        published,
+        token,
+        waiting: false,
+    };
+    if let Some(wait) = waiting.token.as_ref().and_then(Reservation::wait) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            give_back(published, waiting.token.take());
+            return Err(Stopped::NoRuntime);
+        }
+        waiting.waiting = true;
+        tokio::time::sleep(wait).await;
+        waiting.waiting = false;
     }
+    let token = waiting.token.take();
     if published.reports.is_backed_up() {
         // The supervisor is not keeping up with the reports: wait for it to drain them
         // (back-pressure) rather than let them pile up.
@@ -119,26 +131,36 @@ pub(super) async fn slot(handle: &ServiceHandle) -> Result<SlotGuard, Stopped> {
             return Err(Stopped::Gone);
         }
     }
-    SlotGuard::try_take(published).ok_or_else(|| {
-        tracing::debug!(service = %handle.name, "call rejected: too many in flight");
-        Stopped::Refused(Refusal::Overloaded)
-    })
-}
-
-/// Counts the call `cancelled` if dropped before [`done`](Self::done) (a wait before the call
-/// has its guard).
-struct CancelledUnlessDone<'a>(&'a Published, bool);
-
-impl CancelledUnlessDone<'_> {
-    fn done(mut self) {
-        self.1 = false;
+    match SlotGuard::try_take(published) {
+        Some(slot) => Ok((slot, token)),
+        None => {
+            tracing::debug!(service = %handle.name, "call rejected: too many in flight");
+            give_back(published, token);
+            Err(Stopped::Refused(Refusal::Overloaded))
+        }
     }
 }
 
-impl Drop for CancelledUnlessDone<'_> {
+/// Hands back the rate-limit token of a call that will not be sent.
+pub(super) fn give_back(published: &Published, token: Option<Reservation>) {
+    if let Some(token) = token {
+        published.rate_limit.release(token);
+    }
+}
+
+/// A call waiting for its rate-limit token: if dropped while waiting, the call is counted
+/// `cancelled` and its token handed back.
+struct Waiting<'a> {
+    published: &'a Published,
+    token: Option<Reservation>,
+    waiting: bool,
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if self.1 {
-            self.0
+        if self.waiting {
+            give_back(self.published, self.token.take());
+            self.published
                 .report(Report::answered(CallOutcome::Cancelled, Duration::ZERO));
         }
     }

@@ -148,7 +148,7 @@ where
             Ok(admission) => gates::slot(handle).await.map(|slot| (admission, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
         };
-        let (admission, slot) = match gated {
+        let (admission, (slot, token)) = match gated {
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
                 return fallback::refused(published, refusal, fallback).await
@@ -164,7 +164,9 @@ where
         {
             Some(Joined::Lead(id)) => Some(id),
             Some(Joined::Follow(answer)) => {
+                // This call will not be sent: its slot and its token go back.
                 drop(slot);
+                gates::give_back(published, token);
                 match coalesce::follow(published, answer, &mut fallback, started).await {
                     Some(answer) => return answer,
                     None => continue,
@@ -172,6 +174,8 @@ where
             }
             Some(Joined::Vacant | Joined::Alone) | None => None,
         };
+        // The call is sent: its token is spent.
+        drop(token);
         break (admission, slot, flight);
     };
     let span = tracing::debug_span!(

@@ -3,11 +3,9 @@
 //! without a rate limit takes no lock.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-use crate::ratelimit::{RateLimitConfig, RateLimited, RateLimiter};
+use crate::ratelimit::{RateLimitConfig, RateLimited, RateLimiter, Reservation};
 use crate::sync::{AtomicBool, Ordering};
 
 /// The token bucket, when a rate limit is configured.
@@ -23,16 +21,27 @@ impl RateLimitCell {
         self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a token for a call: `Ok(None)` to go now, `Ok(Some(wait))` to go after `wait`
-    /// (the token is reserved), or refused. Always `Ok(None)` without a rate limit.
-    pub(crate) fn acquire(&self) -> Result<Option<Duration>, RateLimited> {
+    /// Takes a token for a call: `Ok(None)` without a rate limit, else its reservation (go
+    /// now, or after [`Reservation::wait`]), or refused. A call that is not sent after all
+    /// hands its token back with [`release`](Self::release).
+    pub(crate) fn acquire(&self) -> Result<Option<Reservation>, RateLimited> {
         if !self.on.load(Ordering::Acquire) {
             return Ok(None);
         }
         let now = Instant::now().into_std();
         self.lock()
             .as_mut()
-            .map_or(Ok(None), |limiter| limiter.try_acquire(now))
+            .map_or(Ok(None), |limiter| limiter.reserve(now).map(Some))
+    }
+
+    /// Hands back the token of a call that was not sent (its caller gave up while waiting for
+    /// it, or it was refused, or it followed a coalesced call instead): the bucket is as if
+    /// the call had never asked, so an abandoned waiter never slows the next caller.
+    pub(crate) fn release(&self, token: Reservation) {
+        let now = Instant::now().into_std();
+        if let Some(limiter) = self.lock().as_mut() {
+            limiter.release(token, now);
+        }
     }
 
     /// Sets, changes or removes the rate limit (at start, and on a reload). A changed limit

@@ -148,10 +148,9 @@ impl ServiceSupervisor {
                 Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
             }),
             throttle_published: 0.0,
-            limiter: config
-                .concurrency_limit
-                .as_ref()
-                .map(|limit| Box::new(ConcurrencyLimit::new(limit))),
+            limiter: config.concurrency_limit.as_ref().map(|limit| {
+                Box::new(ConcurrencyLimit::new(limit).with_ceiling(config.max_in_flight))
+            }),
             limit_reported: 0,
             hedge: config.hedge.clone().map(Box::new),
             seed,

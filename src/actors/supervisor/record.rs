@@ -194,7 +194,6 @@ impl ServiceSupervisor {
         let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
             return;
         };
-        let limit = limit.min(self.settings.max_in_flight);
         self.published.bulkhead.set_limit(limit);
         self.emit(now, Signal::LimitChanged { to: limit });
     }
