@@ -174,8 +174,8 @@ where
             }
             Some(Joined::Vacant | Joined::Alone) | None => None,
         };
-        // The call is sent: its token is spent.
-        drop(token);
+        // The call is sent: its token is spent (a reservation dropped keeps it spent).
+        let _spent = token;
         break (admission, slot, flight);
     };
     let span = tracing::debug_span!(
