@@ -808,7 +808,7 @@ enum Extra {
     None,
     /// Every call coalesced on one key.
     Coalesce,
-    /// A fallback answers `Open` and `CircuitOpened` with a cached value.
+    /// A fallback answers `Open` and `RetryRefused` with a cached value.
     Fallback,
     /// Every call marked idempotent (so it may be hedged).
     Idempotent,
@@ -848,7 +848,7 @@ impl Stack for WardenStack {
                 Extra::Coalesce => call.coalesce("hot"),
                 Extra::Idempotent => call.idempotent(),
                 Extra::Fallback => call.fallback(|error| match error {
-                    CallError::Open { .. } | CallError::CircuitOpened { .. } => Ok(CACHED),
+                    CallError::Open { .. } | CallError::RetryRefused { .. } => Ok(CACHED),
                     other => Err(other),
                 }),
             };

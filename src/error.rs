@@ -33,10 +33,10 @@ pub enum CallError<E> {
         attempts: u32,
     },
     /// The operation failed with an error the classifier marked as not retryable.
-    #[error("operation failed: {error}")]
+    #[error("operation failed: {last}")]
     Failed {
-        /// The operation's error.
-        error: E,
+        /// The operation's error (its last attempt's, the only one when retries are off).
+        last: E,
         /// Attempts made.
         attempts: u32,
     },
@@ -61,8 +61,8 @@ pub enum CallError<E> {
     /// failures or by others'), so the retry was refused. Unlike [`CallError::Open`] the
     /// operation did run: this is not a rejection, and a non-idempotent request may have
     /// taken effect.
-    #[error("circuit breaker opened after {attempts} attempt(s); retry refused")]
-    CircuitOpened {
+    #[error("retry refused by the circuit breaker after {attempts} attempt(s)")]
+    RetryRefused {
         /// The error of the last attempt; `None` when it timed out (or its failure was
         /// [injected](CallError::Injected)).
         last: Option<E>,
@@ -135,21 +135,21 @@ impl<E> CallError<E> {
     /// The operation's own error, when the call failed with one.
     pub fn operation_error(&self) -> Option<&E> {
         match self {
-            CallError::Failed { error, .. } => Some(error),
+            CallError::Failed { last: error, .. } => Some(error),
             CallError::RetriesExhausted { last, .. }
             | CallError::BudgetExhausted { last, .. }
             | CallError::RetryDeferred { last, .. } => Some(last),
-            CallError::CircuitOpened { last, .. } => last.as_ref(),
+            CallError::RetryRefused { last, .. } => last.as_ref(),
             _ => None,
         }
     }
 
     /// How long to wait before calling again, when the answer says: the breaker's remaining
-    /// open time ([`Open`](CallError::Open), [`CircuitOpened`](CallError::CircuitOpened)) or
+    /// open time ([`Open`](CallError::Open), [`RetryRefused`](CallError::RetryRefused)) or
     /// the dependency's own hint ([`RetryDeferred`](CallError::RetryDeferred)).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            CallError::Open { retry_after } | CallError::CircuitOpened { retry_after, .. } => {
+            CallError::Open { retry_after } | CallError::RetryRefused { retry_after, .. } => {
                 *retry_after
             }
             CallError::RetryDeferred { retry_after, .. }
@@ -167,7 +167,7 @@ impl<E> CallError<E> {
             | CallError::RetriesExhausted { attempts, .. }
             | CallError::BudgetExhausted { attempts, .. }
             | CallError::Panicked { attempts, .. }
-            | CallError::CircuitOpened { attempts, .. }
+            | CallError::RetryRefused { attempts, .. }
             | CallError::RetryDeferred { attempts, .. }
             | CallError::Injected { attempts }
             | CallError::NoRuntime { attempts } => *attempts,
@@ -179,8 +179,9 @@ impl<E> CallError<E> {
         }
     }
 
-    /// True when the call was refused without running the operation (open breaker, throttle,
-    /// overload, supervisor gone): the dependency saw no traffic from it.
+    /// True when the call was refused before any attempt ran (open breaker, throttle, rate
+    /// limit, overload): the dependency saw no traffic from it. False for
+    /// [`SupervisorGone`](CallError::SupervisorGone), which can also end a call mid-attempt.
     pub fn is_rejection(&self) -> bool {
         matches!(
             self,
@@ -188,7 +189,6 @@ impl<E> CallError<E> {
                 | CallError::Throttled { .. }
                 | CallError::RateLimited { .. }
                 | CallError::Overloaded
-                | CallError::SupervisorGone
         )
     }
 }
@@ -198,13 +198,14 @@ impl<E> CallError<E> {
 #[error("supervisor is not running")]
 pub struct SupervisorGone;
 
-/// Why [`ServiceHandle::inject_faults`](crate::ServiceHandle::inject_faults) did not switch
-/// fault injection on.
+/// Why a control operation on a supervisor
+/// ([`inject_faults`](crate::ServiceHandle::inject_faults),
+/// [`reconfigure`](crate::ServiceHandle::reconfigure)) did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum FaultsError {
-    /// The fault configuration is invalid, or fault injection is not compiled in (the cargo
-    /// feature `fault-injection`); the error names the field.
+pub enum ControlError {
+    /// The configuration is invalid (or, for faults, fault injection is not compiled in: the
+    /// cargo feature `fault-injection`); the error names the field.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The supervisor is not running.

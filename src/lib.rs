@@ -127,7 +127,7 @@ pub mod tower;
 
 pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};
-pub use error::{CallError, ConfigError, FaultsError, SupervisorGone};
+pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 
 /// The types most programs need, in one import.
 pub mod prelude {

@@ -273,7 +273,10 @@ impl<S, C, P> WardenService<S, C, P> {
                 self.inner_ready = true;
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(CallError::Failed { error, attempts: 0 })),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(CallError::Failed {
+                last: error,
+                attempts: 0,
+            })),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -499,9 +502,15 @@ fn into_answer<Response, Error>(
         Err(error) => error,
     };
     Err(match error {
-        CallError::Failed { error, attempts } => match error.answer {
+        CallError::Failed {
+            last: error,
+            attempts,
+        } => match error.answer {
             Ok(response) => return Ok(response),
-            Err(error) => CallError::Failed { error, attempts },
+            Err(error) => CallError::Failed {
+                last: error,
+                attempts,
+            },
         },
         CallError::RetriesExhausted { last, attempts } => match last.answer {
             Ok(response) => return Ok(response),
@@ -523,18 +532,18 @@ fn into_answer<Response, Error>(
                 retry_after,
             },
         },
-        CallError::CircuitOpened {
+        CallError::RetryRefused {
             last,
             attempts,
             retry_after,
         } => match last.map(|verdict| verdict.answer) {
             Some(Ok(response)) => return Ok(response),
-            Some(Err(last)) => CallError::CircuitOpened {
+            Some(Err(last)) => CallError::RetryRefused {
                 last: Some(last),
                 attempts,
                 retry_after,
             },
-            None => CallError::CircuitOpened {
+            None => CallError::RetryRefused {
                 last: None,
                 attempts,
                 retry_after,

@@ -13,7 +13,7 @@ use warden::prelude::*;
 #[cfg(not(feature = "fault-injection"))]
 mod without_the_feature {
     use super::*;
-    use warden::FaultsError;
+    use warden::ControlError;
 
     #[track_caller]
     fn assert_refused(error: &ConfigError, field: &str) {
@@ -45,7 +45,7 @@ mod without_the_feature {
         // ...and at run time.
         let svc = start("chaos-off", plain_config());
         match svc.inject_faults(FaultConfig::none().errors(1.0)).await {
-            Err(FaultsError::Config(error)) => assert_refused(&error, "faults"),
+            Err(ControlError::Config(error)) => assert_refused(&error, "faults"),
             other => panic!("expected a ConfigError, got {other:?}"),
         }
         // Nothing was injected; clearing is harmless.
@@ -68,7 +68,7 @@ mod with_the_feature {
     use tokio::time::Instant;
     use warden::messages::{EventKind, SupervisorEvent};
     use warden::observe::{self, FaultKind, PrometheusHandle};
-    use warden::FaultsError;
+    use warden::ControlError;
 
     fn recorder() -> &'static PrometheusHandle {
         static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -371,8 +371,8 @@ mod with_the_feature {
         assert_eq!((counts.success, counts.failure), (6, 5));
 
         // Invalid configurations are refused, naming the field.
-        let refused = |result: Result<(), FaultsError>| match result {
-            Err(FaultsError::Config(error)) => error.field().map(str::to_string),
+        let refused = |result: Result<(), ControlError>| match result {
+            Err(ControlError::Config(error)) => error.field().map(str::to_string),
             other => panic!("expected a ConfigError, got {other:?}"),
         };
         let field = refused(svc.inject_faults(FaultConfig::none().errors(1.5)).await);

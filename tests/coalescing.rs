@@ -102,7 +102,10 @@ async fn followers_of_a_failing_leader_get_the_same_error() {
     assert_eq!(hits.get(), 1);
     for answer in &answers {
         match answer {
-            Err(CallError::Failed { error, attempts }) => {
+            Err(CallError::Failed {
+                last: error,
+                attempts,
+            }) => {
                 assert_eq!((error, *attempts), (&DepError("down"), 1));
             }
             other => panic!("expected the leader's Failed, got {other:?}"),

@@ -10,7 +10,7 @@ use warden::prelude::*;
 
 fn cached(error: CallError<DepError>) -> Result<&'static str, CallError<DepError>> {
     match error {
-        CallError::Open { .. } | CallError::CircuitOpened { .. } => Ok("cached"),
+        CallError::Open { .. } | CallError::RetryRefused { .. } => Ok("cached"),
         other => Err(other),
     }
 }

@@ -53,7 +53,7 @@ async fn a_client_error_is_neither_retried_nor_held_against_the_server() {
     let fetched = client.get("/items/unknown").await;
     match fetched.result {
         Err(CallError::Failed {
-            error: HttpError::Status { code: 404, .. },
+            last: HttpError::Status { code: 404, .. },
             attempts: 1,
         }) => {}
         other => panic!("expected a 404 answered at once, got {other:?}"),
@@ -184,7 +184,7 @@ async fn refused_connections_open_the_breaker_and_a_probe_closes_it() {
     }
     let second = client.get("/items/3").await;
     assert_eq!(second.answer.attempts(), 2);
-    assert_eq!(second.answer.error_kind(), Some(ErrorKind::CircuitOpened));
+    assert_eq!(second.answer.error_kind(), Some(ErrorKind::RetryRefused));
     let third = client.get("/items/4").await;
     assert_eq!(third.answer.attempts(), 0, "refused without trying");
     assert!(matches!(third.result, Err(CallError::Open { .. })));

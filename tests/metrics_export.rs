@@ -72,7 +72,7 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     .await
     .unwrap();
     // Call 3 times out on both attempts; call 4's first timeout is the third consecutive
-    // failure: the breaker opens and its retry is refused (answered `CircuitOpened` and counted
+    // failure: the breaker opens and its retry is refused (answered `RetryRefused` and counted
     // as the timeout it was); call 5 fails fast on the handle.
     let mut answers = Vec::new();
     for _ in 0..3 {
@@ -85,7 +85,7 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     assert!(
         matches!(
             answers[1],
-            Err(CallError::CircuitOpened {
+            Err(CallError::RetryRefused {
                 last: None,
                 attempts: 1,
                 ..

@@ -57,7 +57,7 @@ async fn a_retry_refused_by_a_half_open_breaker_is_counted_once() {
     };
     let answer = retrying.await.unwrap();
     assert!(
-        matches!(answer, Err(CallError::CircuitOpened { attempts: 1, .. })),
+        matches!(answer, Err(CallError::RetryRefused { attempts: 1, .. })),
         "{answer:?}"
     );
     probe.await.unwrap().unwrap();

@@ -373,7 +373,7 @@ async fn a_single_supervisor_is_reconfigured_through_its_handle() {
     assert!(!db.reconfigure(config.clone()).await.unwrap().is_change());
     config.max_in_flight = 0;
     let err = db.reconfigure(config).await.unwrap_err();
-    assert!(matches!(&err, RegistryError::Config(e) if e.field() == Some("max_in_flight")));
+    assert!(matches!(&err, warden::ControlError::Config(e) if e.field() == Some("max_in_flight")));
 }
 
 #[actix::test]

@@ -209,7 +209,7 @@ async fn retries_stop_when_the_breaker_opens() {
     assert!(
         matches!(
             error,
-            CallError::CircuitOpened {
+            CallError::RetryRefused {
                 last: Some(DepError("down")),
                 attempts: 3,
                 ..

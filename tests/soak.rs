@@ -68,8 +68,8 @@ impl Tally {
             | Err(CallError::RetriesExhausted { .. })
             | Err(CallError::BudgetExhausted { .. })
             | Err(CallError::RetryDeferred { .. })
-            | Err(CallError::CircuitOpened { last: Some(_), .. }) => &self.failure,
-            Err(CallError::CircuitOpened { last: None, .. }) => &self.timeout,
+            | Err(CallError::RetryRefused { last: Some(_), .. }) => &self.failure,
+            Err(CallError::RetryRefused { last: None, .. }) => &self.timeout,
             Err(CallError::TimedOut { .. }) | Err(CallError::DeadlineExceeded { .. }) => {
                 &self.timeout
             }

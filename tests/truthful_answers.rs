@@ -105,7 +105,7 @@ async fn a_retry_refused_by_the_breaker_its_attempts_tripped_keeps_the_attempts_
     assert!(
         matches!(
             &error,
-            CallError::CircuitOpened {
+            CallError::RetryRefused {
                 last: Some(DepError("down")),
                 attempts: 2,
                 retry_after: Some(_),

@@ -120,8 +120,8 @@ pub enum ErrorKind {
     RetriesExhausted,
     /// [`CallError::BudgetExhausted`].
     BudgetExhausted,
-    /// [`CallError::CircuitOpened`]: attempts ran, then the breaker refused the retry.
-    CircuitOpened,
+    /// [`CallError::RetryRefused`]: attempts ran, then the breaker refused the retry.
+    RetryRefused,
     /// [`CallError::RetryDeferred`]: the dependency asked to wait longer than `max_delay`.
     RetryDeferred,
     /// [`CallError::Overloaded`].
@@ -150,7 +150,7 @@ impl Answer {
             CallError::Failed { .. } => ErrorKind::Failed,
             CallError::RetriesExhausted { .. } => ErrorKind::RetriesExhausted,
             CallError::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
-            CallError::CircuitOpened { .. } => ErrorKind::CircuitOpened,
+            CallError::RetryRefused { .. } => ErrorKind::RetryRefused,
             CallError::RetryDeferred { .. } => ErrorKind::RetryDeferred,
             CallError::Overloaded => ErrorKind::Overloaded,
             CallError::Panicked { .. } => ErrorKind::Panicked,

@@ -56,6 +56,14 @@ pub enum Mode {
     },
     /// The listener is closed and open connections are dropped: connection refused.
     Down,
+    /// A brownout: a seeded share of requests (`failing_per_mille` in 1 000, drawn from the
+    /// request's number and `seed`, so a run is reproducible) gets 503, the others are served.
+    Brownout {
+        /// Requests failed, per 1 000.
+        failing_per_mille: u32,
+        /// Seed of the draw.
+        seed: u64,
+    },
 }
 
 impl fmt::Display for Mode {
@@ -70,6 +78,9 @@ impl fmt::Display for Mode {
                 timeline::human(*every)
             ),
             Mode::Down => write!(f, "down: listener closed, connections refused"),
+            Mode::Brownout {
+                failing_per_mille, ..
+            } => write!(f, "brownout: {failing_per_mille} in 1000 requests get 503"),
         }
     }
 }
@@ -238,9 +249,19 @@ async fn respond(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let number = shared.requests.fetch_add(1, Ordering::SeqCst);
     let path = request.uri().path().to_string();
     let response = match shared.mode() {
+        Mode::Brownout {
+            failing_per_mille,
+            seed,
+        } => {
+            if splitmix64(seed ^ u64::from(number)) % 1000 < u64::from(failing_per_mille) {
+                plain(503, "upstream failure")
+            } else {
+                item(&path)
+            }
+        }
         Mode::Healthy | Mode::Down => item(&path),
         Mode::Slow(delay) => {
             tokio::time::sleep(delay).await;
@@ -262,6 +283,14 @@ async fn respond(
         }
     };
     Ok(response)
+}
+
+/// A well-mixed 64-bit hash (SplitMix64's finaliser): a seeded, reproducible draw per request.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn item(path: &str) -> Response<Body> {

@@ -201,6 +201,9 @@ fn row(
         Mode::Failing(code) => format!("failing ({code})"),
         Mode::RateLimited { .. } => "rate-limited (429)".to_string(),
         Mode::Down => "down".to_string(),
+        Mode::Brownout {
+            failing_per_mille, ..
+        } => format!("brownout ({failing_per_mille}‰ 503)"),
     };
     let answers: Vec<&str> = answers
         .iter()
@@ -210,7 +213,7 @@ fn row(
             Some(timeline::ErrorKind::RetriesExhausted) => "exhausted",
             Some(timeline::ErrorKind::TimedOut) => "timed out",
             Some(timeline::ErrorKind::Open) => "refused",
-            Some(timeline::ErrorKind::CircuitOpened) => "retry refused",
+            Some(timeline::ErrorKind::RetryRefused) => "retry refused",
             Some(timeline::ErrorKind::RetryDeferred) => "deferred",
             Some(_) => "error",
         })

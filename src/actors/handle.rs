@@ -12,7 +12,7 @@ use super::shared::Published;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerState;
 use crate::chaos::FaultConfig;
-use crate::error::{FaultsError, SupervisorGone};
+use crate::error::{ControlError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
     BreakerStatus, CallCounts, ClearFaults, DisableBreaker, ForceOpen, GetBreakerStatus,
@@ -151,7 +151,7 @@ impl ServiceHandle {
     /// supervisor without a timeout or deadline, or when the cargo feature `fault-injection` is
     /// off. A supervisor restarted by a [`Registry`](crate::Registry) starts with its
     /// configured faults only.
-    pub async fn inject_faults(&self, faults: FaultConfig) -> Result<(), FaultsError> {
+    pub async fn inject_faults(&self, faults: FaultConfig) -> Result<(), ControlError> {
         Ok(self.ask(InjectFaults(faults)).await??)
     }
 
@@ -193,7 +193,7 @@ impl ServiceHandle {
     pub async fn reconfigure(
         &self,
         config: crate::SupervisorConfig,
-    ) -> Result<crate::messages::Reconfiguration, crate::actors::RegistryError> {
+    ) -> Result<crate::messages::Reconfiguration, ControlError> {
         config.validate()?;
         Ok(self.ask(crate::messages::Reconfigure(config)).await??)
     }

@@ -16,7 +16,7 @@ pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
 pub use registry::{Registry, RegistryError, RegistryHandle, ReloadOptions, ReloadReport};
 pub use runtime::BackgroundRuntime;
-pub use supervisor::{ServiceSupervisor, BATCH_WINDOW};
+pub use supervisor::ServiceSupervisor;
 
 #[cfg(feature = "status-page")]
 pub(crate) use runtime::home_arbiter;

@@ -33,7 +33,7 @@ pub(super) enum Last<E> {
 impl<E> Last<E> {
     /// The answer when the supervisor stops the retries after `attempts` attempts, and how
     /// the call is counted. A timeout stays a timeout and an injected error is answered as
-    /// one, except where the breaker refused the retry (`CircuitOpened` keeps the attempts
+    /// one, except where the breaker refused the retry (`RetryRefused` keeps the attempts
     /// made and the last error).
     pub(super) fn answer(self, attempts: u32, stop: Stop) -> (CallError<E>, CallOutcome) {
         let outcome = match &self {
@@ -41,7 +41,7 @@ impl<E> Last<E> {
             Last::Error(_) | Last::Injected => CallOutcome::Failure,
         };
         let error = match (self, stop) {
-            (last, Stop::Open(retry_after)) => CallError::CircuitOpened {
+            (last, Stop::Open(retry_after)) => CallError::RetryRefused {
                 last: match last {
                     Last::Error(error) => Some(error),
                     Last::TimedOut | Last::Injected => None,
@@ -52,9 +52,10 @@ impl<E> Last<E> {
             (Last::TimedOut, _) => CallError::TimedOut { attempts },
             (Last::Injected, _) => CallError::Injected { attempts },
             // With retries switched off, an error is simply the operation's failure.
-            (Last::Error(error), Stop::Exhausted) if attempts == 1 => {
-                CallError::Failed { error, attempts }
-            }
+            (Last::Error(error), Stop::Exhausted) if attempts == 1 => CallError::Failed {
+                last: error,
+                attempts,
+            },
             (Last::Error(last), Stop::Exhausted | Stop::NoTimeLeft | Stop::Final) => {
                 CallError::RetriesExhausted { last, attempts }
             }
@@ -98,7 +99,13 @@ pub(super) fn classify<T, E, F>(
             let failure = if class.retryable {
                 Failure::Retryable(Last::Error(error))
             } else {
-                Failure::Final(CallError::Failed { error, attempts }, CallOutcome::Failure)
+                Failure::Final(
+                    CallError::Failed {
+                        last: error,
+                        attempts,
+                    },
+                    CallOutcome::Failure,
+                )
             };
             (outcome, failure, class.retry_after)
         }
@@ -131,7 +138,7 @@ mod tests {
         assert!(matches!(
             error,
             CallError::Failed {
-                error: Boom,
+                last: Boom,
                 attempts: 1
             }
         ));
@@ -187,13 +194,13 @@ mod tests {
         let (error, outcome) = answer(Last::Error(Boom), 2, Stop::Open(retry_after));
         assert!(matches!(
             error,
-            CallError::CircuitOpened { last: Some(Boom), attempts: 2, retry_after: r } if r == retry_after
+            CallError::RetryRefused { last: Some(Boom), attempts: 2, retry_after: r } if r == retry_after
         ));
         assert_eq!(outcome, CallOutcome::Failure);
         let (error, outcome) = answer(Last::TimedOut, 1, Stop::Open(None));
         assert!(matches!(
             error,
-            CallError::CircuitOpened {
+            CallError::RetryRefused {
                 last: None,
                 attempts: 1,
                 ..

@@ -43,7 +43,7 @@ pub(crate) use protocol::{Admit, AttemptFailed, Hedge, RetryDecision, RetryQuest
 /// While callers' reports flow, the supervisor drains them once per batch window (and on every
 /// message it handles): a lone caller making back-to-back calls wakes it once per window, not
 /// once per call. Closed-state bookkeeping lags the calls by about this much at most.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+pub(crate) const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
 /// The supervisor of one dependency. Start it with [`ServiceSupervisor::builder`]; talk to it
 /// through the returned [`ServiceHandle`](crate::ServiceHandle) or its `Addr`.
