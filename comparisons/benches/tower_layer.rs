@@ -15,7 +15,7 @@
 //!
 //! Every stack: 5 s per-attempt timeout, 3 attempts with exponential backoff from 500 ms,
 //! a breaker tripping after 5 consecutive failures (as in `benches/shared/peer_stacks.rs`).
-//! Run: `cargo bench --bench tower_layer`.
+//! Run: `cargo bench -p warden-comparisons --bench tower_layer`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

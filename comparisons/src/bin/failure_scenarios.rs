@@ -68,9 +68,9 @@
 //! `tower_adaptive_stack`), and it runs on the simulated clock like warden.
 //!
 //! ```sh
-//! cargo run --release --example failure_scenarios                  # full run, about 7 s
-//! cargo run --release --example failure_scenarios -- --quick       # CI, a few seconds
-//! cargo run --release --example failure_scenarios -- --json out.json
+//! cargo run --release -p warden-comparisons --bin failure_scenarios               # about 7 s
+//! cargo run --release -p warden-comparisons --bin failure_scenarios -- --quick   # CI, seconds
+//! cargo run --release -p warden-comparisons --bin failure_scenarios -- --json out.json
 //! ```
 
 use std::cell::{Cell, RefCell};
@@ -1085,7 +1085,7 @@ mod failsafe_backon_stack {
     }
 }
 
-#[path = "../benches/shared/recloser_service.rs"]
+#[path = "../../benches/shared/recloser_service.rs"]
 mod recloser_service;
 
 mod tower_recloser_stack {

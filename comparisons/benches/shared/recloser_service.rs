@@ -1,6 +1,6 @@
 //! A tower `Service` that calls its inner service through a `recloser` circuit breaker — the
 //! glue the tower + recloser peer stack needs (recloser ships no tower layer). Shared by
-//! `benches/overhead.rs` and `examples/failure_scenarios.rs`, so both measure the same stack.
+//! `benches/overhead.rs` and `src/bin/failure_scenarios.rs`, so both measure the same stack.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -2,7 +2,8 @@
 //! supervisors are alive.
 //!
 //! Not a criterion benchmark (memory and start-up are one-shot measurements): a plain program
-//! run by `cargo bench --bench scale`, printing a table (and `--json PATH` for the figures).
+//! run by `cargo bench -p warden-comparisons --bench scale`, printing a table (and `--json PATH`
+//! for the figures).
 //!
 //! - **memory**: RSS (`VmRSS` of /proc/self/status) before and after starting `--supervisors`
 //!   (default 100 000) supervisors with the default configuration, divided by their number; the

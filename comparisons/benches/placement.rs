@@ -36,9 +36,10 @@
 //! here, in every figure, `none` included). Criterion benchmarks `placement/ready/<stack>` give
 //! the mean of the `ready` scenario as well.
 //!
-//! Run: `cargo bench --bench placement`. `PLACEMENT_QUICK=1`, or criterion's `--quick` /
-//! `--test`, or running without `--bench` (as `cargo test --benches` does) makes every count
-//! small (a few seconds in all). `PLACEMENT_JSON=path` also writes the figures as JSON.
+//! Run: `cargo bench -p warden-comparisons --bench placement`. `PLACEMENT_QUICK=1`, or
+//! criterion's `--quick` / `--test`, or running without `--bench` (as `cargo test --benches`
+//! does) makes every count small (a few seconds in all). `PLACEMENT_JSON=path` also writes the
+//! figures as JSON.
 
 use std::convert::Infallible;
 use std::future::Future;

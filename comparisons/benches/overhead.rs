@@ -23,8 +23,8 @@
 //! backoff starts at 1 ms (the breaker is tripped by real failing calls before measuring) and the
 //! breaker stays open for an hour.
 //!
-//! Run: `cargo bench --bench overhead`. The tokio clock is never paused here, so
-//! `tokio::time::Instant::now()` takes its fast path even though the dev-dependencies enable
+//! Run: `cargo bench -p warden-comparisons --bench overhead`. The tokio clock is never paused
+//! here, so `tokio::time::Instant::now()` takes its fast path even though this package enables
 //! tokio's `test-util`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -438,8 +438,9 @@ criterion_group! {
     targets = call_overhead, fast_fail_open
 }
 
-/// `OVERHEAD_PROFILE=group/id:calls cargo bench --bench overhead` runs exactly `calls` calls of
-/// one benchmark (after 1 000 warm-up calls) and no criterion, for `valgrind --tool=callgrind`:
+/// `OVERHEAD_PROFILE=group/id:calls cargo bench -p warden-comparisons --bench overhead` runs
+/// exactly `calls` calls of one benchmark (after 1 000 warm-up calls) and no criterion, for
+/// `valgrind --tool=callgrind`:
 /// the difference between two call counts divided by the difference in calls is the instruction
 /// count of one call, independent of machine load.
 fn profile(spec: &str) {
