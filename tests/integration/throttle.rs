@@ -1,7 +1,7 @@
 //! Client-side adaptive throttling in the supervisor: calls are refused locally in proportion
 //! to what the dependency stopped accepting, and an outage still opens the breaker.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -11,7 +11,7 @@
 //!
 //! Time only moves forward here; earlier instants are covered by the limiter's unit tests.
 
-mod common;
+use crate::common;
 
 use std::cmp::Ordering;
 use std::time::{Duration, Instant};

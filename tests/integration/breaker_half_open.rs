@@ -1,7 +1,7 @@
 //! Half-open admits exactly N probes, failed probes grow the open duration, stuck probes cannot
 //! wedge it, and manual commands work — through a real supervisor with paused time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Subscribers receive state-change, health-change, retry and timeout events as actix messages,
 //! from one supervisor or from every supervisor of a registry.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

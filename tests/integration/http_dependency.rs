@@ -3,8 +3,7 @@
 //! reach the server. Real sockets mean real time, so delays are a few milliseconds and the
 //! assertions are on counts and decisions, never on measured durations.
 
-#[path = "../examples/http_dependency/app.rs"]
-mod app;
+use crate::app;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! losing state (breaker, health window, counts), added services started, removed ones stopped
 //! only when asked, one `Reconfigured` event per changed service. Paused clock throughout.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The retry budget stops a retry storm: during an outage, attempts stay close to calls.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

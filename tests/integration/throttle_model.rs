@@ -17,7 +17,7 @@
 //!
 //! Time only moves forward here; earlier instants are covered by the window's unit tests.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! later calls are answered `SupervisorGone`; the registry restarts it (fresh breaker, health
 //! and counts; a manual override is kept) and `get` answers the running one.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

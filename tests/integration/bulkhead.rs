@@ -1,7 +1,7 @@
 //! The bulkhead: at most `max_in_flight` calls in flight; the excess is answered `Overloaded` at
 //! once, and the slots come back when calls finish.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

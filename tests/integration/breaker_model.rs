@@ -35,7 +35,7 @@
 //! Not covered here: the same permit handed back twice (a caller bug the API forbids), time
 //! going backwards, durations near `Instant` overflow.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! The registry: spawn by name, look up, list, health of all, duplicates refused, arbiters.
 
-mod common;
+use crate::common;
 
 use common::*;
 use warden::actors::{Registry, RegistryError};

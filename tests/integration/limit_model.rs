@@ -22,7 +22,7 @@
 //!   * a steady RTT with the caller using the limit grows it to `max_limit` (queue ≥ 1), and
 //!     repeated drops bring it down to `min_limit`.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The rate limiter in the supervisor: a token bucket taken in the caller's task, refusing at
 //! once or waiting up to `max_wait`, and slowing down on a dependency's retry-after hint.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The health window through a supervisor: Healthy → Degraded → Unhealthy → Healthy, latency
 //! quantiles, and an open breaker meaning Unhealthy.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Retry schedules for each backoff kind, the classifier, retry-after hints, and no retries into
 //! an open breaker — measured on the paused clock through a real supervisor.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

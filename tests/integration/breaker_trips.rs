@@ -1,6 +1,6 @@
 //! The breaker trips on each policy, driven through a real supervisor with paused time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

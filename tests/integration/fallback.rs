@@ -1,7 +1,7 @@
 //! `Call::fallback`: an answer in the call's place, chosen by the caller per error; counted as
 //! such, never hiding the real outcome from the breaker and the health window.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

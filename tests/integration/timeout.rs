@@ -1,7 +1,7 @@
 //! Timeouts cancel the operation (its future is dropped), and the overall deadline bounds the
 //! whole call across retries.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! answered and recorded on the spot; anything else continues in the call's own task, without
 //! losing a wake-up that happened during that first poll.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,7 +2,7 @@
 //! budget) and records; it is never waited for on the success path, and a dropped call is
 //! cancelled where it stands.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};

@@ -1,7 +1,7 @@
 //! A panic in the user's operation is caught, counted as a failure and answered; the supervisor
 //! and its arbiter live on.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

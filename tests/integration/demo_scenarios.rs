@@ -3,7 +3,7 @@
 //! probe re-opening, timeouts cancelling attempts, degraded before unhealthy, and the combined
 //! brownout recovering. Runs the same code as the example, on a paused clock.
 
-#[path = "../examples/resiliency_demo/scenarios.rs"]
+#[path = "../../examples/resiliency_demo/scenarios.rs"]
 mod scenarios;
 
 use std::time::Duration;

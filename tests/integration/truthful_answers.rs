@@ -1,7 +1,7 @@
 //! Every answer tells the truth: regression tests for the four defects of the issue "Every
 //! answer tells the truth", each named after it.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -213,7 +213,7 @@ async fn health_is_re_evaluated_when_max_age_empties_the_window() {
     );
 }
 
-/// Defect 4 (see also `tests/placement.rs`).
+/// Defect 4 (see also `tests/integration/placement.rs`).
 #[actix::test]
 async fn a_call_its_caller_drops_is_cancelled_and_frees_its_slot_at_once() {
     pause_aligned().await;

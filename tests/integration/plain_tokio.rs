@@ -1,7 +1,7 @@
 //! Plain tokio without ceremony: supervisors and registries start from a `#[tokio::main]`-style
 //! program (no actix system, no `BackgroundRuntime` to learn), and calls run in its tasks.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::pin::pin;

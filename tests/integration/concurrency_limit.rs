@@ -2,7 +2,7 @@
 //! dependency's latency, are published to the handles (refused at once above it), and never
 //! exceed `max_in_flight`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -5,8 +5,7 @@
 //! counts (requests the server received), never on measured time. Readiness is tested with
 //! an in-memory service on a paused clock.
 
-#[path = "../examples/http_dependency/app.rs"]
-mod app;
+use crate::app;
 
 use std::future::Future;
 use std::pin::Pin;

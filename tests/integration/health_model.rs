@@ -12,7 +12,7 @@
 //! comparison of the two correctly rounded ratios for counts this small. Not covered: a query
 //! `now` earlier than a record's (time going backwards).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
