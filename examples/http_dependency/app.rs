@@ -1,7 +1,7 @@
 //! The pieces of the HTTP example: a small HTTP server on loopback whose behaviour can be
 //! switched (healthy, slow, failing with 5xx, rate-limiting with 429 + `Retry-After`, down),
 //! and a `reqwest` client that calls it through a warden supervisor with a classifier.
-//! `tests/http_dependency.rs` runs both on a real socket and counts the requests that reach
+//! `tests/integration/http_dependency.rs` runs both on a real socket and counts the requests that reach
 //! the server in each mode.
 
 // The test that includes this file does not use every item.

@@ -5,7 +5,8 @@
 //!
 //! The scenarios sleep on tokio's clock: run them with the clock paused
 //! (`tokio::time::pause()` inside the actix system), so a 30 s open breaker takes no time and
-//! every run with the same seed prints the same timeline. `tests/demo_scenarios.rs` runs them.
+//! every run with the same seed prints the same timeline. `tests/integration/demo_scenarios.rs`
+//! runs them.
 
 // The test that includes this file does not use every item.
 #![allow(dead_code)]
