@@ -179,6 +179,67 @@ impl<E> CallError<E> {
         }
     }
 
+    /// The same answer with the operation's error (`last`, in the variants that carry one)
+    /// mapped by `f`; when `f` answers `Err(b)` instead, the mapping stops and `b` is returned
+    /// (the tower layer uses it to return a failed *response* as the response). Every other
+    /// field is kept.
+    pub fn try_map_last<E2, B>(
+        self,
+        f: impl FnOnce(E) -> Result<E2, B>,
+    ) -> Result<CallError<E2>, B> {
+        Ok(match self {
+            CallError::Failed { last, attempts } => CallError::Failed {
+                last: f(last)?,
+                attempts,
+            },
+            CallError::RetriesExhausted { last, attempts } => CallError::RetriesExhausted {
+                last: f(last)?,
+                attempts,
+            },
+            CallError::BudgetExhausted { last, attempts } => CallError::BudgetExhausted {
+                last: f(last)?,
+                attempts,
+            },
+            CallError::RetryDeferred {
+                last,
+                attempts,
+                retry_after,
+            } => CallError::RetryDeferred {
+                last: f(last)?,
+                attempts,
+                retry_after,
+            },
+            CallError::RetryRefused {
+                last,
+                attempts,
+                retry_after,
+            } => CallError::RetryRefused {
+                last: last.map(f).transpose()?,
+                attempts,
+                retry_after,
+            },
+            CallError::Open { retry_after } => CallError::Open { retry_after },
+            CallError::TimedOut { attempts } => CallError::TimedOut { attempts },
+            CallError::DeadlineExceeded { attempts } => CallError::DeadlineExceeded { attempts },
+            CallError::Throttled { probability } => CallError::Throttled { probability },
+            CallError::RateLimited { retry_after } => CallError::RateLimited { retry_after },
+            CallError::Overloaded => CallError::Overloaded,
+            CallError::Panicked { message, attempts } => CallError::Panicked { message, attempts },
+            CallError::Injected { attempts } => CallError::Injected { attempts },
+            CallError::SupervisorGone => CallError::SupervisorGone,
+            CallError::NoRuntime { attempts } => CallError::NoRuntime { attempts },
+        })
+    }
+
+    /// The same answer with the operation's error mapped by `f` (see
+    /// [`try_map_last`](Self::try_map_last)).
+    pub fn map_last<E2>(self, f: impl FnOnce(E) -> E2) -> CallError<E2> {
+        match self.try_map_last(|last| Ok::<E2, std::convert::Infallible>(f(last))) {
+            Ok(error) => error,
+            Err(never) => match never {},
+        }
+    }
+
     /// True when the call was refused before any attempt ran (open breaker, throttle, rate
     /// limit, overload): the dependency saw no traffic from it. False for
     /// [`SupervisorGone`](CallError::SupervisorGone), which can also end a call mid-attempt.
@@ -279,5 +340,58 @@ impl ConfigError {
             ConfigError::Parse { field, .. } => field.as_deref(),
             ConfigError::Io { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_last_maps_the_operations_error_and_keeps_every_other_field() {
+        let error: CallError<u32> = CallError::RetriesExhausted {
+            last: 7,
+            attempts: 3,
+        };
+        assert!(matches!(
+            error.map_last(|last| last.to_string()),
+            CallError::RetriesExhausted { last, attempts: 3 } if last == "7"
+        ));
+        let refused: CallError<u32> = CallError::RetryRefused {
+            last: None,
+            attempts: 1,
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert!(matches!(
+            refused.map_last(|last| last + 1),
+            CallError::RetryRefused {
+                last: None,
+                attempts: 1,
+                retry_after: Some(_)
+            }
+        ));
+        let open: CallError<u32> = CallError::Open { retry_after: None };
+        assert!(matches!(
+            open.map_last(|last| last + 1),
+            CallError::Open { retry_after: None }
+        ));
+    }
+
+    #[test]
+    fn try_map_last_stops_at_the_first_break() {
+        let error: CallError<u32> = CallError::Failed {
+            last: 404,
+            attempts: 1,
+        };
+        assert_eq!(
+            error
+                .try_map_last(|last| if last == 404 {
+                    Err("a response")
+                } else {
+                    Ok(last)
+                })
+                .err(),
+            Some("a response")
+        );
     }
 }

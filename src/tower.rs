@@ -501,63 +501,12 @@ fn into_answer<Response, Error>(
         Ok(response) => return Ok(response),
         Err(error) => error,
     };
-    Err(match error {
-        CallError::Failed {
-            last: error,
-            attempts,
-        } => match error.answer {
-            Ok(response) => return Ok(response),
-            Err(error) => CallError::Failed {
-                last: error,
-                attempts,
-            },
-        },
-        CallError::RetriesExhausted { last, attempts } => match last.answer {
-            Ok(response) => return Ok(response),
-            Err(last) => CallError::RetriesExhausted { last, attempts },
-        },
-        CallError::BudgetExhausted { last, attempts } => match last.answer {
-            Ok(response) => return Ok(response),
-            Err(last) => CallError::BudgetExhausted { last, attempts },
-        },
-        CallError::RetryDeferred {
-            last,
-            attempts,
-            retry_after,
-        } => match last.answer {
-            Ok(response) => return Ok(response),
-            Err(last) => CallError::RetryDeferred {
-                last,
-                attempts,
-                retry_after,
-            },
-        },
-        CallError::RetryRefused {
-            last,
-            attempts,
-            retry_after,
-        } => match last.map(|verdict| verdict.answer) {
-            Some(Ok(response)) => return Ok(response),
-            Some(Err(last)) => CallError::RetryRefused {
-                last: Some(last),
-                attempts,
-                retry_after,
-            },
-            None => CallError::RetryRefused {
-                last: None,
-                attempts,
-                retry_after,
-            },
-        },
-        CallError::Open { retry_after } => CallError::Open { retry_after },
-        CallError::TimedOut { attempts } => CallError::TimedOut { attempts },
-        CallError::DeadlineExceeded { attempts } => CallError::DeadlineExceeded { attempts },
-        CallError::Throttled { probability } => CallError::Throttled { probability },
-        CallError::RateLimited { retry_after } => CallError::RateLimited { retry_after },
-        CallError::Overloaded => CallError::Overloaded,
-        CallError::Panicked { message, attempts } => CallError::Panicked { message, attempts },
-        CallError::Injected { attempts } => CallError::Injected { attempts },
-        CallError::SupervisorGone => CallError::SupervisorGone,
-        CallError::NoRuntime { attempts } => CallError::NoRuntime { attempts },
-    })
+    // A verdict that carries a response ends the mapping: that response is the answer.
+    match error.try_map_last(|verdict| match verdict.answer {
+        Ok(response) => Err(response),
+        Err(error) => Ok(error),
+    }) {
+        Ok(error) => Err(error),
+        Err(response) => Ok(response),
+    }
 }

@@ -1,6 +1,7 @@
-//! The supervisor starts a call's first attempt in its handler and polls it once: a value is
-//! answered and recorded on the spot; anything else continues in the call's own task, without
-//! losing a wake-up that happened during that first poll.
+//! A call's first attempt runs in the caller's task from its first poll: a value ready at once
+//! is answered and recorded (through the hand-off); an attempt that is pending goes on in the
+//! same task, without losing a wake-up that happened during its first poll, and is timed from
+//! its start.
 
 use crate::common;
 
@@ -12,8 +13,8 @@ use std::time::Duration;
 use common::*;
 use warden::prelude::*;
 
-/// Pending at its first poll, after waking its waker at once (the wake-up the handler's no-op
-/// waker swallows); ready at the next poll.
+/// Pending at its first poll, after waking its waker at once (a wake-up a poll with a no-op
+/// waker would swallow); ready at the next poll.
 struct WakesThenReady {
     polled: bool,
 }

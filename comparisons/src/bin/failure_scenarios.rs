@@ -21,7 +21,8 @@
 //! is a token bucket; failsafe+backon has no budget).
 //!
 //! Five failure scenarios, each after a healthy warm-up: a full outage, a 50 % and a 20 %
-//! brownout, a slow dependency (every attempt takes twice the timeout), and an outage followed by
+//! brownout (and the same brownouts at 20, 50, 70 and 90 % from a cold start, longer than every
+//! window: `cold_brownout_*`), a slow dependency (every attempt takes twice the timeout), and an outage followed by
 //! recovery. For each stack and scenario: amplification (attempts that reached the dependency ÷
 //! calls offered), calls until the breaker opened, caller-observed p50/p99 latency during the
 //! fault, time from the dependency healing to traffic flowing again, half-open probes admitted,
@@ -256,6 +257,16 @@ impl Scenario {
             fault_rate: rate,
             seed_offset,
         };
+        let cold = |name, percent, seed_offset| Scenario {
+            name,
+            fault: Fault::Brownout { percent },
+            warmup: Duration::ZERO,
+            fault_for: pick(180, 150),
+            healthy_after: Duration::ZERO,
+            rate,
+            fault_rate: rate,
+            seed_offset,
+        };
         vec![
             faulty(
                 "full_outage",
@@ -328,6 +339,13 @@ impl Scenario {
                 Duration::ZERO,
                 9,
             ),
+            // Brownouts that cannot flatter: from a cold start (no healthy warm-up in any
+            // window) and longer than every window of the stack (the throttle's 2 min, the
+            // budget's 10 s, the breaker's 50 calls, the health window).
+            cold("cold_brownout_20", 20, 10),
+            cold("cold_brownout_50", 50, 11),
+            cold("cold_brownout_70", 70, 12),
+            cold("cold_brownout_90", 90, 13),
             Scenario {
                 name: "rate_limited",
                 fault: Fault::RateLimited,

@@ -2,7 +2,7 @@
 //! waiters never slow the next caller (the ghost-permit bug of Resilience4j's and Failsafe's
 //! users); the same for a coalesced would-be leader that lost the slot race.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,8 +5,7 @@
 //! mean real time: the goodput and amplification are printed (BENCHMARKS.md, "Brownouts over
 //! real HTTP"), and only what the budget guarantees whatever the timing is asserted.
 
-#[path = "../examples/http_dependency/app.rs"]
-mod app;
+use crate::app;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
