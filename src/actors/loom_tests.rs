@@ -16,6 +16,7 @@ use super::shared::admission::{Admission, AdmissionWord};
 use super::shared::bulkhead::SlotGuard;
 use super::shared::handoff::Handoff;
 use super::shared::settings::{CallSettings, SettingsCell};
+use super::shared::throttle::ThrottleGate;
 use super::shared::Published;
 use crate::breaker::BreakerState;
 
@@ -141,10 +142,44 @@ fn loom_handoff_never_leaves_a_report_with_nobody_due_to_drain_it() {
 }
 
 #[test]
+fn loom_handoff_never_leaves_a_tallied_refusal_with_nobody_due_to_drain_it() {
+    loom::model(|| {
+        let handoff = Arc::new(Handoff::<u32>::default());
+        // The consumer was woken by an earlier report and owns the draining.
+        assert!(handoff.push(0));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let producer = {
+            let handoff = Arc::clone(&handoff);
+            let wakes = Arc::clone(&wakes);
+            thread::spawn(move || {
+                if handoff.tally(1) {
+                    wakes.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        // One draining session: drain and take the tallies, then rest unless more came.
+        let mut drained = handoff.drain(|_| {});
+        let mut tallied = handoff.take_tallies()[1];
+        while handoff.rest() {
+            drained += handoff.drain(|_| {});
+            tallied += handoff.take_tallies()[1];
+        }
+        producer.join().unwrap();
+        if tallied == 0 {
+            // The refusal came after the consumer rested: its producer must wake it.
+            assert_eq!(wakes.load(Ordering::SeqCst), 1, "a refusal left and no wake-up sent");
+            assert!(handoff.wake_pending());
+            tallied += handoff.take_tallies()[1];
+        }
+        assert_eq!((drained, tallied), (1, 1));
+    });
+}
+
+#[test]
 fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving() {
     loom::model(|| {
-        let shared = published(8);
-        shared.publish_throttle(0.5);
+        let shared = Arc::new(ThrottleGate::default());
+        shared.publish(0.5);
         let refused = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -152,7 +187,7 @@ fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving()
                 let refused = Arc::clone(&refused);
                 thread::spawn(move || {
                     for _ in 0..2 {
-                        if shared.throttled().is_some() {
+                        if shared.refuses().is_some() {
                             refused.fetch_add(1, Ordering::SeqCst);
                         }
                     }
