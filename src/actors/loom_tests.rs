@@ -167,7 +167,11 @@ fn loom_handoff_never_leaves_a_tallied_refusal_with_nobody_due_to_drain_it() {
         producer.join().unwrap();
         if tallied == 0 {
             // The refusal came after the consumer rested: its producer must wake it.
-            assert_eq!(wakes.load(Ordering::SeqCst), 1, "a refusal left and no wake-up sent");
+            assert_eq!(
+                wakes.load(Ordering::SeqCst),
+                1,
+                "a refusal left and no wake-up sent"
+            );
             assert!(handoff.wake_pending());
             tallied += handoff.take_tallies()[1];
         }

@@ -71,6 +71,7 @@ pub(super) enum Stopped {
 
 /// The breaker gate from the published state (or the admission [`precheck`](super::precheck)
 /// made), then the throttle.
+#[inline]
 pub(super) fn admission(
     handle: &ServiceHandle,
     prechecked: Option<Admission>,
@@ -93,22 +94,44 @@ pub(super) fn admission(
     Ok(admission)
 }
 
-/// The rate limit, back-pressure and the bulkhead: the call's slot, and its rate-limit token
-/// (spent when dropped, handed back with [`give_back`]).
-pub(super) async fn slot(
-    handle: &ServiceHandle,
-) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
+/// What [`slot_at_once`] found.
+pub(super) enum Slot {
+    /// The call's slot and its rate-limit token (spent when dropped, handed back with
+    /// [`give_back`]), or why there is none.
+    Ready(Result<(SlotGuard, Option<Reservation>), Stopped>),
+    /// The call must wait first ([`slot_after_waiting`]): for its token, or for the supervisor
+    /// to drain (back-pressure).
+    Wait(Option<Reservation>),
+}
+
+/// The rate limit, back-pressure and the bulkhead, without waiting: the common case takes its
+/// slot here, and builds no future for the waits it does not need.
+#[inline]
+pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
     let published = &handle.published;
     let token = match published.rate_limit.acquire() {
         Ok(token) => token,
         Err(limited) => {
             tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
-            return Err(Stopped::Refused(Refusal::RateLimited(limited.retry_after)));
+            return Slot::Ready(Err(Stopped::Refused(Refusal::RateLimited(
+                limited.retry_after,
+            ))));
         }
     };
-    // A token is reserved for us: wait for it (at most the configured `max_wait`). A caller
-    // that gives up while waiting is counted `cancelled` like any other, and hands its token
-    // back.
+    if token.as_ref().and_then(Reservation::wait).is_some() || published.reports.is_backed_up() {
+        return Slot::Wait(token);
+    }
+    Slot::Ready(take_slot(handle, token))
+}
+
+/// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
+/// [`slot_at_once`]) and for back-pressure, then takes the slot. A caller that gives up while
+/// waiting is counted `cancelled` like any other, and hands its token back.
+pub(super) async fn slot_after_waiting(
+    handle: &ServiceHandle,
+    token: Option<Reservation>,
+) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
+    let published = &handle.published;
     let mut waiting = Waiting {
         published,
         token,
@@ -128,9 +151,20 @@ pub(super) async fn slot(
         // The supervisor is not keeping up with the reports: wait for it to drain them
         // (back-pressure) rather than let them pile up.
         if handle.addr.send(Drain).await.is_err() {
+            give_back(published, token);
             return Err(Stopped::Gone);
         }
     }
+    take_slot(handle, token)
+}
+
+/// The bulkhead: a slot, or refused (the token goes back).
+#[inline]
+fn take_slot(
+    handle: &ServiceHandle,
+    token: Option<Reservation>,
+) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
+    let published = &handle.published;
     match SlotGuard::try_take(published) {
         Some(slot) => Ok((slot, token)),
         None => {

@@ -40,6 +40,7 @@ pub(super) struct CallGuard<'a> {
 }
 
 impl<'a> CallGuard<'a> {
+    #[inline]
     pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard) -> Self {
         CallGuard {
             published,

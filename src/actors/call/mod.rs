@@ -43,7 +43,7 @@ mod guard;
 mod hedge;
 
 pub(crate) use self::gates::Refusal;
-use self::gates::Stopped;
+use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
@@ -134,18 +134,28 @@ where
     let started = coalesce.as_ref().map(|_| Instant::now());
     // One round for a call; more only for a coalesced call whose leader was cancelled.
     let (admission, slot, flight) = loop {
-        let started = started.unwrap_or_else(Instant::now);
         if let Some(Joined::Follow(answer)) = coalesce
             .as_ref()
             .map(|coalesce| coalesce.join(&published.flights, false))
         {
-            match coalesce::follow(published, answer, &mut fallback, started).await {
+            match coalesce::follow(
+                published,
+                answer,
+                &mut fallback,
+                started.unwrap_or_else(Instant::now),
+            )
+            .await
+            {
                 Some(answer) => return answer,
                 None => continue,
             }
         }
         let gated = match gates::admission(handle, prechecked.take()) {
-            Ok(admission) => gates::slot(handle).await.map(|slot| (admission, slot)),
+            Ok(admission) => match gates::slot_at_once(handle) {
+                Slot::Ready(slot) => slot,
+                Slot::Wait(token) => gates::slot_after_waiting(handle, token).await,
+            }
+            .map(|slot| (admission, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
         };
         let (admission, (slot, token)) = match gated {
@@ -167,7 +177,14 @@ where
                 // This call will not be sent: its slot and its token go back.
                 drop(slot);
                 gates::give_back(published, token);
-                match coalesce::follow(published, answer, &mut fallback, started).await {
+                match coalesce::follow(
+                    published,
+                    answer,
+                    &mut fallback,
+                    started.unwrap_or_else(Instant::now),
+                )
+                .await
+                {
                     Some(answer) => return answer,
                     None => continue,
                 }
