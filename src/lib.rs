@@ -110,6 +110,7 @@ pub mod chaos;
 pub mod config;
 mod duration_or_off;
 pub mod error;
+mod flights;
 pub mod health;
 pub mod hedge;
 pub mod limit;

@@ -7,8 +7,8 @@ use std::pin::Pin;
 
 use actix::Message;
 
-use crate::actors::shared::flights::Coalesce;
 use crate::error::CallError;
+use crate::flights::Coalesce;
 use crate::retry::ErrorClass;
 
 /// The future one attempt of a [boxed](Call::boxed) operation returns. It need not be `Send`:

@@ -1,5 +1,5 @@
 //! A [coalesced](crate::messages::Call::coalesce) call's side of the
-//! [flights](crate::actors::shared::flights): a follower waits for its leader's answer
+//! [flights](crate::flights): a follower waits for its leader's answer
 //! (counted `coalesced`, or through its own fallback), and starts over when the leader was
 //! cancelled.
 

@@ -47,9 +47,9 @@ use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
-use super::shared::flights::{FlightGuard, Joined};
 use super::supervisor::ServiceSupervisor;
 use crate::error::CallError;
+use crate::flights::{FlightGuard, Joined};
 use crate::messages::Call;
 
 /// The ways to run a call from a handle: [`call`](ServiceHandle::call) for a closure,

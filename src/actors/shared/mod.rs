@@ -9,7 +9,7 @@
 //! | [`rate_limit`]: the token bucket | calls (tokens), supervisor (config, penalty) | every call |
 //! | [`settings`]: timeouts, attempts, hedging; the hedge delay | supervisor | every call |
 //! | [`faults`]: the faults being injected | supervisor | every attempt |
-//! | [`flights`]: coalesced calls in flight | coalesced calls | coalesced calls |
+//! | [`flights`](crate::flights): coalesced calls in flight | coalesced calls | coalesced calls |
 //! | [`handoff`]: the callers' [reports](report::Report) | calls | supervisor (in batches) |
 //!
 //! The lock-free cells are model-checked with loom (`src/actors/loom_tests.rs`).
@@ -22,7 +22,6 @@ use actix::WeakRecipient;
 pub(crate) mod admission;
 pub(crate) mod bulkhead;
 pub(crate) mod faults;
-pub(crate) mod flights;
 pub(crate) mod handoff;
 pub(crate) mod rate_limit;
 pub(crate) mod report;
@@ -32,12 +31,12 @@ pub(crate) mod throttle;
 use self::admission::AdmissionWord;
 use self::bulkhead::Bulkhead;
 use self::faults::FaultsCell;
-use self::flights::Flights;
 use self::handoff::{Drain, Handoff};
 use self::rate_limit::RateLimitCell;
 use self::report::Report;
 use self::settings::{CallSettings, HedgeDelay, SettingsCell};
 use self::throttle::ThrottleGate;
+use crate::flights::Flights;
 use crate::observe::ServiceMetrics;
 use crate::outcome::RejectReason;
 use crate::sync::{AtomicU64, Ordering};
