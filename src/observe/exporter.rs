@@ -72,43 +72,54 @@ pub(crate) fn builder() -> Result<PrometheusBuilder, ExporterError> {
 /// ```
 pub fn serve_metrics(addr: SocketAddr) -> Result<PrometheusHandle, ExporterError> {
     let builder = builder()?.with_http_listener(addr);
-    let (sender, receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("warden-metrics".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = sender.send(Err(ExporterError::Thread(e)));
-                    return;
-                }
-            };
-            // `build` binds the listener and spawns the upkeep task: it needs the runtime.
-            let built = runtime.block_on(async { builder.build() });
-            match built {
-                Ok((recorder, exporter)) => {
-                    let handle = recorder.handle();
-                    if sender.send(Ok((recorder, handle))).is_ok() {
-                        // Serves until the process exits; an error here is a dead listener, and
-                        // the HTTP server logs it.
-                        let _ = runtime.block_on(exporter);
-                    }
-                }
-                Err(e) => {
-                    let _ = sender.send(Err(ExporterError::Build(e)));
+    let (recorder, handle) = on_runtime_thread("warden-metrics", move |runtime, started| {
+        // `build` binds the listener and spawns the upkeep task: it needs the runtime.
+        match runtime.block_on(async { builder.build() }) {
+            Ok((recorder, exporter)) => {
+                let handle = recorder.handle();
+                if started.send(Ok((recorder, handle))).is_ok() {
+                    // Serves until the process exits; an error here is a dead listener, and
+                    // the HTTP server logs it.
+                    let _ = runtime.block_on(exporter);
                 }
             }
-        })?;
-    let (recorder, handle) = receiver
-        .recv()
-        .map_err(|_| std::io::Error::other("metrics thread exited during start"))??;
+            Err(e) => {
+                let _ = started.send(Err(ExporterError::Build(e)));
+            }
+        }
+    })?;
     metrics::set_global_recorder(recorder).map_err(|e| ExporterError::Build(e.into()))?;
     describe_metrics();
     tracing::info!(%addr, "serving prometheus metrics at /metrics");
     Ok(handle)
+}
+
+/// Starts a thread named `name` with a current-thread tokio runtime and runs `run` on it, which
+/// sends `Ok` once it is up (or why not) and may then go on serving; answers what it sent.
+/// The one way warden starts a background runtime thread (the exporter, the status server).
+pub(crate) fn on_runtime_thread<T: Send + 'static>(
+    name: &str,
+    run: impl FnOnce(&tokio::runtime::Runtime, mpsc::Sender<Result<T, ExporterError>>) + Send + 'static,
+) -> Result<T, ExporterError> {
+    let (started, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => run(&runtime, started),
+                Err(e) => {
+                    let _ = started.send(Err(ExporterError::Thread(e)));
+                }
+            }
+        })?;
+    receiver.recv().map_err(|_| {
+        ExporterError::Thread(std::io::Error::other(format!(
+            "thread {name} exited during start"
+        )))
+    })?
 }
 
 /// Installs the global recorder without a listener; serve [`PrometheusHandle::render`] from

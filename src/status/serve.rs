@@ -2,14 +2,13 @@
 //! thread of its own.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::collector::{StatusConfig, StatusPage};
 use super::routes::router;
 use crate::actors::RegistryHandle;
-use crate::observe::exporter::{builder, UPKEEP_INTERVAL};
+use crate::observe::exporter::{builder, on_runtime_thread, UPKEEP_INTERVAL};
 use crate::observe::{describe_metrics, ExporterError};
 
 /// What [`serve`] started: where it listens, the Prometheus handle and the status page.
@@ -80,51 +79,35 @@ pub fn serve_with(
         .map_err(|_| ExporterError::RegistryGone)?
         .with_metrics(metrics.clone());
     let served = page.clone();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("warden-observe".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = sender.send(Err(ExporterError::Thread(e)));
+    on_runtime_thread("warden-observe", move |runtime, started| {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(source) => {
+                    let _ = started.send(Err(ExporterError::Listen { addr, source }));
                     return;
                 }
             };
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(source) => {
-                        let _ = sender.send(Err(ExporterError::Listen { addr, source }));
-                        return;
+            if started.send(Ok(())).is_err() {
+                return;
+            }
+            let upkeep = served.metrics().cloned();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
+                loop {
+                    interval.tick().await;
+                    if let Some(metrics) = &upkeep {
+                        metrics.run_upkeep();
                     }
-                };
-                if sender.send(Ok(())).is_err() {
-                    return;
-                }
-                let upkeep = served.metrics().cloned();
-                tokio::spawn(async move {
-                    let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
-                    loop {
-                        interval.tick().await;
-                        if let Some(metrics) = &upkeep {
-                            metrics.run_upkeep();
-                        }
-                    }
-                });
-                let first = served.clone();
-                tokio::spawn(async move { first.sample_now().await });
-                if let Err(error) = axum::serve(listener, router(served)).await {
-                    tracing::error!(%error, "the status page's server stopped");
                 }
             });
-        })?;
-    receiver
-        .recv()
-        .map_err(|_| std::io::Error::other("observe thread exited during start"))??;
+            let first = served.clone();
+            tokio::spawn(async move { first.sample_now().await });
+            if let Err(error) = axum::serve(listener, router(served)).await {
+                tracing::error!(%error, "the status page's server stopped");
+            }
+        });
+    })?;
     tracing::info!(addr = %local_addr, "serving /metrics, /status, /status.json and /health");
     Ok(ObserveHandle {
         local_addr,
