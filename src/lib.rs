@@ -71,14 +71,14 @@
 //!
 //! | the dependency… | use | it answers |
 //! |---|---|---|
-//! | fails hard (down, refusing) | [breaker](breaker) | fail fast while open, probe to recover |
+//! | fails hard (down, refusing) | [breaker] | fail fast while open, probe to recover |
 //! | is slow to answer at all | [timeout and deadline](SupervisorConfig::timeout) | bound each attempt and the whole call |
 //! | must not be swamped by this process | [bulkhead](SupervisorConfig::max_in_flight) | a fixed cap of calls in flight |
-//! | queues under load (latency grows with concurrency) | [adaptive limit](limit) | the cap found from latency (AIMD, gradient) |
-//! | fails a share of calls (brownout) | [throttle](throttle) | sheds calls client-side in proportion to what it refuses |
-//! | has a quota (requests per second) | [rate limit](ratelimit) | tokens, waits up to `max_wait` |
-//! | fails transiently | [retry with a budget](retry) | retries, but never more than a share of calls |
-//! | has a slow tail (p99 ≫ p50) | [hedge](hedge) | a second attempt after the percentile delay |
+//! | queues under load (latency grows with concurrency) | [adaptive limit](crate::limit) | the cap found from latency (AIMD, gradient) |
+//! | fails a share of calls (brownout) | [throttle] | sheds calls client-side in proportion to what it refuses |
+//! | has a quota (requests per second) | [rate limit](crate::ratelimit) | tokens, waits up to `max_wait` |
+//! | fails transiently | [retry with a budget](crate::retry) | retries, but never more than a share of calls |
+//! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`]) know nothing of actix or tokio: they take `now` as an argument and a

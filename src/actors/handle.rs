@@ -29,7 +29,7 @@ use crate::messages::{
 ///
 /// A handle is bound to one running supervisor. Once that supervisor has stopped (by
 /// [`stop`](Self::stop), because every handle to it was dropped, or because its arbiter died),
-/// every call through the handle is answered [`CallError::SupervisorGone`] at once; a
+/// every call through the handle is answered [`CallError::SupervisorGone`](crate::CallError::SupervisorGone) at once; a
 /// supervisor restarted by the [`Registry`](crate::Registry) is a new one, reached through a
 /// fresh handle from [`RegistryHandle::get`](crate::actors::RegistryHandle::get).
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl ServiceHandle {
     }
 
     /// Stops the supervisor: calls in flight are cancelled and answered
-    /// [`CallError::SupervisorGone`], and so is every later call through any handle to it.
+    /// [`CallError::SupervisorGone`](crate::CallError::SupervisorGone), and so is every later call through any handle to it.
     /// Returns once the stop is requested; await [`stopped`](Self::stopped) to know it is done.
     /// A supervisor started by a [`Registry`](crate::Registry) is restarted by it.
     pub async fn stop(&self) -> Result<(), SupervisorGone> {

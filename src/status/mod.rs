@@ -12,7 +12,7 @@
 //! - [`router`] mounts it as an axum [`Router`](axum::Router): `GET /status` (one
 //!   self-contained HTML page), `GET /status.json`, `GET /health` (readiness) and
 //!   `GET /metrics` (Prometheus text).
-//! - [`serve`](crate::status::serve) installs the Prometheus recorder and serves all four on
+//! - [`serve`] installs the Prometheus recorder and serves all four on
 //!   its own thread, loopback by default, next to (instead of) [`serve_metrics`](crate::observe::serve_metrics).
 //!
 //! ```no_run
@@ -42,7 +42,7 @@
 //! shows only states, counts, rates, latencies, limits and the breaker's reasons (an enum and
 //! the window's counts): never an operation's error text nor any per-request value, which can
 //! carry credentials or personal data (the collector never sees them: it reads the
-//! supervisors' counts and events, which hold none). [`serve`](crate::status::serve) binds
+//! supervisors' counts and events, which hold none). [`serve`] binds
 //! where it is told, loopback by default; mount [`router`] behind your own authentication
 //! before exposing it further.
 //!
