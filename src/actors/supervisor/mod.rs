@@ -25,7 +25,6 @@ use crate::health::{HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
 use crate::messages::{CallCounts, SupervisorEvent};
-use crate::outcome::RejectReason;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::throttle::Throttle;
 use signals::Signal;
@@ -203,12 +202,7 @@ impl ServiceSupervisor {
             if calls == 0 {
                 continue;
             }
-            if reason == RejectReason::Throttled {
-                // Refused calls are requests the dependency did not accept.
-                if let Some(throttle) = &mut self.throttle {
-                    throttle.count_refused(now.into_std(), calls);
-                }
-            }
+            self.record_refusals(now, reason, calls);
             self.emit(now, Signal::Refused { reason, calls });
         }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();

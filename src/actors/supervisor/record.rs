@@ -19,12 +19,7 @@ impl ServiceSupervisor {
     /// Applies one caller's report.
     pub(super) fn apply(&mut self, ctx: &mut Context<Self>, report: Report, now: Instant) {
         if let Some(reason) = report.refused {
-            if reason == RejectReason::Throttled {
-                // A refused call is a request the dependency did not accept.
-                if let Some(throttle) = &mut self.throttle {
-                    throttle.count(now.into_std(), false);
-                }
-            }
+            self.record_refusals(now, reason, 1);
             self.emit(now, Signal::Rejected(reason));
         }
         if let Some(kind) = report.fault {
@@ -46,6 +41,16 @@ impl ServiceSupervisor {
                     duration,
                 },
             );
+        }
+    }
+
+    /// Records `calls` calls refused for `reason` where a record is owed: a call the throttle
+    /// refused is a request the dependency did not accept.
+    pub(super) fn record_refusals(&mut self, now: Instant, reason: RejectReason, calls: u64) {
+        if reason == RejectReason::Throttled {
+            if let Some(throttle) = &mut self.throttle {
+                throttle.count_refused(now.into_std(), calls);
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use super::ServiceSupervisor;
 use crate::breaker::Transition;
 use crate::health::{HealthStats, HealthStatus};
-use crate::messages::{EventKind, Reconfiguration, SupervisorEvent};
+use crate::messages::{CallCounts, EventKind, Reconfiguration, SupervisorEvent};
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
 /// One decision or outcome, emitted once (see the module docs).
@@ -111,13 +111,9 @@ impl ServiceSupervisor {
                     CallOutcome::Failure => &mut counts.failure,
                     CallOutcome::Timeout => &mut counts.timeout,
                     CallOutcome::Panic => &mut counts.panic,
-                    CallOutcome::Rejected => match refused.unwrap_or(RejectReason::Open) {
-                        RejectReason::Open => &mut counts.rejected_open,
-                        RejectReason::Overloaded => &mut counts.rejected_overloaded,
-                        RejectReason::Throttled => &mut counts.rejected_throttled,
-                        RejectReason::RateLimited => &mut counts.rejected_rate_limited,
-                        RejectReason::Budget => &mut counts.rejected_budget,
-                    },
+                    CallOutcome::Rejected => {
+                        rejected(counts, refused.unwrap_or(RejectReason::Open))
+                    }
                     CallOutcome::Cancelled => &mut counts.cancelled,
                     CallOutcome::Fallback => &mut counts.fallback,
                     CallOutcome::Coalesced => &mut counts.coalesced,
@@ -134,14 +130,7 @@ impl ServiceSupervisor {
                 None
             }
             Signal::Refused { reason, calls } => {
-                let counts = &mut self.counts;
-                *match reason {
-                    RejectReason::Open => &mut counts.rejected_open,
-                    RejectReason::Overloaded => &mut counts.rejected_overloaded,
-                    RejectReason::Throttled => &mut counts.rejected_throttled,
-                    RejectReason::RateLimited => &mut counts.rejected_rate_limited,
-                    RejectReason::Budget => &mut counts.rejected_budget,
-                } += calls;
+                *rejected(&mut self.counts, reason) += calls;
                 metrics.refused(reason, calls);
                 None
             }
@@ -296,5 +285,16 @@ impl ServiceSupervisor {
         for subscriber in &self.subscribers {
             subscriber.do_send(event.clone());
         }
+    }
+}
+
+/// The count of calls refused for `reason`.
+fn rejected(counts: &mut CallCounts, reason: RejectReason) -> &mut u64 {
+    match reason {
+        RejectReason::Open => &mut counts.rejected_open,
+        RejectReason::Overloaded => &mut counts.rejected_overloaded,
+        RejectReason::Throttled => &mut counts.rejected_throttled,
+        RejectReason::RateLimited => &mut counts.rejected_rate_limited,
+        RejectReason::Budget => &mut counts.rejected_budget,
     }
 }
