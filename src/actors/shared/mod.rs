@@ -142,3 +142,17 @@ fn tally_of(reason: RejectReason) -> usize {
         RejectReason::Overloaded => 3,
     }
 }
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use super::*;
+
+    /// `TALLIED` and `tally_of` are the same mapping written twice (one an array the
+    /// supervisor walks, the other a match the caller's refusal takes): they must agree.
+    #[test]
+    fn every_tallied_reason_is_counted_in_its_own_tally() {
+        for (tally, reason) in TALLIED.into_iter().enumerate() {
+            assert_eq!(tally_of(reason), tally, "{reason:?}");
+        }
+    }
+}
