@@ -1,0 +1,185 @@
+//! [`WardenLayer`]: put any [`tower`](https://docs.rs/tower) `Service` — a hyper-util client, a
+//! tonic `Channel`, an axum sub-service — behind a supervisor (cargo feature `tower`, on by
+//! default).
+//!
+//! Each request is one supervised call through the [`ServiceHandle`], run by the same attempt
+//! loop as [`ServiceHandle::send`]: the breaker admits it, the bulkhead, throttle and rate
+//! limit apply, each attempt runs under the timeout, failures are recorded by the breaker and
+//! the health window, and the supervisor decides the retries (backoff, budget).
+//!
+//! - **Classification**: a closure over the inner service's `&Result<Response, Error>`
+//!   answers `None` for a success or `Some(`[`ErrorClass`](crate::retry::ErrorClass)`)` for a failure, so a response
+//!   can be a failure too (an HTTP 503 *response* trips the breaker and is retried like a
+//!   connection error). Without one, every `Err` is [transient](crate::retry::ErrorClass::transient) and
+//!   every `Ok` a success. An `Err` classified `None` is [ignored](crate::retry::ErrorClass::ignored).
+//! - **Retries only when the request is `Clone`**: a layer runs one attempt per request
+//!   ([`Call::no_retry`](crate::messages::Call::no_retry)) unless switched with [`WardenLayer::retry_requests`], which requires
+//!   `Request: Clone` and sends a clone of the request in each attempt, through a clone of the
+//!   inner service made ready for it.
+//! - **Answers**: the error type is [`CallError<S::Error>`](crate::CallError). A *response* the
+//!   classifier called a failure is still the dependency's answer: when the call ends on one
+//!   (not retryable, attempts or budget spent, breaker opened before the retry), that last
+//!   response is returned as `Ok`, after the breaker and the health window have counted it
+//!   as a failure (as `tower::retry` returns the last response).
+//! - **Readiness**: [`poll_ready`](tower_service::Service::poll_ready) polls the inner service's readiness,
+//!   except while the breaker is open: then the service is ready at once, without polling or
+//!   waiting for the inner service, and the request is refused at once with
+//!   [`CallError::Open`] without reaching it (like `tower::load_shed`: an `Err` from
+//!   `poll_ready` would tell `tower` the service is broken for good, while an open breaker
+//!   ends by itself). `poll_ready` fails only when the supervisor is gone
+//!   ([`CallError::SupervisorGone`]) or the inner service's readiness fails
+//!   ([`CallError::Failed`] with 0 attempts: nothing was sent); [`ServiceHandle::is_open`]
+//!   tells a router whether a request would be refused.
+//!
+//! The inner service must be `Clone` (each call owns a clone made ready for it, the usual
+//! tower pattern; wrap one that is not in `tower::buffer::Buffer`), `Send + 'static`, with a
+//! `Send` future; the response future is boxed, except for a refusal known at once.
+//!
+//! It composes with other layers in a `tower::ServiceBuilder`; the layer's own timeout is the
+//! supervisor's (per attempt, with retries), an outer `timeout` bounds the whole call.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use warden::prelude::*;
+//! use warden::tower::WardenLayer;
+//!
+//! #[derive(Debug, Clone)]
+//! struct Request(&'static str);
+//! #[derive(Debug)]
+//! struct Response { status: u16 }
+//! #[derive(Debug)]
+//! struct IoError;
+//! # impl std::fmt::Display for IoError {
+//! #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("io") }
+//! # }
+//! # impl std::error::Error for IoError {}
+//!
+//! # #[actix::main(crate = "actix")]
+//! # async fn main() {
+//! let handle = ServiceSupervisor::builder("inventory")
+//!     .timeout(Duration::from_secs(2))
+//!     .retry(RetryConfig::exponential(3, Duration::from_millis(50)))
+//!     .start()
+//!     .expect("valid configuration");
+//!
+//! let layer = WardenLayer::new(handle)
+//!     // A 5xx response is a failure (retried, counted by the breaker); 4xx is not.
+//!     .classify(|result: &Result<Response, IoError>| match result {
+//!         Ok(response) if response.status >= 500 => Some(ErrorClass::transient()),
+//!         Ok(_) => None,
+//!         Err(_) => Some(ErrorClass::transient()),
+//!     })
+//!     // `Request: Clone`, so a failed attempt may be retried.
+//!     .retry_requests();
+//!
+//! let service = ServiceBuilder::new()
+//!     .timeout(Duration::from_secs(10))
+//!     .layer(layer)
+//!     .service(service_fn(|request: Request| async move {
+//!         Ok::<_, IoError>(Response { status: if request.0 == "/" { 200 } else { 404 } })
+//!     }));
+//! let response = service.oneshot(Request("/")).await.expect("answered");
+//! assert_eq!(response.status, 200);
+//! # }
+//! ```
+//!
+//! [`CallError::Open`]: crate::CallError::Open
+//! [`CallError::SupervisorGone`]: crate::CallError::SupervisorGone
+//! [`CallError::Failed`]: crate::CallError::Failed
+
+mod classify;
+mod future;
+mod replay;
+mod service;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use crate::actors::ServiceHandle;
+
+pub use classify::{Classify, ErrorsAreFailures};
+pub use future::ResponseFuture;
+pub use replay::{Replay, RetryRequests, SingleAttempt};
+pub use service::WardenService;
+
+/// A [`Layer`] that runs a service's requests as supervised calls of one [`ServiceHandle`]
+/// (see the [module docs](self)). Cheap to clone.
+pub struct WardenLayer<C = ErrorsAreFailures, P = SingleAttempt> {
+    handle: Arc<ServiceHandle>,
+    classifier: Arc<C>,
+    _policy: PhantomData<fn() -> P>,
+}
+
+impl WardenLayer {
+    /// A layer that runs each request as one call of `handle`'s supervisor: one attempt, every
+    /// `Err` a failure.
+    pub fn new(handle: ServiceHandle) -> Self {
+        WardenLayer {
+            handle: Arc::new(handle),
+            classifier: Arc::new(ErrorsAreFailures),
+            _policy: PhantomData,
+        }
+    }
+}
+
+impl<C, P> WardenLayer<C, P> {
+    /// The same layer classifying each answer with `classifier`: `None` for a success,
+    /// `Some(class)` for a failure (a response may be one, e.g. an HTTP 5xx).
+    pub fn classify<C2>(self, classifier: C2) -> WardenLayer<C2, P> {
+        WardenLayer {
+            handle: self.handle,
+            classifier: Arc::new(classifier),
+            _policy: PhantomData,
+        }
+    }
+
+    /// The same layer retrying failed attempts as the supervisor's retry policy allows; the
+    /// request must be `Clone` (each attempt sends a clone).
+    pub fn retry_requests(self) -> WardenLayer<C, RetryRequests> {
+        WardenLayer {
+            handle: self.handle,
+            classifier: self.classifier,
+            _policy: PhantomData,
+        }
+    }
+
+    /// The supervisor's handle.
+    pub fn handle(&self) -> &ServiceHandle {
+        &self.handle
+    }
+}
+
+impl<C, P> Clone for WardenLayer<C, P> {
+    fn clone(&self) -> Self {
+        WardenLayer {
+            handle: Arc::clone(&self.handle),
+            classifier: Arc::clone(&self.classifier),
+            _policy: PhantomData,
+        }
+    }
+}
+
+impl<C, P> fmt::Debug for WardenLayer<C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WardenLayer")
+            .field("service", &self.handle.name())
+            .field("policy", &std::any::type_name::<P>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, P> Layer<S> for WardenLayer<C, P> {
+    type Service = WardenService<S, C, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WardenService::new(
+            inner,
+            Arc::clone(&self.handle),
+            Arc::clone(&self.classifier),
+        )
+    }
+}

@@ -1,0 +1,164 @@
+//! [`WardenService`]: each request one supervised call, through the one attempt loop.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use super::classify::{attempt, into_answer, Classify, ErrorsAreFailures, Verdict};
+use super::future::ResponseFuture;
+use super::replay::{Replay, SingleAttempt};
+use crate::actors::ServiceHandle;
+use crate::error::CallError;
+use crate::messages::Call;
+
+/// A service whose requests run as supervised calls ([`WardenLayer`](super::WardenLayer)).
+pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt> {
+    inner: S,
+    /// `inner` answered ready to the last `poll_ready`, and no request has used it since.
+    inner_ready: bool,
+    handle: Arc<ServiceHandle>,
+    classifier: Arc<C>,
+    _policy: PhantomData<fn() -> P>,
+}
+
+impl<S, C, P> WardenService<S, C, P> {
+    pub(super) fn new(inner: S, handle: Arc<ServiceHandle>, classifier: Arc<C>) -> Self {
+        WardenService {
+            inner,
+            inner_ready: false,
+            handle,
+            classifier,
+            _policy: PhantomData,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The supervisor's handle.
+    pub fn handle(&self) -> &ServiceHandle {
+        &self.handle
+    }
+
+    /// The inner service made ready by `poll_ready`, if it was: taken, leaving a clone in its
+    /// place (the usual tower pattern, so the call owns a ready service).
+    fn take_ready(&mut self) -> Option<S>
+    where
+        S: Clone,
+    {
+        if !std::mem::take(&mut self.inner_ready) {
+            return None;
+        }
+        let clone = self.inner.clone();
+        Some(std::mem::replace(&mut self.inner, clone))
+    }
+
+    fn poll_ready_inner<Req>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), CallError<S::Error>>>
+    where
+        S: Service<Req>,
+    {
+        if !self.handle.is_alive() {
+            return Poll::Ready(Err(CallError::SupervisorGone));
+        }
+        if self.handle.is_open() {
+            // Ready: the request will be refused at once, without the inner service.
+            self.inner_ready = false;
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.inner_ready = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(CallError::Failed {
+                last: error,
+                attempts: 0,
+            })),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Clone, C, P> Clone for WardenService<S, C, P> {
+    fn clone(&self) -> Self {
+        WardenService {
+            inner: self.inner.clone(),
+            inner_ready: false,
+            handle: Arc::clone(&self.handle),
+            classifier: Arc::clone(&self.classifier),
+            _policy: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, P> fmt::Debug for WardenService<S, C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WardenService")
+            .field("inner", &self.inner)
+            .field("service", &self.handle.name())
+            .field("policy", &std::any::type_name::<P>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, P, Req> Service<Req> for WardenService<S, C, P>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    Req: Send + 'static,
+    C: Classify<S::Response, S::Error> + Send + Sync + 'static,
+    P: Replay<Req>,
+{
+    type Response = S::Response;
+    type Error = CallError<S::Error>;
+    type Future = ResponseFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_ready_inner(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        // Refused at once (open breaker, supervisor gone): nothing built, nothing allocated.
+        if let Some(refused) = self.handle.refusal() {
+            self.inner_ready = false;
+            return ResponseFuture::refused(refused);
+        }
+        // The first attempt uses the service made ready by `poll_ready`; any other attempt a
+        // fresh clone, made ready for it (cloned only when one may be needed).
+        let mut ready = self.take_ready();
+        let template = (P::RETRIES || ready.is_none()).then(|| self.inner.clone());
+        let classifier = Arc::clone(&self.classifier);
+        let mut request = Some(request);
+        let call = Call::new(move || {
+            let service = match (ready.take(), &template) {
+                (Some(service), _) => Some((service, true)),
+                (None, Some(template)) => Some((template.clone(), false)),
+                (None, None) => None,
+            };
+            let request = P::replay(&mut request);
+            let classifier = Arc::clone(&classifier);
+            async move {
+                // Without `P::RETRIES` the call is `no_retry`: the attempt loop invokes this
+                // once, with the service and the request.
+                let ((service, ready), request) = service
+                    .zip(request)
+                    .expect("a replay policy's call asks for no attempt it cannot send");
+                attempt(service, ready, request, &*classifier).await
+            }
+        })
+        .classify(Verdict::class);
+        let call = if P::RETRIES { call } else { call.no_retry() };
+        let handle = Arc::clone(&self.handle);
+        ResponseFuture::call(async move { into_answer(handle.send(call).await) })
+    }
+}
