@@ -255,7 +255,7 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the upstream: {e}"))?;
     let file = ServicesFile::from_toml_file(&args.config).map_err(|e| e.to_string())?;
-    let registry = Registry::start_new();
+    let registry = RegistryHandle::start().map_err(|e| e.to_string())?;
     registry.spawn_all(file).await.map_err(|e| e.to_string())?;
     // `kill -HUP <pid>` re-reads the file and applies it without losing breaker state or
     // health windows; an invalid file is reported and changes nothing.
@@ -272,7 +272,7 @@ async fn run(args: Args) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?
-    .with_metrics(metrics);
+    .metrics(metrics);
     let addr = if args.self_test {
         "127.0.0.1:0".parse().unwrap()
     } else {

@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report(&api, "baseline", baseline, 50).await;
 
     // The game day: 40 % of attempts fail, 20 % take 150 ms (past the 100 ms timeout).
-    let faults = FaultConfig::none()
+    let faults = FaultConfig::new()
         .errors(0.4)
         .latency(0.2, Duration::from_millis(150))
         .seed(7);

@@ -20,7 +20,7 @@ impl std::fmt::Display for ApiError {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = ServiceSupervisor::builder("prices-api")
         .timeout(Duration::from_millis(200))
-        .retry(RetryConfig::exponential(3, Duration::from_millis(20)).with_full_jitter())
+        .retry(RetryConfig::exponential(3, Duration::from_millis(20)).full_jitter())
         .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(10)))
         .start()?;
 

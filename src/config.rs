@@ -41,10 +41,10 @@ use crate::throttle::ThrottleConfig;
 pub struct SupervisorConfig {
     /// Time limit of one attempt; the attempt's future is dropped (cancelled) when it passes.
     /// `None` disables the per-attempt timeout (the deadline, if any, still applies).
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub timeout: Option<Duration>,
     /// Time limit of the whole call across all attempts and retry delays. `None` = no limit.
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub deadline: Option<Duration>,
     /// Calls in flight (admitted and not yet answered) allowed at once; excess calls are
     /// answered [`CallError::Overloaded`](crate::CallError::Overloaded) at once (bulkhead).
@@ -214,7 +214,7 @@ impl SupervisorConfig {
                     min_per_second: 0,
                     ..BudgetConfig::default()
                 },
-                ..RetryConfig::exponential(3, Duration::from_millis(50)).with_full_jitter()
+                ..RetryConfig::exponential(3, Duration::from_millis(50)).full_jitter()
             },
             ..SupervisorConfig::default()
         }

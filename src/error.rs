@@ -309,6 +309,16 @@ pub enum ConfigError {
         /// The I/O error.
         message: String,
     },
+    /// The thread of warden's [shared background
+    /// runtime](crate::actors::BackgroundRuntime::shared), needed to start a supervisor outside
+    /// an actix system, could not be started (the operating system's `io::Error`, as
+    /// `std::thread::spawn` reports it; [`RegistryHandle::start`](crate::actors::RegistryHandle::start)
+    /// returns the same error as it is).
+    #[error("cannot start warden's background runtime thread: {message}")]
+    Runtime {
+        /// The I/O error.
+        message: String,
+    },
 }
 
 impl ConfigError {
@@ -338,7 +348,7 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { field, .. } => Some(field),
             ConfigError::Parse { field, .. } => field.as_deref(),
-            ConfigError::Io { .. } => None,
+            ConfigError::Io { .. } | ConfigError::Runtime { .. } => None,
         }
     }
 }

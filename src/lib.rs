@@ -18,7 +18,7 @@
 //! # async fn main() {
 //! let db = ServiceSupervisor::builder("database")
 //!     .timeout(Duration::from_secs(5))
-//!     .retry(RetryConfig::exponential(3, Duration::from_millis(500)).with_full_jitter())
+//!     .retry(RetryConfig::exponential(3, Duration::from_millis(500)).full_jitter())
 //!     .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(30)))
 //!     .start()
 //!     .expect("valid configuration");
@@ -108,7 +108,6 @@ pub mod actors;
 pub mod breaker;
 pub mod chaos;
 pub mod config;
-mod duration_or_off;
 pub mod error;
 mod flights;
 pub mod health;
@@ -116,9 +115,11 @@ pub mod hedge;
 pub mod limit;
 pub mod messages;
 pub mod observe;
+mod off;
 pub mod outcome;
 pub mod ratelimit;
 pub mod retry;
+mod ring;
 #[cfg(feature = "status-page")]
 pub mod status;
 mod sync;
@@ -126,13 +127,15 @@ pub mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
+pub use actors::{Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
 pub use config::{ServicesFile, SupervisorConfig};
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 
 /// The types most programs need, in one import.
 pub mod prelude {
-    pub use crate::actors::{Registry, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
+    pub use crate::actors::{
+        Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
+    };
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
     pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};

@@ -32,7 +32,7 @@ mod without_the_feature {
         // The builder...
         let error = ServiceSupervisor::builder("chaos-off")
             .config(plain_config())
-            .faults(FaultConfig::none().errors(0.5))
+            .faults(FaultConfig::new().errors(0.5))
             .start()
             .unwrap_err();
         assert_refused(&error, "faults");
@@ -44,7 +44,7 @@ mod without_the_feature {
         assert_refused(&error, "services.db.faults");
         // ...and at run time.
         let svc = start("chaos-off", plain_config());
-        match svc.inject_faults(FaultConfig::none().errors(1.0)).await {
+        match svc.inject_faults(FaultConfig::new().errors(1.0)).await {
             Err(ControlError::Config(error)) => assert_refused(&error, "faults"),
             other => panic!("expected a ConfigError, got {other:?}"),
         }
@@ -67,7 +67,8 @@ mod with_the_feature {
     use actix::Actor;
     use tokio::time::Instant;
     use warden::messages::{EventKind, SupervisorEvent};
-    use warden::observe::{self, FaultKind, PrometheusHandle};
+    use warden::observe::{self, PrometheusHandle};
+    use warden::outcome::FaultKind;
     use warden::ControlError;
 
     fn recorder() -> &'static PrometheusHandle {
@@ -127,7 +128,7 @@ mod with_the_feature {
         pause_aligned().await;
         let svc = ServiceSupervisor::builder("chaos-errors")
             .config(plain_config())
-            .faults(FaultConfig::none().errors(0.25).seed(1))
+            .faults(FaultConfig::new().errors(0.25).seed(1))
             .start()
             .unwrap();
         let seen = events(&svc);
@@ -181,7 +182,7 @@ mod with_the_feature {
         let run = |name: &str| {
             let svc = ServiceSupervisor::builder(name)
                 .config(plain_config())
-                .faults(FaultConfig::none().errors(0.5).seed(99))
+                .faults(FaultConfig::new().errors(0.5).seed(99))
                 .start()
                 .unwrap();
             async move {
@@ -204,7 +205,7 @@ mod with_the_feature {
         let svc = ServiceSupervisor::builder("chaos-latency")
             .config(plain_config())
             .faults(
-                FaultConfig::none()
+                FaultConfig::new()
                     .latency(0.4, Duration::from_millis(200))
                     .seed(2),
             )
@@ -239,7 +240,7 @@ mod with_the_feature {
                 timeout: Some(Duration::from_millis(100)),
                 ..plain_config()
             })
-            .faults(FaultConfig::none().latency(1.0, Duration::from_millis(300)))
+            .faults(FaultConfig::new().latency(1.0, Duration::from_millis(300)))
             .start()
             .unwrap();
         let hits = Hits::default();
@@ -263,7 +264,7 @@ mod with_the_feature {
                 timeout: Some(Duration::from_millis(100)),
                 ..plain_config()
             })
-            .faults(FaultConfig::none().hangs(0.3).seed(3))
+            .faults(FaultConfig::new().hangs(0.3).seed(3))
             .start()
             .unwrap();
         let seen = events(&svc);
@@ -306,10 +307,11 @@ mod with_the_feature {
         let svc = ServiceSupervisor::builder("chaos-trip")
             .config(SupervisorConfig {
                 breaker: BreakerConfig::consecutive(3),
-                retry: RetryConfig::constant(3, Duration::from_millis(10)).without_budget(),
+                retry: RetryConfig::constant(3, Duration::from_millis(10))
+                    .budget(warden::retry::BudgetConfig::off()),
                 ..plain_config()
             })
-            .faults(FaultConfig::none().errors(1.0))
+            .faults(FaultConfig::new().errors(1.0))
             .start()
             .unwrap();
         let seen = events(&svc);
@@ -352,7 +354,7 @@ mod with_the_feature {
         let svc = start("chaos-runtime", plain_config());
         let hits = Hits::default();
         counted(&svc, &hits).await.unwrap();
-        svc.inject_faults(FaultConfig::none().errors(1.0))
+        svc.inject_faults(FaultConfig::new().errors(1.0))
             .await
             .unwrap();
         for _ in 0..5 {
@@ -375,20 +377,20 @@ mod with_the_feature {
             Err(ControlError::Config(error)) => error.field().map(str::to_string),
             other => panic!("expected a ConfigError, got {other:?}"),
         };
-        let field = refused(svc.inject_faults(FaultConfig::none().errors(1.5)).await);
+        let field = refused(svc.inject_faults(FaultConfig::new().errors(1.5)).await);
         assert_eq!(field.as_deref(), Some("faults.error_probability"));
         // A hang needs a timeout or a deadline to end it.
         let untimed = ServiceSupervisor::builder("chaos-untimed")
             .config(plain_config())
-            .without_timeout()
+            .timeout(None)
             .start()
             .unwrap();
-        let field = refused(untimed.inject_faults(FaultConfig::none().hangs(0.1)).await);
+        let field = refused(untimed.inject_faults(FaultConfig::new().hangs(0.1)).await);
         assert_eq!(field.as_deref(), Some("faults.hang_probability"));
         let error = ServiceSupervisor::builder("chaos-untimed-2")
             .config(plain_config())
-            .without_timeout()
-            .faults(FaultConfig::none().hangs(0.1))
+            .timeout(None)
+            .faults(FaultConfig::new().hangs(0.1))
             .start()
             .unwrap_err();
         assert_eq!(error.field(), Some("faults.hang_probability"));
@@ -401,7 +403,7 @@ mod with_the_feature {
         pause_aligned().await;
         let svc = start("chaos-expiry", plain_config());
         svc.inject_faults(
-            FaultConfig::none()
+            FaultConfig::new()
                 .errors(1.0)
                 .expires_after(Duration::from_secs(60)),
         )
@@ -440,13 +442,13 @@ mod with_the_feature {
         assert_eq!(
             config.faults,
             Some(
-                FaultConfig::none()
+                FaultConfig::new()
                     .errors(1.0)
                     .expires_after(Duration::from_secs(60))
                     .seed(5)
             )
         );
-        let registry = Registry::start_new();
+        let registry = warden::RegistryHandle::start().unwrap();
         let handles = registry.spawn_all(file).await.unwrap();
         let answer = fail(&handles[0]).await;
         assert!(

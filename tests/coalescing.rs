@@ -342,8 +342,8 @@ async fn a_call_that_finds_its_key_taken_once_it_has_a_slot_follows_and_gives_th
         SupervisorConfig {
             rate_limit: Some(
                 RateLimitConfig::per_second(100.0)
-                    .with_burst(1)
-                    .with_max_wait(Duration::from_millis(100)),
+                    .burst(1)
+                    .max_wait(Duration::from_millis(100)),
             ),
             ..plain_config()
         },

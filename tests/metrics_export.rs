@@ -51,7 +51,8 @@ async fn counters_state_series_and_histogram_after_a_scripted_scenario() {
     pause_aligned().await;
     let mut config = plain_config();
     config.breaker.consecutive_failures = Some(3);
-    config.retry = RetryConfig::constant(2, Duration::from_millis(10)).without_budget();
+    config.retry = RetryConfig::constant(2, Duration::from_millis(10))
+        .budget(warden::retry::BudgetConfig::off());
     config.timeout = Some(Duration::from_millis(100));
     let svc = start("scripted", config);
 
@@ -285,7 +286,8 @@ async fn a_retry_refused_by_a_half_open_breaker_is_counted_once() {
         base: Duration::from_millis(100),
         ..OpenDuration::default()
     };
-    config.retry = RetryConfig::constant(2, Duration::from_millis(200)).without_budget();
+    config.retry = RetryConfig::constant(2, Duration::from_millis(200))
+        .budget(warden::retry::BudgetConfig::off());
     let svc = start("half_open_retry", config);
 
     // The retrying call: its first attempt fails and opens the breaker (open for 100 ms); its

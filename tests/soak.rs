@@ -122,12 +122,12 @@ fn config_for(i: usize) -> SupervisorConfig {
         ..SupervisorConfig::default()
     };
     config.retry = match i % 3 {
-        0 => RetryConfig::none(),
+        0 => RetryConfig::off(),
         1 => RetryConfig::constant(2, ms(5)),
-        _ => RetryConfig::exponential(3, ms(2)).with_full_jitter(),
+        _ => RetryConfig::exponential(3, ms(2)).full_jitter(),
     };
     if i % 6 == 5 {
-        config.retry = config.retry.without_budget();
+        config.retry = config.retry.budget(warden::retry::BudgetConfig::off());
     }
     let window = if i.is_multiple_of(2) {
         SlidingWindow::Count { size: 20 }
@@ -137,7 +137,7 @@ fn config_for(i: usize) -> SupervisorConfig {
     config.breaker = BreakerConfig::consecutive(8)
         .failure_rate(0.5, window, 10)
         .open_exponential(ms(50 + 25 * (i as u64 % 4)), ms(800), 2.0)
-        .with_jitter(0.1)
+        .jitter(0.1)
         .half_open_probes(1 + i as u32 % 3)
         .half_open_max_wait(ms(200));
     if i.is_multiple_of(5) {

@@ -29,7 +29,7 @@ fn payments_config() -> SupervisorConfig {
 /// A registry with `payments` (fails with the marker until its breaker opens) and `search`
 /// (healthy), and a page sampled on demand only.
 async fn setup(config: StatusConfig) -> (RegistryHandle, StatusPage) {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let page = StatusPage::start(registry.clone(), config.sample_every(None))
         .await
         .unwrap();
@@ -292,7 +292,7 @@ async fn routes_over_http_are_read_only_and_carry_no_error_text() {
 
 #[actix::test]
 async fn serve_installs_the_recorder_and_serves_every_route() {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let observe = warden::status::serve("127.0.0.1:0".parse().unwrap(), registry.clone()).unwrap();
     assert!(observe.local_addr().ip().is_loopback());
     registry.spawn("payments", payments_config()).await.unwrap();
@@ -310,7 +310,7 @@ async fn serve_installs_the_recorder_and_serves_every_route() {
 #[actix::test]
 async fn the_collector_samples_on_its_own_and_keeps_a_bounded_ring() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     registry.spawn("search", plain_config()).await.unwrap();
     let config = StatusConfig::default()
         .sample_every(Some(Duration::from_secs(1)))

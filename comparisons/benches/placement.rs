@@ -702,7 +702,7 @@ fn trip_round(env: &Env, settle: Duration) -> TripRound {
     let handle = ServiceSupervisor::builder("dep")
         .timeout(TIMEOUT)
         // One attempt per call: every answer is the outcome of one invocation.
-        .retry(RetryConfig::none())
+        .retry(RetryConfig::off())
         .breaker(BreakerConfig::consecutive(TRIP_AFTER).open_for(Duration::from_secs(60)))
         .start_in_arbiter(env.background.arbiter(0))
         .expect("valid configuration");

@@ -91,7 +91,7 @@ impl Scenario {
             ],
             Scenario::Breaker => &[
                 ".breaker(BreakerConfig::consecutive(3).open_exponential(30s, 2m, 2.0))",
-                ".retry(RetryConfig::none())   // one attempt per call: only the breaker acts",
+                ".retry(RetryConfig::off())   // one attempt per call: only the breaker acts",
                 ".health(HealthConfig { max_age: 20s, .. })   // forget old calls sooner",
             ],
             Scenario::Timeout => &[
@@ -103,7 +103,7 @@ impl Scenario {
                 ".health(HealthConfig { window_size: 20, minimum_calls: 10,",
                 "    degraded_success_rate: 0.95, unhealthy_success_rate: 0.5,",
                 "    degraded_latency: 200ms, unhealthy_latency: 1s, .. })",
-                ".retry(RetryConfig::none()).breaker(BreakerConfig::consecutive(10))",
+                ".retry(RetryConfig::off()).breaker(BreakerConfig::consecutive(10))",
             ],
             Scenario::Brownout => &[
                 "orders-db: SupervisorConfig::database(), changed: timeout 2s · 24 calls in flight",
@@ -639,7 +639,7 @@ async fn breaker(seed: u64, timeline: &Timeline) -> Report {
     let mut rng = rng_for(seed, scenario);
     let config = SupervisorConfig {
         timeout: Some(secs(2)),
-        retry: RetryConfig::none(),
+        retry: RetryConfig::off(),
         breaker: BreakerConfig::consecutive(3).open_exponential(secs(30), secs(120), 2.0),
         health: HealthConfig {
             max_age: Some(secs(20)),
@@ -840,7 +840,7 @@ async fn health(seed: u64, timeline: &Timeline) -> Report {
     let mut rng = rng_for(seed, scenario);
     let config = SupervisorConfig {
         timeout: Some(secs(2)),
-        retry: RetryConfig::none(),
+        retry: RetryConfig::off(),
         breaker: BreakerConfig::consecutive(10),
         health: HealthConfig {
             window_size: 20,

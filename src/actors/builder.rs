@@ -27,7 +27,7 @@ use crate::retry::RetryConfig;
 /// let db = ServiceSupervisor::builder("database")
 ///     .config(SupervisorConfig::database())
 ///     .timeout(Duration::from_secs(2))
-///     .retry(RetryConfig::exponential(3, Duration::from_millis(100)).with_full_jitter())
+///     .retry(RetryConfig::exponential(3, Duration::from_millis(100)).full_jitter())
 ///     .breaker(BreakerConfig::consecutive(3).open_for(Duration::from_secs(30)))
 ///     .start()
 ///     .expect("valid configuration");
@@ -63,21 +63,15 @@ impl SupervisorBuilder {
         self
     }
 
-    /// Per-attempt timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = Some(timeout);
+    /// Per-attempt timeout; `None` turns it off (a deadline, if set, still applies).
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeout = timeout.into();
         self
     }
 
-    /// No per-attempt timeout (a deadline, if set, still applies).
-    pub fn without_timeout(mut self) -> Self {
-        self.config.timeout = None;
-        self
-    }
-
-    /// Overall deadline across all attempts and retry delays.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.config.deadline = Some(deadline);
+    /// Overall deadline across all attempts and retry delays; `None` turns it off.
+    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.config.deadline = deadline.into();
         self
     }
 
@@ -166,11 +160,10 @@ impl SupervisorBuilder {
     /// calls run in the caller's task.
     ///
     /// Fails with the [`ConfigError`] of an invalid configuration, or
-    /// [`ConfigError::Io`] if the background runtime's thread could not be started.
+    /// [`ConfigError::Runtime`] if the background runtime's thread could not be started.
     pub fn start(self) -> Result<ServiceHandle, ConfigError> {
         let (supervisor, handle_parts) = self.prepare()?;
-        let arbiter = super::runtime::home_arbiter().map_err(|error| ConfigError::Io {
-            path: "<warden background runtime>".into(),
+        let arbiter = super::runtime::home_arbiter().map_err(|error| ConfigError::Runtime {
             message: error.to_string(),
         })?;
         // On the current arbiter, started directly: no closure crosses its spawn channel (at

@@ -198,12 +198,14 @@ impl ServiceHandle {
         Ok(self.ask(crate::messages::Reconfigure(config)).await??)
     }
 
-    /// Subscribes `recipient` to this supervisor's [events](crate::messages::SupervisorEvent).
+    /// Subscribes to this supervisor's [events](crate::messages::SupervisorEvent): an actix
+    /// `Recipient` or a tokio `mpsc::Sender` (see [`Subscriber`](crate::messages::Subscriber)).
     pub async fn subscribe(
         &self,
-        recipient: actix::Recipient<crate::messages::SupervisorEvent>,
+        subscriber: impl Into<crate::messages::Subscriber>,
     ) -> Result<(), SupervisorGone> {
-        self.ask(crate::messages::Subscribe(recipient)).await
+        self.ask(crate::messages::Subscribe(subscriber.into()))
+            .await
     }
 
     async fn ask<M>(&self, message: M) -> Result<M::Result, SupervisorGone>

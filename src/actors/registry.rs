@@ -16,7 +16,7 @@ use crate::error::{ConfigError, SupervisorGone};
 use crate::health::HealthSnapshot;
 use crate::messages::{
     DisableBreaker, ForceOpen, GetAllHealth, GetHealth, GetService, ListServices, RemoveService,
-    SpawnService, StopSupervisor, Subscribe, SupervisorEvent,
+    SpawnService, StopSupervisor, Subscribe, Subscriber,
 };
 
 /// An actor that keeps every supervisor of a program by name, and restarts the ones that stop.
@@ -37,7 +37,7 @@ use crate::messages::{
 #[derive(Debug, Default)]
 pub struct Registry {
     services: BTreeMap<String, Entry>,
-    subscribers: Vec<Recipient<SupervisorEvent>>,
+    subscribers: Vec<Subscriber>,
 }
 
 /// One registered service.
@@ -169,38 +169,6 @@ impl Registry {
     }
 }
 
-impl Registry {
-    /// Starts an empty registry: on the current arbiter inside an actix system, otherwise on
-    /// the [shared background runtime](crate::actors::BackgroundRuntime::shared). Works from
-    /// any tokio runtime (or none).
-    ///
-    /// # Panics
-    ///
-    /// Only if the operating system cannot start the background runtime's thread (as
-    /// `std::thread::spawn` would); [`try_start_new`](Self::try_start_new) returns that error.
-    pub fn start_new() -> RegistryHandle {
-        Self::try_start_new().expect("cannot start warden's background runtime thread")
-    }
-
-    /// [`start_new`](Self::start_new), returning the error if the background runtime's thread
-    /// cannot be started.
-    pub fn try_start_new() -> std::io::Result<RegistryHandle> {
-        Ok(match super::runtime::home_arbiter()? {
-            None => RegistryHandle {
-                addr: Registry::default().start(),
-            },
-            Some(arbiter) => Self::start_new_in(&arbiter),
-        })
-    }
-
-    /// Starts an empty registry on `arbiter`.
-    pub fn start_new_in(arbiter: &ArbiterHandle) -> RegistryHandle {
-        RegistryHandle {
-            addr: Registry::start_in_arbiter(arbiter, |_| Registry::default()),
-        }
-    }
-}
-
 impl Handler<SpawnService> for Registry {
     type Result = Result<ServiceHandle, RegistryError>;
 
@@ -291,6 +259,26 @@ pub struct RegistryHandle {
 }
 
 impl RegistryHandle {
+    /// Starts an empty registry: on the current arbiter inside an actix system, otherwise on
+    /// the [shared background runtime](crate::actors::BackgroundRuntime::shared). Works from
+    /// any tokio runtime (or none). Fails only if the operating system cannot start the
+    /// background runtime's thread (the `io::Error` of `std::thread::spawn`).
+    pub fn start() -> std::io::Result<RegistryHandle> {
+        Ok(match super::runtime::home_arbiter()? {
+            None => RegistryHandle {
+                addr: Registry::default().start(),
+            },
+            Some(arbiter) => Self::start_in_arbiter(&arbiter),
+        })
+    }
+
+    /// Starts an empty registry on `arbiter`.
+    pub fn start_in_arbiter(arbiter: &ArbiterHandle) -> RegistryHandle {
+        RegistryHandle {
+            addr: Registry::start_in_arbiter(arbiter, |_| Registry::default()),
+        }
+    }
+
     /// The registry's address.
     pub fn addr(&self) -> &Addr<Registry> {
         &self.addr
@@ -372,13 +360,11 @@ impl RegistryHandle {
         self.addr.send(message).await.map_err(|_| SupervisorGone)?
     }
 
-    /// Subscribes `recipient` to the events of every supervisor, present and future.
-    pub async fn subscribe(
-        &self,
-        recipient: Recipient<SupervisorEvent>,
-    ) -> Result<(), SupervisorGone> {
+    /// Subscribes to the events of every supervisor, present and future: an actix `Recipient`
+    /// or a tokio `mpsc::Sender` (see [`Subscriber`](crate::messages::Subscriber)).
+    pub async fn subscribe(&self, subscriber: impl Into<Subscriber>) -> Result<(), SupervisorGone> {
         self.addr
-            .send(Subscribe(recipient))
+            .send(Subscribe(subscriber.into()))
             .await
             .map_err(|_| SupervisorGone)
     }

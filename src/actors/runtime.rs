@@ -35,7 +35,7 @@ pub(crate) fn home_arbiter() -> io::Result<Option<ArbiterHandle>> {
 /// no call crosses to these threads unless an attempt fails or the breaker is half-open.
 ///
 /// You rarely need one yourself: `ServiceSupervisor::builder(..).start()` and
-/// [`Registry::start_new`](crate::Registry::start_new) outside an actix system use the
+/// [`RegistryHandle::start`](crate::RegistryHandle::start) outside an actix system use the
 /// [shared](Self::shared) one, started on first use. Start your own to choose the threads, and
 /// place supervisors with
 /// [`SupervisorBuilder::start_in_arbiter`](crate::SupervisorBuilder::start_in_arbiter).

@@ -923,7 +923,7 @@ mod tests {
     fn jitter_is_bounded_and_reproducible_with_a_seed() {
         let config = BreakerConfig::consecutive(1)
             .open_exponential(secs(10), secs(40), 2.0)
-            .with_jitter(0.5);
+            .jitter(0.5);
         let run = |seed| {
             let t0 = Instant::now();
             let mut b = Breaker::new(config.clone(), seed);

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::off_switch;
 use super::open_duration::OpenDuration;
 use super::sliding_window::SlidingWindow;
 use crate::error::ConfigError;
@@ -12,8 +11,8 @@ use crate::error::ConfigError;
 /// Configuration of one circuit breaker.
 ///
 /// Three trip policies, each optional (at least one must be on): consecutive failures,
-/// failure rate and slow-call rate. In TOML a policy is turned off with `false`, e.g.
-/// `failure_rate_threshold = false`.
+/// failure rate and slow-call rate. In TOML a policy is turned off with `"off"`, e.g.
+/// `failure_rate_threshold = "off"`.
 ///
 /// ```toml
 /// consecutive_failures = 5
@@ -30,14 +29,14 @@ use crate::error::ConfigError;
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Trip after this many failures in a row. Default `Some(5)`; `None` turns it off.
-    #[serde(with = "off_switch::count")]
+    #[serde(with = "crate::off::count")]
     pub consecutive_failures: Option<u32>,
     /// Trip when the window's failure rate is at least this (in `(0, 1]`). Default `Some(0.5)`.
-    #[serde(with = "off_switch::rate")]
+    #[serde(with = "crate::off::rate")]
     pub failure_rate_threshold: Option<f64>,
     /// Trip when the window's slow-call rate is at least this (in `(0, 1]`). Default `None`.
     /// When set, a slow successful probe also counts as a failed probe.
-    #[serde(with = "off_switch::rate")]
+    #[serde(with = "crate::off::rate")]
     pub slow_call_rate_threshold: Option<f64>,
     /// A call taking at least this long is slow. Default 5 s.
     #[serde(with = "humantime_serde")]
@@ -120,7 +119,7 @@ impl BreakerConfig {
     }
 
     /// Randomize each open duration by ± `jitter` (relative, in `[0, 1)`).
-    pub fn with_jitter(mut self, jitter: f64) -> Self {
+    pub fn jitter(mut self, jitter: f64) -> Self {
         self.open_duration.jitter = jitter;
         self
     }
@@ -243,7 +242,7 @@ mod tests {
         let c = BreakerConfig::consecutive(3)
             .failure_rate(0.25, SlidingWindow::Time { duration: secs(10) }, 4)
             .slow_calls(0.8, secs(2))
-            .with_jitter(0.1)
+            .jitter(0.1)
             .open_exponential(secs(1), secs(8), 3.0)
             .half_open_probes(2)
             .half_open_max_wait(secs(9));
@@ -366,7 +365,7 @@ mod tests {
                 d().open_exponential(secs(1), secs(10), 0.9),
                 "open_duration.multiplier",
             ),
-            (d().with_jitter(1.0), "open_duration.jitter"),
+            (d().jitter(1.0), "open_duration.jitter"),
             (
                 BreakerConfig {
                     half_open_probes: 0,
@@ -462,7 +461,7 @@ mod tests {
         assert_eq!(c, BreakerConfig::default());
         let c: BreakerConfig = toml::from_str(
             r#"
-            consecutive_failures = false
+            consecutive_failures = "off"
             window = { kind = "count", size = 50 }
             open_duration = { max = "1m" }
             "#,
@@ -495,9 +494,9 @@ mod tests {
 
     #[test]
     fn serialization_round_trips_including_disabled_policies() {
-        let c = BreakerConfig::consecutive(4).with_jitter(0.25);
+        let c = BreakerConfig::consecutive(4).jitter(0.25);
         let text = toml::to_string(&c).expect("serializes");
-        assert!(text.contains("failure_rate_threshold = false"), "{text}");
+        assert!(text.contains("failure_rate_threshold = \"off\""), "{text}");
         let back: BreakerConfig = toml::from_str(&text).expect("parses");
         assert_eq!(back, c);
         let json = serde_json::to_string(&c).expect("json");

@@ -15,7 +15,6 @@
 mod breaker;
 mod config;
 mod count_window;
-mod off_switch;
 mod open_duration;
 mod outcome;
 mod sliding_window;

@@ -9,9 +9,10 @@
 use std::time::{Duration, Instant};
 
 use super::totals::WindowTotals;
+use crate::ring::{BucketRing, Tally};
 
 /// Number of buckets a time window is split into.
-const BUCKETS: u64 = 10;
+const BUCKETS: u32 = 10;
 /// Narrowest bucket.
 const MIN_BUCKET_WIDTH: Duration = Duration::from_millis(1);
 
@@ -23,63 +24,48 @@ struct Bucket {
     slow_calls: u64,
 }
 
-/// Ten rotating buckets with running totals. Recording is O(1) amortized (moving to a new
-/// bucket clears at most 10 stale ones); no memory is taken before the first call.
+impl Tally for Bucket {
+    fn add(&mut self, other: &Self) {
+        self.calls += other.calls;
+        self.failures += other.failures;
+        self.slow_calls += other.slow_calls;
+    }
+
+    fn remove(&mut self, other: &Self) {
+        self.calls -= other.calls;
+        self.failures -= other.failures;
+        self.slow_calls -= other.slow_calls;
+    }
+}
+
+/// Ten rotating buckets with running totals (the crate's one [`BucketRing`]).
 #[derive(Debug, Clone)]
 pub(crate) struct TimeWindow {
-    bucket_nanos: u128,
-    /// Start of bucket 0; set by the first record after creation or `clear`.
-    origin: Option<Instant>,
-    /// Absolute index of the newest bucket in use.
-    head: u64,
-    buckets: Vec<Bucket>,
-    totals: Bucket,
+    ring: BucketRing<Bucket>,
 }
 
 impl TimeWindow {
     /// An empty window covering `duration`.
     pub(crate) fn new(duration: Duration) -> Self {
-        let width = (duration / 10).max(MIN_BUCKET_WIDTH);
+        let width = (duration / BUCKETS).max(MIN_BUCKET_WIDTH);
         TimeWindow {
-            bucket_nanos: width.as_nanos(),
-            origin: None,
-            head: 0,
-            buckets: Vec::new(),
-            totals: Bucket::default(),
+            ring: BucketRing::new(width, BUCKETS),
         }
     }
 
     /// Record one outcome at `now`.
     pub(crate) fn record(&mut self, failure: bool, slow: bool, now: Instant) {
-        if self.origin.is_none() {
-            self.origin = Some(now);
-            self.head = 0;
-            self.buckets.resize(BUCKETS as usize, Bucket::default());
-        }
-        let index = self.index_at(now);
-        self.advance_to(index);
-        let slot = &mut self.buckets[(index % BUCKETS) as usize];
-        for counts in [slot, &mut self.totals] {
-            counts.calls += 1;
-            counts.failures += u64::from(failure);
-            counts.slow_calls += u64::from(slow);
-        }
+        let outcome = Bucket {
+            calls: 1,
+            failures: u64::from(failure),
+            slow_calls: u64::from(slow),
+        };
+        self.ring.add(now, outcome);
     }
 
     /// Totals over the buckets that are still inside the window at `now`.
     pub(crate) fn totals(&self, now: Instant) -> WindowTotals {
-        let mut totals = self.totals;
-        let index = self.index_at(now);
-        if index - self.head >= BUCKETS {
-            totals = Bucket::default();
-        } else {
-            for stale in self.head + 1..=index {
-                let bucket = self.buckets[(stale % BUCKETS) as usize];
-                totals.calls -= bucket.calls;
-                totals.failures -= bucket.failures;
-                totals.slow_calls -= bucket.slow_calls;
-            }
-        }
+        let totals = self.ring.totals(now);
         WindowTotals {
             calls: totals.calls,
             failures: totals.failures,
@@ -89,37 +75,7 @@ impl TimeWindow {
 
     /// Forget every outcome (keeps the allocation for reuse).
     pub(crate) fn clear(&mut self) {
-        self.origin = None;
-        self.head = 0;
-        self.buckets.clear();
-        self.totals = Bucket::default();
-    }
-
-    /// Absolute bucket index of `now`, never before the head (late `now`s join the head).
-    fn index_at(&self, now: Instant) -> u64 {
-        let Some(origin) = self.origin else {
-            return self.head;
-        };
-        let elapsed = now.saturating_duration_since(origin).as_nanos();
-        u64::try_from(elapsed / self.bucket_nanos)
-            .unwrap_or(u64::MAX)
-            .max(self.head)
-    }
-
-    /// Make `index` the head, emptying the buckets it reuses.
-    fn advance_to(&mut self, index: u64) {
-        if index - self.head >= BUCKETS {
-            self.buckets.fill(Bucket::default());
-            self.totals = Bucket::default();
-        } else {
-            for stale in self.head + 1..=index {
-                let bucket = std::mem::take(&mut self.buckets[(stale % BUCKETS) as usize]);
-                self.totals.calls -= bucket.calls;
-                self.totals.failures -= bucket.failures;
-                self.totals.slow_calls -= bucket.slow_calls;
-            }
-        }
-        self.head = index;
+        self.ring.clear();
     }
 }
 
@@ -140,7 +96,7 @@ mod tests {
     fn takes_no_memory_before_first_record() {
         let t0 = Instant::now();
         let w = TimeWindow::new(Duration::from_secs(60));
-        assert_eq!(w.buckets.capacity(), 0);
+        assert_eq!(w.ring.allocated(), 0);
         assert_eq!(totals(&w, t0), (0, 0, 0));
     }
 
@@ -188,7 +144,6 @@ mod tests {
     fn tiny_durations_use_one_millisecond_buckets() {
         let t0 = Instant::now();
         let mut w = TimeWindow::new(Duration::from_micros(50));
-        assert_eq!(w.bucket_nanos, 1_000_000);
         w.record(true, false, t0);
         assert_eq!(totals(&w, t0 + ms(9)), (1, 1, 0));
         assert_eq!(totals(&w, t0 + ms(10)), (0, 0, 0));

@@ -36,9 +36,9 @@ pub struct FaultConfig {
     /// Share of attempts that never complete (the timeout or deadline ends them), in `[0, 1]`.
     /// Default 0. Needs a `timeout` or a `deadline` on the supervisor.
     pub hang_probability: f64,
-    /// Injection stops by itself this long after it was switched on (`None`, `false` in TOML:
+    /// Injection stops by itself this long after it was switched on (`None`, `"off"` in TOML:
     /// until cleared). Default `None`.
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub expires_after: Option<Duration>,
     /// Seed of the draws; `None` derives one from the supervisor's seed (or draws one).
     pub seed: Option<u64>,
@@ -58,8 +58,8 @@ impl Default for FaultConfig {
 }
 
 impl FaultConfig {
-    /// Injects nothing (a starting point for the builders below).
-    pub fn none() -> Self {
+    /// Injects nothing until the builders below add faults (as [`Default`]).
+    pub fn new() -> Self {
         FaultConfig::default()
     }
 
@@ -124,7 +124,7 @@ impl FaultConfig {
         if self.expires_after == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(
                 "expires_after",
-                "must be greater than zero (or false: until cleared)",
+                "must be greater than zero (or \"off\": until cleared)",
             ));
         }
         Ok(())
@@ -137,10 +137,10 @@ mod tests {
 
     #[test]
     fn builders_and_defaults() {
-        let c = FaultConfig::none();
+        let c = FaultConfig::new();
         assert_eq!(c, FaultConfig::default());
         assert_eq!(c.validate(), Ok(()));
-        let c = FaultConfig::none()
+        let c = FaultConfig::new()
             .errors(0.1)
             .latency(0.2, Duration::from_millis(300))
             .hangs(0.05)
@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(c.seed, Some(3));
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(
-            FaultConfig::none()
+            FaultConfig::new()
                 .errors(0.7)
                 .latency(0.2, Duration::from_millis(1))
                 .hangs(0.1)
@@ -173,31 +173,31 @@ mod tests {
         for p in [-0.1, 1.1, f64::NAN, f64::INFINITY] {
             let field = |c: FaultConfig| c.validate().unwrap_err().field().map(str::to_string);
             assert_eq!(
-                field(FaultConfig::none().errors(p)).as_deref(),
+                field(FaultConfig::new().errors(p)).as_deref(),
                 Some("error_probability")
             );
             assert_eq!(
-                field(FaultConfig::none().latency(p, Duration::from_millis(1))).as_deref(),
+                field(FaultConfig::new().latency(p, Duration::from_millis(1))).as_deref(),
                 Some("latency_probability")
             );
             assert_eq!(
-                field(FaultConfig::none().hangs(p)).as_deref(),
+                field(FaultConfig::new().hangs(p)).as_deref(),
                 Some("hang_probability")
             );
         }
-        let err = FaultConfig::none()
+        let err = FaultConfig::new()
             .errors(0.6)
             .hangs(0.6)
             .validate()
             .unwrap_err();
         assert_eq!(err.field(), Some("error_probability"));
         assert!(err.to_string().contains("must not exceed 1"), "{err}");
-        let err = FaultConfig::none()
+        let err = FaultConfig::new()
             .latency(0.5, Duration::ZERO)
             .validate()
             .unwrap_err();
         assert_eq!(err.field(), Some("latency"));
-        let err = FaultConfig::none()
+        let err = FaultConfig::new()
             .expires_after(Duration::ZERO)
             .validate()
             .unwrap_err();
@@ -213,7 +213,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c,
-            FaultConfig::none()
+            FaultConfig::new()
                 .errors(0.1)
                 .latency(0.2, Duration::from_millis(300))
                 .hangs(0.01)
@@ -222,7 +222,7 @@ mod tests {
         );
         let back: FaultConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
-        let off: FaultConfig = toml::from_str("expires_after = false").unwrap();
+        let off: FaultConfig = toml::from_str("expires_after = \"off\"").unwrap();
         assert_eq!(off.expires_after, None);
         for text in ["error_rate = 0.1", "latency = 5", "seed = -1"] {
             assert!(toml::from_str::<FaultConfig>(text).is_err(), "{text}");

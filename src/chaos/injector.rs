@@ -109,20 +109,20 @@ mod tests {
 
     #[test]
     fn nothing_is_injected_by_an_empty_config() {
-        assert_eq!(tally(FaultConfig::none(), 10_000), [10_000, 0, 0, 0]);
+        assert_eq!(tally(FaultConfig::new(), 10_000), [10_000, 0, 0, 0]);
     }
 
     #[test]
     fn probability_one_injects_into_every_attempt() {
-        assert_eq!(tally(FaultConfig::none().errors(1.0), 1000)[2], 1000);
-        assert_eq!(tally(FaultConfig::none().hangs(1.0), 1000)[3], 1000);
-        let latency = FaultConfig::none().latency(1.0, Duration::from_millis(5));
+        assert_eq!(tally(FaultConfig::new().errors(1.0), 1000)[2], 1000);
+        assert_eq!(tally(FaultConfig::new().hangs(1.0), 1000)[3], 1000);
+        let latency = FaultConfig::new().latency(1.0, Duration::from_millis(5));
         assert_eq!(tally(latency, 1000)[1], 1000);
     }
 
     #[test]
     fn each_fault_comes_at_its_rate() {
-        let config = FaultConfig::none()
+        let config = FaultConfig::new()
             .errors(0.2)
             .latency(0.3, Duration::from_millis(5))
             .hangs(0.1);
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_seed_gives_the_same_faults() {
-        let config = FaultConfig::none().errors(0.5);
+        let config = FaultConfig::new().errors(0.5);
         let now = Instant::now();
         let run = |seed| {
             let mut injector = FaultInjector::new(config.clone(), seed, now);
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn injection_stops_by_itself_when_it_expires() {
         let now = Instant::now();
-        let config = FaultConfig::none()
+        let config = FaultConfig::new()
             .errors(1.0)
             .expires_after(Duration::from_secs(60));
         let mut injector = FaultInjector::new(config, 1, now);
@@ -165,7 +165,7 @@ mod tests {
         assert!(injector.is_expired(later));
         assert_eq!(injector.decide(later), None);
         // Without an expiry it never stops.
-        let mut forever = FaultInjector::new(FaultConfig::none().errors(1.0), 1, now);
+        let mut forever = FaultInjector::new(FaultConfig::new().errors(1.0), 1, now);
         assert_eq!(
             forever.decide(now + Duration::from_secs(1 << 30)),
             Some(Fault::Error)

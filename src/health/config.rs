@@ -27,7 +27,7 @@ pub struct HealthConfig {
     pub window_size: u32,
     /// Samples older than this, relative to the `now` of the query, are ignored. `None` keeps
     /// samples until the ring overwrites them. Default 60s. Must be greater than zero when set.
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub max_age: Option<Duration>,
     /// With fewer samples than this in the window, rates and latencies are not judged and the
     /// status depends on the breaker alone. Default 10. Must be in `1..=window_size`.
@@ -40,12 +40,12 @@ pub struct HealthConfig {
     pub unhealthy_success_rate: f64,
     /// A p95 latency strictly above this is [`Degraded`](super::HealthStatus::Degraded);
     /// `None` disables the check. Default 1s. Must be greater than zero when set.
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub degraded_latency: Option<Duration>,
     /// A p95 latency strictly above this is [`Unhealthy`](super::HealthStatus::Unhealthy);
     /// `None` disables the check. Default 5s. Must be greater than zero when set and not below
     /// `degraded_latency` when both are set.
-    #[serde(with = "crate::duration_or_off")]
+    #[serde(with = "crate::off::duration")]
     pub unhealthy_latency: Option<Duration>,
 }
 

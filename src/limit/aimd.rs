@@ -24,7 +24,7 @@ const RATIO_SCALE: u64 = 1_000_000;
 ///    unchanged;
 ///
 /// then the limit is clamped to `[min_limit, max_limit]`, where `max_limit` is lowered to the
-/// [ceiling](Aimd::with_ceiling) if there is one (and `min_limit` to `max_limit`). `backoff_ratio`
+/// [ceiling](Aimd::ceiling) if there is one (and `min_limit` to `max_limit`). `backoff_ratio`
 /// is applied in integer arithmetic with a precision of 1e-6, so `0.9 × 10` is exactly 9.
 ///
 /// (Netflix's concurrency-limits adds 1 per fast sample and backs off on every slow one; in a
@@ -66,7 +66,7 @@ impl Aimd {
 
     /// The same limit, never above `ceiling` (the calls that can actually be in flight, such
     /// as a bulkhead's `max_in_flight`): see [`set_ceiling`](Aimd::set_ceiling).
-    pub fn with_ceiling(mut self, ceiling: u32) -> Self {
+    pub fn ceiling(mut self, ceiling: u32) -> Self {
         self.set_ceiling(ceiling);
         self
     }

@@ -28,7 +28,7 @@ use super::config::{GradientConfig, QueueSize};
 /// `estimate ← estimate × (1 − smoothing / 2)` (× 0.9 with the default smoothing).
 ///
 /// The estimate is clamped to `[min_limit, max_limit]` after every sample, where `max_limit` is
-/// lowered to the [ceiling](Gradient::with_ceiling) if there is one. A latency that
+/// lowered to the [ceiling](Gradient::ceiling) if there is one. A latency that
 /// stays high becomes the new baseline once the long-term average has caught up with it (on the
 /// order of `long_window` samples), and the limit grows again.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl Gradient {
 
     /// The same limit, never above `ceiling` (the calls that can actually be in flight, such
     /// as a bulkhead's `max_in_flight`): see [`set_ceiling`](Gradient::set_ceiling).
-    pub fn with_ceiling(mut self, ceiling: u32) -> Self {
+    pub fn ceiling(mut self, ceiling: u32) -> Self {
         self.set_ceiling(ceiling);
         self
     }

@@ -12,7 +12,7 @@
 //!
 //! Every algorithm answers the same two questions: [`limit`](ConcurrencyLimit::limit) (how many
 //! calls may be in flight now, always within `[min_limit, max_limit]`, and never above the
-//! [ceiling](ConcurrencyLimit::with_ceiling) when there is one) and
+//! [ceiling](ConcurrencyLimit::ceiling) when there is one) and
 //! [`on_sample`](ConcurrencyLimit::on_sample) (one call completed: here is its round-trip time,
 //! how many calls were in flight when it started — itself included — and whether it was
 //! dropped; the new limit is returned when it changed).
@@ -73,7 +73,7 @@ impl ConcurrencyLimit {
     /// looks right, but the first decreases only take it back down to the ceiling: the first
     /// congestion signals do not reduce the load. With the ceiling in the core a decrease acts
     /// at once.
-    pub fn with_ceiling(mut self, ceiling: u32) -> Self {
+    pub fn ceiling(mut self, ceiling: u32) -> Self {
         self.set_ceiling(ceiling);
         self
     }
@@ -161,7 +161,7 @@ mod tests {
             latency_threshold: ms(100),
             ..AimdConfig::default()
         });
-        let mut limit = ConcurrencyLimit::new(&config).with_ceiling(8);
+        let mut limit = ConcurrencyLimit::new(&config).ceiling(8);
         assert_eq!(limit.limit(), 8, "the initial limit is clamped too");
         let mut t = Instant::now();
         for _ in 0..1_000 {
@@ -198,7 +198,7 @@ mod tests {
             ..GradientConfig::default()
         });
         let loaded = || {
-            let mut limit = ConcurrencyLimit::new(&config).with_ceiling(8);
+            let mut limit = ConcurrencyLimit::new(&config).ceiling(8);
             assert_eq!(limit.limit(), 8, "the initial limit is clamped too");
             let t0 = Instant::now();
             for _ in 0..1_000 {
@@ -232,7 +232,7 @@ mod tests {
             ConcurrencyLimitConfig::default(),
             ConcurrencyLimitConfig::Gradient(GradientConfig::default()),
         ] {
-            let mut limit = ConcurrencyLimit::new(&config).with_ceiling(32);
+            let mut limit = ConcurrencyLimit::new(&config).ceiling(32);
             assert_eq!(limit.limit(), 20);
             assert_eq!(limit.set_ceiling(64), None, "raised: nothing to do yet");
             assert_eq!(limit.set_ceiling(10), Some(10), "lowered below the limit");
@@ -262,7 +262,7 @@ mod tests {
                     })
                 }
             };
-            let mut tight = ConcurrencyLimit::new(&min_5).with_ceiling(3);
+            let mut tight = ConcurrencyLimit::new(&min_5).ceiling(3);
             assert_eq!(tight.limit(), 3);
             assert_eq!(tight.on_sample(t0, ms(1), 3, true), None);
             assert_eq!(tight.limit(), 3);

@@ -124,8 +124,66 @@ impl Reconfiguration {
     }
 }
 
-/// Subscribe a recipient to a supervisor's events (or, sent to the
-/// [`Registry`](crate::Registry), to every supervisor's, present and future).
+/// Subscribe to a supervisor's events (or, sent to the [`Registry`](crate::Registry), to every
+/// supervisor's, present and future).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<SupervisorEvent>);
+pub struct Subscribe(pub Subscriber);
+
+/// Where a supervisor delivers its [events](SupervisorEvent): an actix actor's
+/// [`Recipient`], or the sending half of a tokio channel (no actix needed to listen).
+///
+/// A subscriber that is gone (actor stopped, receiver dropped) is forgotten at the next event.
+/// Events are never waited for: a channel that is full drops the event, as a lagging
+/// `broadcast` receiver would, so a slow listener never slows the supervisor. Give the channel
+/// room for bursts (a breaker trip brings a transition and a health change at once).
+///
+/// ```
+/// # async fn example(handle: warden::ServiceHandle) -> Result<(), warden::SupervisorGone> {
+/// let (events, mut received) = tokio::sync::mpsc::channel(64);
+/// handle.subscribe(events).await?;
+/// while let Some(event) = received.recv().await {
+///     println!("{}: {:?}", event.service, event.kind);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Subscriber(Delivery);
+
+#[derive(Debug, Clone)]
+enum Delivery {
+    Actor(Recipient<SupervisorEvent>),
+    Channel(tokio::sync::mpsc::Sender<SupervisorEvent>),
+}
+
+impl Subscriber {
+    /// Whether anyone still listens.
+    pub(crate) fn connected(&self) -> bool {
+        match &self.0 {
+            Delivery::Actor(recipient) => recipient.connected(),
+            Delivery::Channel(sender) => !sender.is_closed(),
+        }
+    }
+
+    /// Delivers `event` without waiting (dropped if a channel is full).
+    pub(crate) fn deliver(&self, event: SupervisorEvent) {
+        match &self.0 {
+            Delivery::Actor(recipient) => recipient.do_send(event),
+            Delivery::Channel(sender) => {
+                let _ = sender.try_send(event);
+            }
+        }
+    }
+}
+
+impl From<Recipient<SupervisorEvent>> for Subscriber {
+    fn from(recipient: Recipient<SupervisorEvent>) -> Self {
+        Subscriber(Delivery::Actor(recipient))
+    }
+}
+
+impl From<tokio::sync::mpsc::Sender<SupervisorEvent>> for Subscriber {
+    fn from(sender: tokio::sync::mpsc::Sender<SupervisorEvent>) -> Self {
+        Subscriber(Delivery::Channel(sender))
+    }
+}

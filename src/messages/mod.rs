@@ -12,7 +12,7 @@ pub use call::{BoxOperationFn, Call, Operation};
 pub use control::{
     ClearFaults, DisableBreaker, ForceOpen, InjectFaults, Reconfigure, ResetBreaker, StopSupervisor,
 };
-pub use events::{EventKind, Reconfiguration, Subscribe, SupervisorEvent};
+pub use events::{EventKind, Reconfiguration, Subscribe, Subscriber, SupervisorEvent};
 pub use query::{BreakerStatus, CallCounts, GetBreakerStatus, GetCallCounts, GetHealth};
 pub use registry::{
     GetAllHealth, GetService, ListServices, ReloadServices, RemoveService, SpawnService,

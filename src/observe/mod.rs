@@ -15,6 +15,4 @@ pub use exporter::{
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use names::*;
-// The label values, at their old path until the public surface is settled (see CHANGELOG.md).
-pub use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 pub(crate) use service_metrics::ServiceMetrics;

@@ -65,19 +65,19 @@ impl RateLimitConfig {
     }
 
     /// Sets the bucket size.
-    pub fn with_burst(mut self, burst: u32) -> Self {
+    pub fn burst(mut self, burst: u32) -> Self {
         self.burst = burst;
         self
     }
 
     /// Sets the longest wait for a reserved token.
-    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
         self
     }
 
     /// Sets the factor the rate is multiplied by while a retry-after hint lasts.
-    pub fn with_retry_after_factor(mut self, factor: f64) -> Self {
+    pub fn retry_after_factor(mut self, factor: f64) -> Self {
         self.retry_after_factor = factor;
         self
     }
@@ -112,11 +112,11 @@ mod tests {
         let c = RateLimitConfig::default();
         assert_eq!((c.rate, c.burst, c.max_wait), (100.0, 100, Duration::ZERO));
         assert_eq!(c.validate(), Ok(()));
-        let c = RateLimitConfig::per_second(2.5).with_max_wait(Duration::from_millis(300));
+        let c = RateLimitConfig::per_second(2.5).max_wait(Duration::from_millis(300));
         assert_eq!((c.rate, c.burst), (2.5, 3));
         assert_eq!(c.max_wait, Duration::from_millis(300));
         assert_eq!(RateLimitConfig::per_second(0.1).burst, 1);
-        assert_eq!(RateLimitConfig::per_second(5.0).with_burst(1).burst, 1);
+        assert_eq!(RateLimitConfig::per_second(5.0).burst(1).burst, 1);
     }
 
     #[test]
@@ -132,10 +132,7 @@ mod tests {
                 "{rate}"
             );
         }
-        let err = RateLimitConfig::default()
-            .with_burst(0)
-            .validate()
-            .unwrap_err();
+        let err = RateLimitConfig::default().burst(0).validate().unwrap_err();
         assert_eq!(err.field(), Some("burst"));
     }
 

@@ -26,8 +26,9 @@
 use std::time::{Duration, Instant};
 
 use super::BudgetConfig;
+use crate::ring::{BucketRing, Tally};
 
-const BUCKETS: usize = 10;
+const BUCKETS: u32 = 10;
 /// `ratio` is stored as an integer number of millionths.
 const RATIO_SCALE: u128 = 1_000_000;
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
@@ -38,31 +39,31 @@ const ALLOWANCE_SCALE: u128 = RATIO_SCALE * NANOS_PER_SECOND;
 #[derive(Debug, Clone)]
 pub struct RetryBudget {
     enabled: bool,
-    bucket_nanos: u64,
+    bucket_width: Duration,
     /// `min_per_second * window_nanos * RATIO_SCALE`, i.e. the floor times `ALLOWANCE_SCALE`.
     floor_scaled: u128,
     /// `ratio_millionths * NANOS_PER_SECOND`, i.e. the ratio times `ALLOWANCE_SCALE`.
     per_call_scaled: u128,
-    window: Option<Box<Window>>,
-}
-
-#[derive(Debug, Clone)]
-struct Window {
-    origin: Instant,
-    /// Bucket number (since `origin`) of the newest bucket.
-    newest: u64,
-    /// When the newest bucket ends (`None` past the representable range): until then `advance`
-    /// is a single comparison, which is the common case on the call path.
-    newest_ends: Option<Instant>,
-    buckets: [Bucket; BUCKETS],
-    calls: u64,
-    retries: u64,
+    /// The crate's one time-bucket ring, boxed: an idle supervisor holds one pointer.
+    window: Option<Box<BucketRing<Bucket>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
     calls: u64,
     retries: u64,
+}
+
+impl Tally for Bucket {
+    fn add(&mut self, other: &Self) {
+        self.calls += other.calls;
+        self.retries += other.retries;
+    }
+
+    fn remove(&mut self, other: &Self) {
+        self.calls -= other.calls;
+        self.retries -= other.retries;
+    }
 }
 
 impl RetryBudget {
@@ -72,7 +73,7 @@ impl RetryBudget {
         let ratio_millionths = (config.ratio.clamp(0.0, 1.0) * RATIO_SCALE as f64).round() as u128;
         RetryBudget {
             enabled: config.enabled,
-            bucket_nanos: saturating_u64(window_nanos / BUCKETS as u128).max(1),
+            bucket_width: bucket_width(&config),
             floor_scaled: u128::from(config.min_per_second)
                 .saturating_mul(window_nanos)
                 .saturating_mul(RATIO_SCALE),
@@ -86,10 +87,8 @@ impl RetryBudget {
     /// window of another length, or a budget switched off, starts empty. Returns whether the
     /// counts were kept.
     pub fn reconfigure(&mut self, config: BudgetConfig) -> bool {
-        let same_window = self.enabled
-            && config.enabled
-            && saturating_u64(config.window.as_nanos() / BUCKETS as u128).max(1)
-                == self.bucket_nanos;
+        let same_window =
+            self.enabled && config.enabled && bucket_width(&config) == self.bucket_width;
         let window = if same_window {
             self.window.take()
         } else {
@@ -104,8 +103,13 @@ impl RetryBudget {
     /// raises the allowance by `ratio`.
     pub fn record_call(&mut self, now: Instant) {
         if let Some(window) = self.window_at(now) {
-            window.calls += 1;
-            window.current().calls += 1;
+            window.add(
+                now,
+                Bucket {
+                    calls: 1,
+                    retries: 0,
+                },
+            );
         }
     }
 
@@ -116,12 +120,18 @@ impl RetryBudget {
         let Some(window) = self.window_at(now) else {
             return true;
         };
-        let allowance = floor.saturating_add(per_call.saturating_mul(u128::from(window.calls)));
-        if (u128::from(window.retries) + 1) * ALLOWANCE_SCALE > allowance {
+        let counts = window.current();
+        let allowance = floor.saturating_add(per_call.saturating_mul(u128::from(counts.calls)));
+        if (u128::from(counts.retries) + 1) * ALLOWANCE_SCALE > allowance {
             return false;
         }
-        window.retries += 1;
-        window.current().retries += 1;
+        window.add(
+            now,
+            Bucket {
+                calls: 0,
+                retries: 1,
+            },
+        );
         true
     }
 
@@ -130,95 +140,35 @@ impl RetryBudget {
         if !self.enabled {
             return u32::MAX;
         }
-        let (calls, retries) = match &self.window {
-            None => (0, 0),
-            Some(window) => window.counts_at(now, self.bucket_nanos),
-        };
-        let allowance = self
-            .floor_scaled
-            .saturating_add(self.per_call_scaled.saturating_mul(u128::from(calls)));
+        let counts = self
+            .window
+            .as_ref()
+            .map_or_else(Bucket::default, |window| window.totals(now));
+        let allowance = self.floor_scaled.saturating_add(
+            self.per_call_scaled
+                .saturating_mul(u128::from(counts.calls)),
+        );
         let allowed = allowance / ALLOWANCE_SCALE;
-        u32::try_from(allowed.saturating_sub(u128::from(retries))).unwrap_or(u32::MAX)
+        u32::try_from(allowed.saturating_sub(u128::from(counts.retries))).unwrap_or(u32::MAX)
     }
 
     /// The window advanced to `now`, created on first use; `None` when disabled.
-    fn window_at(&mut self, now: Instant) -> Option<&mut Window> {
+    fn window_at(&mut self, now: Instant) -> Option<&mut BucketRing<Bucket>> {
         if !self.enabled {
             return None;
         }
-        let bucket_nanos = self.bucket_nanos;
+        let width = self.bucket_width;
         let window = self
             .window
-            .get_or_insert_with(|| Box::new(Window::new(now)));
-        window.advance(now, bucket_nanos);
+            .get_or_insert_with(|| Box::new(BucketRing::new(width, BUCKETS)));
+        window.advance(now);
         Some(window)
     }
 }
 
-impl Window {
-    fn new(origin: Instant) -> Self {
-        Window {
-            origin,
-            newest: 0,
-            newest_ends: None,
-            buckets: [Bucket::default(); BUCKETS],
-            calls: 0,
-            retries: 0,
-        }
-    }
-
-    /// Bucket number of `now`, never earlier than the newest bucket.
-    fn bucket_at(&self, now: Instant, bucket_nanos: u64) -> u64 {
-        let elapsed = saturating_u64(now.saturating_duration_since(self.origin).as_nanos());
-        (elapsed / bucket_nanos).max(self.newest)
-    }
-
-    fn current(&mut self) -> &mut Bucket {
-        &mut self.buckets[slot(self.newest)]
-    }
-
-    /// Moves the newest bucket to `now`, expiring the buckets that leave the window.
-    fn advance(&mut self, now: Instant, bucket_nanos: u64) {
-        if self.newest_ends.is_some_and(|ends| now < ends) {
-            return;
-        }
-        let target = self.bucket_at(now, bucket_nanos);
-        if target - self.newest >= BUCKETS as u64 {
-            self.buckets = [Bucket::default(); BUCKETS];
-            self.calls = 0;
-            self.retries = 0;
-        } else {
-            for bucket in self.newest + 1..=target {
-                let expired = std::mem::take(&mut self.buckets[slot(bucket)]);
-                self.calls -= expired.calls;
-                self.retries -= expired.retries;
-            }
-        }
-        self.newest = target;
-        self.newest_ends = self.origin.checked_add(Duration::from_nanos(
-            bucket_nanos.saturating_mul(target.saturating_add(1)),
-        ));
-    }
-
-    /// `(calls, retries)` in the window as it will be at `now`, without advancing.
-    fn counts_at(&self, now: Instant, bucket_nanos: u64) -> (u64, u64) {
-        let target = self.bucket_at(now, bucket_nanos);
-        if target == self.newest {
-            return (self.calls, self.retries);
-        }
-        let live = (0..BUCKETS as u64)
-            .take_while(|age| *age <= self.newest)
-            .map(|age| self.newest - age)
-            .filter(|bucket| bucket + BUCKETS as u64 > target);
-        live.fold((0, 0), |(calls, retries), bucket| {
-            let counts = self.buckets[slot(bucket)];
-            (calls + counts.calls, retries + counts.retries)
-        })
-    }
-}
-
-fn slot(bucket: u64) -> usize {
-    (bucket % BUCKETS as u64) as usize
+/// A tenth of the window (at least 1 ns).
+fn bucket_width(config: &BudgetConfig) -> Duration {
+    Duration::from_nanos(saturating_u64(config.window.as_nanos() / u128::from(BUCKETS)).max(1))
 }
 
 fn saturating_u64(value: u128) -> u64 {
@@ -350,7 +300,7 @@ mod tests {
     #[test]
     fn disabled_budget_always_allows_and_never_allocates() {
         let t0 = Instant::now();
-        let mut budget = RetryBudget::new(BudgetConfig::disabled());
+        let mut budget = RetryBudget::new(BudgetConfig::off());
         for _ in 0..1_000 {
             budget.record_call(t0);
             assert!(budget.try_retry(t0));

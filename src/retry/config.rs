@@ -32,7 +32,8 @@ pub struct RetryConfig {
     /// Must be at least the backoff base. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
-    /// Limit on retries relative to recent calls.
+    /// Limit on retries relative to recent calls; `budget = "off"` in TOML turns it off.
+    #[serde(with = "budget_or_off")]
     pub budget: BudgetConfig,
 }
 
@@ -51,8 +52,8 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// A single attempt, never retried (other fields at their defaults).
-    pub fn none() -> Self {
+    /// Retries off: a single attempt, never retried (other fields at their defaults).
+    pub fn off() -> Self {
         RetryConfig {
             max_attempts: 1,
             ..RetryConfig::default()
@@ -78,7 +79,7 @@ impl RetryConfig {
     }
 
     /// Switches to [`Backoff::FullJitter`] keeping the current base delay.
-    pub fn with_full_jitter(mut self) -> Self {
+    pub fn full_jitter(mut self) -> Self {
         self.backoff = Backoff::FullJitter {
             base: self.backoff.base(),
         };
@@ -86,7 +87,7 @@ impl RetryConfig {
     }
 
     /// Switches to [`Backoff::DecorrelatedJitter`] keeping the current base delay.
-    pub fn with_decorrelated_jitter(mut self) -> Self {
+    pub fn decorrelated_jitter(mut self) -> Self {
         self.backoff = Backoff::DecorrelatedJitter {
             base: self.backoff.base(),
         };
@@ -103,11 +104,6 @@ impl RetryConfig {
     pub fn budget(mut self, budget: BudgetConfig) -> Self {
         self.budget = budget;
         self
-    }
-
-    /// Turns the retry budget off: every retry the attempts allow is made.
-    pub fn without_budget(self) -> Self {
-        self.budget(BudgetConfig::disabled())
     }
 
     /// Checks every field; the error names the first offending one (`max_attempts`,
@@ -142,7 +138,9 @@ impl RetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BudgetConfig {
-    /// Whether retries are limited at all. Default true.
+    /// Whether retries are limited at all. Default true; [`BudgetConfig::off`] (`budget =
+    /// "off"` in TOML) turns it off.
+    #[serde(skip)]
     pub enabled: bool,
     /// Retries allowed as a fraction of calls (first attempts) in the window; finite, in
     /// `[0, 1]`, used with a precision of 1e-6. Default 0.2.
@@ -166,8 +164,8 @@ impl Default for BudgetConfig {
 }
 
 impl BudgetConfig {
-    /// No budget: retries are limited only by the attempts.
-    pub fn disabled() -> Self {
+    /// The budget off: retries are limited only by the attempts.
+    pub fn off() -> Self {
         BudgetConfig {
             enabled: false,
             ..BudgetConfig::default()
@@ -186,6 +184,51 @@ impl BudgetConfig {
             return Err(ConfigError::invalid("window", "must be at least 1s"));
         }
         Ok(())
+    }
+}
+
+/// `budget`: a table, or `"off"` (the one spelling of off, see `crate::off`).
+mod budget_or_off {
+    use std::fmt;
+
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::BudgetConfig;
+
+    pub(super) fn serialize<S: Serializer>(budget: &BudgetConfig, s: S) -> Result<S::Ok, S::Error> {
+        if budget.enabled {
+            budget.serialize(s)
+        } else {
+            s.serialize_str("off")
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BudgetConfig, D::Error> {
+        d.deserialize_any(TableOrOff)
+    }
+
+    struct TableOrOff;
+
+    impl<'de> Visitor<'de> for TableOrOff {
+        type Value = BudgetConfig;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a budget table, or \"off\" to turn it off")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<BudgetConfig, E> {
+            if v.eq_ignore_ascii_case("off") {
+                Ok(BudgetConfig::off())
+            } else {
+                Err(E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+
+        // A table keeps its own errors (with their field paths).
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BudgetConfig, A::Error> {
+            BudgetConfig::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
     }
 }
 
@@ -230,31 +273,31 @@ mod tests {
 
     #[test]
     fn builders_compose() {
-        assert_eq!(RetryConfig::none().max_attempts, 1);
+        assert_eq!(RetryConfig::off().max_attempts, 1);
         let config = RetryConfig::exponential(5, ms(50))
-            .with_full_jitter()
+            .full_jitter()
             .max_delay(Duration::from_secs(1))
-            .without_budget();
+            .budget(crate::retry::BudgetConfig::off());
         assert_eq!(config.max_attempts, 5);
         assert_eq!(config.backoff, Backoff::FullJitter { base: ms(50) });
         assert_eq!(config.max_delay, Duration::from_secs(1));
         assert!(!config.budget.enabled);
         assert_eq!(config.validate(), Ok(()));
 
-        let config = RetryConfig::constant(2, ms(30)).with_decorrelated_jitter();
+        let config = RetryConfig::constant(2, ms(30)).decorrelated_jitter();
         assert_eq!(config.backoff, Backoff::DecorrelatedJitter { base: ms(30) });
         let budget = BudgetConfig {
             ratio: 0.5,
             ..BudgetConfig::default()
         };
-        assert_eq!(RetryConfig::none().budget(budget.clone()).budget, budget);
+        assert_eq!(RetryConfig::off().budget(budget.clone()).budget, budget);
     }
 
     #[test]
     fn validate_names_each_invalid_field() {
         let base = RetryConfig::default();
         let cases = [
-            (RetryConfig::none().max_delay(ms(500)), None),
+            (RetryConfig::off().max_delay(ms(500)), None),
             (RetryConfig::constant(3, Duration::ZERO), None),
             (
                 RetryConfig {
@@ -268,11 +311,11 @@ mod tests {
                 Some("backoff.base"),
             ),
             (
-                RetryConfig::exponential(3, Duration::ZERO).with_full_jitter(),
+                RetryConfig::exponential(3, Duration::ZERO).full_jitter(),
                 Some("backoff.base"),
             ),
             (
-                RetryConfig::constant(3, Duration::ZERO).with_decorrelated_jitter(),
+                RetryConfig::constant(3, Duration::ZERO).decorrelated_jitter(),
                 Some("backoff.base"),
             ),
             (
@@ -311,7 +354,7 @@ mod tests {
             (
                 base.clone().budget(BudgetConfig {
                     ratio: -0.1,
-                    ..BudgetConfig::disabled()
+                    ..BudgetConfig::off()
                 }),
                 Some("budget.ratio"),
             ),
@@ -409,9 +452,7 @@ mod tests {
         let config: RetryConfig = toml::from_str(
             r#"
             backoff = { kind = "decorrelated_jitter", base = "1s" }
-            [budget]
-            enabled = false
-            window = "1m"
+            budget = "off"
             "#,
         )
         .unwrap();
@@ -422,7 +463,14 @@ mod tests {
             }
         );
         assert!(!config.budget.enabled);
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("budget = \"off\""), "{text}");
+        assert_eq!(toml::from_str::<RetryConfig>(&text).unwrap(), config);
+        let config: RetryConfig = toml::from_str("[budget]\nwindow = \"1m\"").unwrap();
+        assert!(config.budget.enabled);
         assert_eq!(config.budget.window, Duration::from_secs(60));
+        assert!(toml::from_str::<RetryConfig>("budget = \"none\"").is_err());
+        assert!(toml::from_str::<RetryConfig>("[budget]\nenabled = false").is_err());
     }
 
     #[test]
@@ -442,7 +490,7 @@ mod tests {
 
     #[test]
     fn serde_round_trips_through_json() {
-        let config = RetryConfig::exponential(4, ms(100)).with_decorrelated_jitter();
+        let config = RetryConfig::exponential(4, ms(100)).decorrelated_jitter();
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<RetryConfig>(&json).unwrap(), config);
     }

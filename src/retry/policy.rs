@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn none_never_retries() {
-        let mut policy = RetryPolicy::new(RetryConfig::none(), 0);
+        let mut policy = RetryPolicy::new(RetryConfig::off(), 0);
         assert_eq!(policy.next_delay(1, Duration::ZERO, None), None);
         assert_eq!(
             policy.next_delay(1, Duration::ZERO, Some(Duration::ZERO)),
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn same_seed_gives_the_same_jitter() {
         let config = RetryConfig::exponential(10, ms(100))
-            .with_full_jitter()
+            .full_jitter()
             .max_delay(ms(1000));
         let first = delays(&mut RetryPolicy::new(config.clone(), 42));
         let second = delays(&mut RetryPolicy::new(config.clone(), 42));
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn decorrelated_jitter_through_the_policy() {
         let config = RetryConfig::exponential(12, ms(50))
-            .with_decorrelated_jitter()
+            .decorrelated_jitter()
             .max_delay(ms(800));
         let first = delays(&mut RetryPolicy::new(config.clone(), 9));
         assert_eq!(first, delays(&mut RetryPolicy::new(config, 9)));

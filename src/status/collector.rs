@@ -157,7 +157,7 @@ impl StatusPage {
         page.inner
             .registry
             .addr()
-            .do_send(crate::messages::Subscribe(collector.recipient()));
+            .do_send(crate::messages::Subscribe(collector.recipient().into()));
         Ok(page)
     }
 
@@ -189,13 +189,13 @@ impl StatusPage {
     }
 
     /// Serves `metrics` at `/metrics` of the [`router`](super::router).
-    pub fn with_metrics(mut self, metrics: PrometheusHandle) -> Self {
+    pub fn metrics(mut self, metrics: PrometheusHandle) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
-    /// The Prometheus handle given to [`with_metrics`](Self::with_metrics).
-    pub fn metrics(&self) -> Option<&PrometheusHandle> {
+    /// The Prometheus handle given to [`metrics`](Self::metrics).
+    pub fn metrics_handle(&self) -> Option<&PrometheusHandle> {
         self.metrics.as_ref()
     }
 

@@ -20,10 +20,10 @@
 //! use warden::status::{self, StatusConfig, StatusPage};
 //!
 //! let metrics = warden::observe::install_recorder()?;
-//! let registry = warden::Registry::start_new();
+//! let registry = warden::RegistryHandle::start()?;
 //! let page = StatusPage::start(registry.clone(), StatusConfig::default())
 //!     .await?
-//!     .with_metrics(metrics);
+//!     .metrics(metrics);
 //! let app: axum::Router = status::router(page); // merge it into your own router
 //! # let _ = app; Ok(()) }
 //! ```

@@ -16,7 +16,7 @@ use super::html::render_html;
 /// - `/status.json`: [`StatusView`](super::StatusView);
 /// - `/health`: [`Readiness`](super::Readiness), HTTP 200 when ready, 503 when not
 ///   (Kubernetes readiness);
-/// - `/metrics`: Prometheus text, when the page has [metrics](StatusPage::with_metrics)
+/// - `/metrics`: Prometheus text, when the page has [metrics](StatusPage::metrics)
 ///   (404 otherwise).
 ///
 /// Merge it into your own router (`app.merge(router(page))`) or serve it alone. It exposes no
@@ -98,7 +98,7 @@ async fn health(State(page): State<StatusPage>) -> Response {
 }
 
 async fn metrics(State(page): State<StatusPage>) -> Response {
-    harden(match page.metrics() {
+    harden(match page.metrics_handle() {
         Some(metrics) => (
             [(
                 header::CONTENT_TYPE,

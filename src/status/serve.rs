@@ -27,7 +27,7 @@ impl ObserveHandle {
     }
 
     /// The Prometheus handle ([`render`](PrometheusHandle::render) is what `/metrics` serves).
-    pub fn metrics(&self) -> &PrometheusHandle {
+    pub fn metrics_handle(&self) -> &PrometheusHandle {
         &self.metrics
     }
 
@@ -47,10 +47,10 @@ impl ObserveHandle {
 /// starts.
 ///
 /// ```no_run
-/// let registry = warden::Registry::start_new();
+/// let registry = warden::RegistryHandle::start()?;
 /// let observe = warden::status::serve(warden::observe::DEFAULT_METRICS_ADDR, registry.clone())?;
 /// println!("status page: http://{}/status", observe.local_addr());
-/// # Ok::<(), warden::observe::ExporterError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn serve(addr: SocketAddr, registry: RegistryHandle) -> Result<ObserveHandle, ExporterError> {
     serve_with(addr, registry, StatusConfig::default())
@@ -77,7 +77,7 @@ pub fn serve_with(
     // Started here, without waiting for the registry: it may run on this very thread.
     let page = StatusPage::start_detached(registry, config)
         .map_err(|_| ExporterError::RegistryGone)?
-        .with_metrics(metrics.clone());
+        .metrics(metrics.clone());
     let served = page.clone();
     on_runtime_thread("warden-observe", move |runtime, started| {
         runtime.block_on(async move {
@@ -91,7 +91,7 @@ pub fn serve_with(
             if started.send(Ok(())).is_err() {
                 return;
             }
-            let upkeep = served.metrics().cloned();
+            let upkeep = served.metrics_handle().cloned();
             tokio::spawn(async move {
                 let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
                 loop {

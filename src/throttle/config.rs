@@ -58,13 +58,13 @@ impl Default for ThrottleConfig {
 
 impl ThrottleConfig {
     /// Sets the multiplier `k`.
-    pub fn with_k(mut self, k: f64) -> Self {
+    pub fn k(mut self, k: f64) -> Self {
         self.k = k;
         self
     }
 
     /// Sets the window length and the number of buckets it is split into.
-    pub fn with_window(mut self, window: Duration, buckets: u32) -> Self {
+    pub fn window(mut self, window: Duration, buckets: u32) -> Self {
         self.window = window;
         self.buckets = buckets;
         self
@@ -126,14 +126,14 @@ mod tests {
     fn validate_names_each_invalid_field() {
         let d = ThrottleConfig::default;
         let cases: Vec<(ThrottleConfig, &str)> = vec![
-            (d().with_k(0.99), "k"),
-            (d().with_k(0.0), "k"),
-            (d().with_k(f64::NAN), "k"),
-            (d().with_k(f64::INFINITY), "k"),
-            (d().with_window(Duration::ZERO, 10), "window"),
-            (d().with_window(Duration::from_secs(1), 0), "buckets"),
-            (d().with_window(Duration::from_secs(10), 1_001), "buckets"),
-            (d().with_window(Duration::from_millis(9), 10), "buckets"),
+            (d().k(0.99), "k"),
+            (d().k(0.0), "k"),
+            (d().k(f64::NAN), "k"),
+            (d().k(f64::INFINITY), "k"),
+            (d().window(Duration::ZERO, 10), "window"),
+            (d().window(Duration::from_secs(1), 0), "buckets"),
+            (d().window(Duration::from_secs(10), 1_001), "buckets"),
+            (d().window(Duration::from_millis(9), 10), "buckets"),
             (
                 ThrottleConfig {
                     max_reject_probability: 1.01,
@@ -161,9 +161,9 @@ mod tests {
             assert_eq!(err.field(), Some(field), "{err}");
         }
         for ok in [
-            d().with_k(1.0),
-            d().with_window(Duration::from_millis(10), 10),
-            d().with_window(Duration::from_secs(1000), 1_000),
+            d().k(1.0),
+            d().window(Duration::from_millis(10), 10),
+            d().window(Duration::from_secs(1000), 1_000),
             ThrottleConfig {
                 max_reject_probability: 0.0,
                 minimum_requests: 0,

@@ -1,10 +1,12 @@
 //! The throttle's sliding window: request and accept counts in rotating time buckets.
 //!
-//! Same scheme as the breaker's time window, with a configurable number of buckets and two
+//! The crate's one time-bucket ring (as the breaker's time window), with a configurable number of buckets and two
 //! counters that are incremented independently (a request when it is admitted, an accept when
 //! its outcome arrives).
 
 use std::time::{Duration, Instant};
+
+use crate::ring::{BucketRing, Tally};
 
 /// Requests and accepts in one bucket, or in the whole window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,89 +15,40 @@ pub(crate) struct Counts {
     pub(crate) accepts: u64,
 }
 
-/// `buckets` rotating buckets with running totals. Adding is O(1) amortized (moving to a new
-/// bucket clears at most `buckets` stale ones); no memory is taken before the first event.
+impl Tally for Counts {
+    fn add(&mut self, other: &Self) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.accepts = self.accepts.saturating_add(other.accepts);
+    }
+
+    fn remove(&mut self, other: &Self) {
+        self.requests -= other.requests;
+        self.accepts -= other.accepts;
+    }
+}
+
+/// `buckets` rotating buckets with running totals (the crate's one [`BucketRing`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestWindow {
-    bucket_nanos: u128,
-    buckets: u64,
-    /// Start of bucket 0; set by the first event.
-    origin: Option<Instant>,
-    /// Absolute index of the newest bucket in use.
-    head: u64,
-    ring: Vec<Counts>,
-    totals: Counts,
+    ring: BucketRing<Counts>,
 }
 
 impl RequestWindow {
     /// An empty window of `buckets` buckets, each `window / buckets` wide (at least 1 ns).
     pub(crate) fn new(window: Duration, buckets: u32) -> Self {
-        let buckets = buckets.max(1);
         RequestWindow {
-            bucket_nanos: (window / buckets).as_nanos().max(1),
-            buckets: u64::from(buckets),
-            origin: None,
-            head: 0,
-            ring: Vec::new(),
-            totals: Counts::default(),
+            ring: BucketRing::new(window / buckets.max(1), buckets),
         }
     }
 
     /// Add `requests` and `accepts` at `now`.
     pub(crate) fn add(&mut self, now: Instant, requests: u64, accepts: u64) {
-        if self.origin.is_none() {
-            self.origin = Some(now);
-            self.head = 0;
-            self.ring = vec![Counts::default(); self.buckets as usize];
-        }
-        let index = self.index_at(now);
-        self.advance_to(index);
-        let slot = (index % self.buckets) as usize;
-        for counts in [&mut self.ring[slot], &mut self.totals] {
-            counts.requests = counts.requests.saturating_add(requests);
-            counts.accepts = counts.accepts.saturating_add(accepts);
-        }
+        self.ring.add(now, Counts { requests, accepts });
     }
 
     /// Totals over the buckets still inside the window at `now` (does not mutate).
     pub(crate) fn totals(&self, now: Instant) -> Counts {
-        let index = self.index_at(now);
-        if self.origin.is_none() || index - self.head >= self.buckets {
-            return Counts::default();
-        }
-        let mut totals = self.totals;
-        for stale in self.head + 1..=index {
-            let bucket = self.ring[(stale % self.buckets) as usize];
-            totals.requests -= bucket.requests;
-            totals.accepts -= bucket.accepts;
-        }
-        totals
-    }
-
-    /// Absolute bucket index of `now`, never before the head (late `now`s join the head).
-    fn index_at(&self, now: Instant) -> u64 {
-        let Some(origin) = self.origin else {
-            return self.head;
-        };
-        let elapsed = now.saturating_duration_since(origin).as_nanos();
-        u64::try_from(elapsed / self.bucket_nanos)
-            .unwrap_or(u64::MAX)
-            .max(self.head)
-    }
-
-    /// Make `index` the head, emptying the buckets it reuses.
-    fn advance_to(&mut self, index: u64) {
-        if index - self.head >= self.buckets {
-            self.ring.fill(Counts::default());
-            self.totals = Counts::default();
-        } else {
-            for stale in self.head + 1..=index {
-                let bucket = std::mem::take(&mut self.ring[(stale % self.buckets) as usize]);
-                self.totals.requests -= bucket.requests;
-                self.totals.accepts -= bucket.accepts;
-            }
-        }
-        self.head = index;
+        self.ring.totals(now)
     }
 }
 
@@ -116,7 +69,7 @@ mod tests {
     fn takes_no_memory_before_first_event() {
         let t0 = Instant::now();
         let w = RequestWindow::new(Duration::from_secs(60), 12);
-        assert_eq!(w.ring.capacity(), 0);
+        assert_eq!(w.ring.allocated(), 0);
         assert_eq!(totals(&w, t0), (0, 0));
     }
 

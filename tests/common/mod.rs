@@ -36,7 +36,7 @@ impl Hits {
 pub fn plain_config() -> SupervisorConfig {
     SupervisorConfig {
         timeout: Some(Duration::from_secs(1)),
-        retry: RetryConfig::none(),
+        retry: RetryConfig::off(),
         breaker: BreakerConfig {
             consecutive_failures: Some(1000),
             failure_rate_threshold: None,

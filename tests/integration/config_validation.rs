@@ -76,18 +76,20 @@ fn toml_file_of_several_services_loads() {
 }
 
 #[test]
-fn optional_settings_switch_off_with_false_or_off() {
+fn optional_settings_switch_off_with_off() {
     let file = ServicesFile::from_toml_str(
         r#"
         [services.batch]
-        timeout = false
+        timeout = "off"
         deadline = "off"
         [services.batch.breaker]
-        failure_rate_threshold = false
+        failure_rate_threshold = "off"
         [services.batch.health]
-        max_age = false
+        max_age = "off"
         degraded_latency = "off"
-        unhealthy_latency = false
+        unhealthy_latency = "off"
+        [services.batch.retry]
+        budget = "off"
         "#,
     )
     .unwrap();
@@ -102,9 +104,29 @@ fn optional_settings_switch_off_with_false_or_off() {
         ),
         (None, None)
     );
+    assert!(!batch.retry.budget.enabled);
     // And back: a loaded file serializes to TOML that loads to the same configuration.
     let text = toml::to_string(&file).unwrap();
     assert_eq!(ServicesFile::from_toml_str(&text).unwrap(), file);
+    // Off has one spelling: `false` is refused, naming the field and the word to write.
+    for (body, field) in [
+        ("timeout = false", "services.s.timeout"),
+        (
+            "[services.s.breaker]\nconsecutive_failures = false",
+            "services.s.breaker.consecutive_failures",
+        ),
+        (
+            "[services.s.retry.budget]\nenabled = false",
+            "services.s.retry.budget",
+        ),
+    ] {
+        let text = format!("[services.s]\n{body}\n");
+        let err = ServicesFile::from_toml_str(&text).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Parse { field: Some(f), .. } if f.starts_with(field)),
+            "{body}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -205,7 +227,7 @@ fn every_invalid_value_names_its_field() {
         ("health = { degraded_latency = \"2s\", unhealthy_latency = \"1999ms\" }", "services.s.health.unhealthy_latency"),
         ("health = { degraded_success_rate = 0.5, unhealthy_success_rate = 0.51 }", "services.s.health.unhealthy_success_rate"),
         ("retry = { backoff = { kind = \"constant\", delay = \"2s\" }, max_delay = \"1s\" }", "services.s.retry.max_delay"),
-        ("breaker = { consecutive_failures = false, failure_rate_threshold = false }", "services.s.breaker.consecutive_failures"),
+        ("breaker = { consecutive_failures = \"off\", failure_rate_threshold = \"off\" }", "services.s.breaker.consecutive_failures"),
     ];
     for (body, field) in cases {
         assert_eq!(invalid_field(body), *field, "for {body}");
@@ -523,7 +545,7 @@ fn values_built_in_code_are_validated_too() {
         ),
         (
             SupervisorConfig {
-                breaker: BreakerConfig::default().with_jitter(f64::NEG_INFINITY),
+                breaker: BreakerConfig::default().jitter(f64::NEG_INFINITY),
                 ..SupervisorConfig::default()
             },
             "breaker.open_duration.jitter",

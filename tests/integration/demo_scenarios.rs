@@ -85,7 +85,7 @@ fn retry_waits_grow_and_come_before_the_success_they_buy() {
                     == Some(&EventKind::RetryScheduled {
                         attempt,
                         delay: Duration::from_millis(delay),
-                        reason: warden::observe::RetryReason::Error,
+                        reason: warden::outcome::RetryReason::Error,
                     })
             });
             at = position(

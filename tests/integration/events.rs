@@ -1,4 +1,5 @@
-//! Subscribers receive state-change, health-change, retry and timeout events as actix messages,
+//! Subscribers receive state-change, health-change, retry and timeout events (as actix messages
+//! or through a tokio channel),
 //! from one supervisor or from every supervisor of a registry.
 
 use crate::common;
@@ -8,7 +9,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use common::*;
-use warden::actors::Registry;
 use warden::breaker::TransitionReason;
 use warden::messages::{EventKind, SupervisorEvent};
 use warden::prelude::*;
@@ -120,7 +120,7 @@ async fn retries_and_timeouts_are_published() {
 #[actix::test]
 async fn registry_subscription_covers_present_and_future_supervisors() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let mut config = plain_config();
     config.breaker.consecutive_failures = Some(1);
     let first = registry.spawn("first", config.clone()).await.unwrap();
@@ -141,4 +141,45 @@ async fn registry_subscription_covers_present_and_future_supervisors() {
         .collect();
     opened.sort();
     assert_eq!(opened, ["first", "second"]);
+}
+
+/// A tokio channel subscribes without an actor: plain tokio, no actix system. A full channel
+/// drops events rather than slowing the supervisor, and a dropped receiver is forgotten.
+#[tokio::test(start_paused = true)]
+async fn a_tokio_channel_receives_events_without_actix() {
+    let mut config = plain_config();
+    config.breaker.consecutive_failures = Some(2);
+    let db = ServiceSupervisor::builder("channel_db")
+        .config(config)
+        .start()
+        .unwrap();
+    let (events, mut received) = tokio::sync::mpsc::channel(64);
+    db.subscribe(events).await.unwrap();
+    for _ in 0..2 {
+        fail(&db).await.unwrap_err();
+    }
+    db.counts().await.unwrap();
+    let mut opened = false;
+    while let Ok(event) = tokio::time::timeout(Duration::from_secs(1), received.recv()).await {
+        let event = event.expect("the supervisor holds the sender");
+        assert_eq!(&*event.service, "channel_db");
+        if let EventKind::StateChanged(t) = &event.kind {
+            assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
+            opened = true;
+        }
+    }
+    assert!(opened, "the breaker's trip reached the channel");
+
+    // A channel of one, never read: the supervisor drops what does not fit and goes on.
+    let (full, mut one) = tokio::sync::mpsc::channel(1);
+    db.subscribe(full).await.unwrap();
+    db.reset().await.unwrap();
+    db.force_open().await.unwrap();
+    db.reset().await.unwrap();
+    assert!(
+        db.counts().await.is_ok(),
+        "a full channel never blocks the supervisor"
+    );
+    assert!(one.try_recv().is_ok());
+    assert!(one.try_recv().is_err(), "only what fitted was kept");
 }

@@ -32,7 +32,7 @@ async fn a_supervisor_starts_and_serves_calls_from_plain_tokio() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_registry_starts_from_plain_tokio_and_answers_health_by_name() {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let cache = registry.spawn("cache", plain_config()).await.unwrap();
     succeed(&cache).await.unwrap();
     let health = registry

@@ -13,8 +13,8 @@ fn limited(rate: f64, burst: u32, max_wait: Duration) -> SupervisorConfig {
     SupervisorConfig {
         rate_limit: Some(
             RateLimitConfig::per_second(rate)
-                .with_burst(burst)
-                .with_max_wait(max_wait),
+                .burst(burst)
+                .max_wait(max_wait),
         ),
         ..plain_config()
     }

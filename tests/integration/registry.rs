@@ -3,13 +3,13 @@
 use crate::common;
 
 use common::*;
-use warden::actors::{Registry, RegistryError};
+use warden::actors::RegistryError;
 use warden::prelude::*;
 
 #[actix::test]
 async fn spawn_lookup_list_and_health_of_all() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let db = registry
         .spawn("database", SupervisorConfig::database())
         .await
@@ -44,7 +44,7 @@ async fn spawn_lookup_list_and_health_of_all() {
 
 #[actix::test]
 async fn duplicate_and_invalid_names_are_refused() {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     registry
         .spawn("db", SupervisorConfig::default())
         .await
@@ -76,7 +76,7 @@ async fn duplicate_and_invalid_names_are_refused() {
 
 #[actix::test]
 async fn spawns_every_service_of_a_toml_file() {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let file = ServicesFile::from_toml_str(
         r#"
         [services.orders_db]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use common::*;
-use warden::actors::{Registry, RegistryError, RegistryHandle, ReloadOptions};
+use warden::actors::{RegistryError, RegistryHandle, ReloadOptions};
 use warden::messages::{EventKind, Reconfiguration, SupervisorEvent};
 use warden::prelude::*;
 
@@ -33,7 +33,7 @@ fn file(services: &[(&str, SupervisorConfig)]) -> ServicesFile {
 }
 
 async fn registry_with(services: &[(&str, SupervisorConfig)]) -> RegistryHandle {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let report = registry.reload(file(services)).await.unwrap();
     assert_eq!(report.added.len(), services.len());
     registry

@@ -45,7 +45,8 @@ async fn budget_caps_retries_during_an_outage() {
 async fn without_budget_every_call_is_retried_fully() {
     pause_aligned().await;
     let mut config = plain_config();
-    config.retry = RetryConfig::constant(3, Duration::from_millis(1)).without_budget();
+    config.retry = RetryConfig::constant(3, Duration::from_millis(1))
+        .budget(warden::retry::BudgetConfig::off());
     let svc = start("svc", config);
     let hits = Hits::default();
     for _ in 0..100 {

@@ -11,7 +11,7 @@ use warden::prelude::*;
 /// Runs one always-failing call under `retry` and returns the gaps between its attempts.
 async fn gaps_for(retry: RetryConfig) -> (Vec<Duration>, Result<(), CallError<DepError>>) {
     let mut config = plain_config();
-    config.retry = retry.without_budget();
+    config.retry = retry.budget(warden::retry::BudgetConfig::off());
     let svc = start("svc", config);
     let log = AttemptLog::default();
     let l = log.clone();
@@ -52,7 +52,7 @@ async fn exponential_backoff_schedule_capped_at_max_delay() {
 async fn full_jitter_schedule_is_bounded_and_reproducible_with_a_seed() {
     pause_aligned().await;
     let retry = RetryConfig::exponential(6, Duration::from_millis(100))
-        .with_full_jitter()
+        .full_jitter()
         .max_delay(Duration::from_secs(1));
     let (first, _) = gaps_for(retry.clone()).await;
     let (second, _) = gaps_for(retry).await;
@@ -75,7 +75,7 @@ async fn decorrelated_jitter_schedule_stays_within_its_bounds() {
     let base = Duration::from_millis(100);
     let max = Duration::from_secs(2);
     let retry = RetryConfig::exponential(8, base)
-        .with_decorrelated_jitter()
+        .decorrelated_jitter()
         .max_delay(max);
     let (gaps, _) = gaps_for(retry).await;
     assert_eq!(gaps.len(), 7);
@@ -192,7 +192,8 @@ async fn retry_after_hint_is_honoured_and_too_long_a_hint_stops_retrying() {
 async fn retries_stop_when_the_breaker_opens() {
     pause_aligned().await;
     let mut config = plain_config();
-    config.retry = RetryConfig::constant(10, Duration::from_millis(100)).without_budget();
+    config.retry = RetryConfig::constant(10, Duration::from_millis(100))
+        .budget(warden::retry::BudgetConfig::off());
     config.breaker.consecutive_failures = Some(3);
     let svc = start("svc", config);
     let hits = Hits::default();

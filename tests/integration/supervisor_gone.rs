@@ -11,7 +11,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use common::*;
 use futures_util::future::join_all;
-use warden::actors::Registry;
 use warden::breaker::TransitionReason;
 use warden::messages::{Call, EventKind, StopSupervisor};
 use warden::prelude::*;
@@ -208,7 +207,7 @@ fn tripping_config() -> SupervisorConfig {
 #[actix::test]
 async fn registry_restarts_a_stopped_supervisor_with_fresh_state() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let old = registry.spawn("db", tripping_config()).await.unwrap();
     succeed(&old).await.unwrap();
     fail(&old).await.unwrap_err();
@@ -254,7 +253,7 @@ async fn registry_restarts_a_stopped_supervisor_with_fresh_state() {
 #[actix::test]
 async fn a_forced_open_supervisor_comes_back_forced_open_without_anyone_asking() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     registry
         .subscribe(Collector(events.clone()).start().recipient())
@@ -290,7 +289,7 @@ async fn a_forced_open_supervisor_comes_back_forced_open_without_anyone_asking()
 
 #[actix::test]
 async fn a_supervisor_whose_arbiter_died_is_restarted_on_the_registry_arbiter() {
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let arbiter = Arbiter::new();
     let old = registry
         .spawn_in("remote", plain_config(), arbiter.handle())
@@ -328,7 +327,7 @@ async fn a_supervisor_whose_arbiter_died_is_restarted_on_the_registry_arbiter() 
 #[actix::test]
 async fn a_removed_supervisor_is_stopped_and_not_restarted() {
     pause_aligned().await;
-    let registry = Registry::start_new();
+    let registry = warden::RegistryHandle::start().unwrap();
     let old = registry.spawn("db", plain_config()).await.unwrap();
     assert!(registry.remove("db").await.unwrap());
     assert!(!registry.remove("db").await.unwrap());

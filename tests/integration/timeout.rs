@@ -61,7 +61,8 @@ async fn deadline_bounds_the_whole_call_across_retries() {
     let mut config = plain_config();
     config.timeout = Some(Duration::from_secs(1));
     config.deadline = Some(Duration::from_millis(2500));
-    config.retry = RetryConfig::constant(10, Duration::from_millis(100)).without_budget();
+    config.retry = RetryConfig::constant(10, Duration::from_millis(100))
+        .budget(warden::retry::BudgetConfig::off());
     let svc = start("svc", config);
     let log = AttemptLog::default();
     let l = log.clone();
@@ -90,7 +91,8 @@ async fn no_retry_is_started_when_its_delay_would_pass_the_deadline() {
     let mut config = plain_config();
     config.timeout = Some(Duration::from_secs(1));
     config.deadline = Some(Duration::from_secs(2));
-    config.retry = RetryConfig::constant(5, Duration::from_secs(3)).without_budget();
+    config.retry =
+        RetryConfig::constant(5, Duration::from_secs(3)).budget(warden::retry::BudgetConfig::off());
     let svc = start("svc", config);
     let hits = Hits::default();
     let h = hits.clone();

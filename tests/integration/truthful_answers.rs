@@ -88,7 +88,8 @@ async fn a_retry_refused_by_the_breaker_its_attempts_tripped_keeps_the_attempts_
     let svc = start(
         "tripped",
         SupervisorConfig {
-            retry: RetryConfig::constant(5, Duration::from_millis(10)).without_budget(),
+            retry: RetryConfig::constant(5, Duration::from_millis(10))
+                .budget(warden::retry::BudgetConfig::off()),
             breaker: BreakerConfig::consecutive(2),
             ..plain_config()
         },

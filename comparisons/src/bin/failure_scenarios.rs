@@ -728,9 +728,7 @@ fn build_stack(name: &str, dep: &Arc<Dependency>, scale: f64, seed: u64) -> Box<
             dep.clone(),
             SupervisorConfig {
                 seed: Some(seed),
-                rate_limit: Some(
-                    RateLimitConfig::per_second(f64::from(DEP_RATE)).with_burst(DEP_BURST),
-                ),
+                rate_limit: Some(RateLimitConfig::per_second(f64::from(DEP_RATE)).burst(DEP_BURST)),
                 ..SupervisorConfig::default()
             },
         )),
@@ -794,7 +792,7 @@ fn overload_config(seed: u64) -> SupervisorConfig {
     SupervisorConfig {
         seed: Some(seed),
         timeout: Some(OVERLOAD_TIMEOUT),
-        retry: RetryConfig::none(),
+        retry: RetryConfig::off(),
         ..SupervisorConfig::default()
     }
 }

@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn retries_until_the_attempts_are_spent() {
-        let mut cores = Cores::new(RetryConfig::constant(3, DELAY).without_budget());
+        let mut cores =
+            Cores::new(RetryConfig::constant(3, DELAY).budget(crate::retry::BudgetConfig::off()));
         assert_eq!(
             cores.decide(question(1), None),
             RetryDecision::RetryAfter(DELAY)
@@ -270,7 +271,8 @@ mod tests {
 
     #[test]
     fn a_call_that_must_not_run_twice_is_never_retried() {
-        let mut cores = Cores::new(RetryConfig::constant(3, DELAY).without_budget());
+        let mut cores =
+            Cores::new(RetryConfig::constant(3, DELAY).budget(crate::retry::BudgetConfig::off()));
         let once = RetryQuestion {
             no_retry: true,
             ..question(1)
@@ -292,7 +294,7 @@ mod tests {
         let mut cores = Cores::new(
             RetryConfig::constant(3, DELAY)
                 .max_delay(Duration::from_secs(1))
-                .without_budget(),
+                .budget(crate::retry::BudgetConfig::off()),
         );
         let hint = Duration::from_secs(5);
         assert_eq!(
@@ -311,7 +313,8 @@ mod tests {
 
     #[test]
     fn no_retry_into_a_breaker_still_open_when_the_delay_ends() {
-        let mut cores = Cores::new(RetryConfig::constant(3, DELAY).without_budget());
+        let mut cores =
+            Cores::new(RetryConfig::constant(3, DELAY).budget(crate::retry::BudgetConfig::off()));
         let now = Instant::now().into_std();
         let permit = cores.breaker.try_acquire(now).unwrap();
         cores.breaker.record(permit, Outcome::failure(DELAY), now);

@@ -24,7 +24,7 @@ use crate::config::SupervisorConfig;
 use crate::health::{HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
-use crate::messages::{CallCounts, SupervisorEvent};
+use crate::messages::CallCounts;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::throttle::Throttle;
 use signals::Signal;
@@ -82,7 +82,7 @@ pub struct ServiceSupervisor {
     /// Stopped: the last reports are applied, but no timer is set any more (the arbiter's
     /// runtime may be going away).
     stopping: bool,
-    subscribers: Vec<Recipient<SupervisorEvent>>,
+    subscribers: Vec<crate::messages::Subscriber>,
     /// The parts of the configuration a [reload](reconfigure) compares against and that no
     /// core keeps.
     configured: reconfigure::Configured,
@@ -147,9 +147,10 @@ impl ServiceSupervisor {
                 Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
             }),
             throttle_published: 0.0,
-            limiter: config.concurrency_limit.as_ref().map(|limit| {
-                Box::new(ConcurrencyLimit::new(limit).with_ceiling(config.max_in_flight))
-            }),
+            limiter: config
+                .concurrency_limit
+                .as_ref()
+                .map(|limit| Box::new(ConcurrencyLimit::new(limit).ceiling(config.max_in_flight))),
             limit_reported: 0,
             hedge: config.hedge.clone().map(Box::new),
             seed,

@@ -136,9 +136,10 @@ impl ServiceSupervisor {
             if self.limiter.is_some() && config.concurrency_limit.is_some() {
                 change.reset.push("concurrency_limit");
             }
-            self.limiter = config.concurrency_limit.as_ref().map(|limit| {
-                Box::new(ConcurrencyLimit::new(limit).with_ceiling(config.max_in_flight))
-            });
+            self.limiter = config
+                .concurrency_limit
+                .as_ref()
+                .map(|limit| Box::new(ConcurrencyLimit::new(limit).ceiling(config.max_in_flight)));
         } else if let Some(limiter) = &mut self.limiter {
             // The same algorithm keeps what it learned, within the new bulkhead.
             limiter.set_ceiling(config.max_in_flight);

@@ -283,7 +283,7 @@ impl ServiceSupervisor {
         };
         self.subscribers.retain(|subscriber| subscriber.connected());
         for subscriber in &self.subscribers {
-            subscriber.do_send(event.clone());
+            subscriber.deliver(event.clone());
         }
     }
 }
