@@ -57,10 +57,17 @@ impl<C: Tally> BucketRing<C> {
 
     /// Moves the newest bucket to `now`, expiring the buckets that leave the window (and
     /// setting the origin at the first call).
+    #[inline]
     pub(crate) fn advance(&mut self, now: Instant) {
         if self.head_ends.is_some_and(|ends| now < ends) {
             return;
         }
+        self.move_head(now);
+    }
+
+    /// [`advance`](Self::advance) past the newest bucket's end.
+    #[inline(never)]
+    fn move_head(&mut self, now: Instant) {
         let origin = match self.origin {
             Some(origin) => origin,
             None => {
@@ -87,6 +94,7 @@ impl<C: Tally> BucketRing<C> {
     }
 
     /// Adds `counts` at `now`.
+    #[inline]
     pub(crate) fn add(&mut self, now: Instant, counts: C) {
         self.advance(now);
         let slot = self.slot(self.head);

@@ -154,15 +154,21 @@ impl RetryBudget {
 
     /// The window advanced to `now`, created on first use; `None` when disabled.
     fn window_at(&mut self, now: Instant) -> Option<&mut BucketRing<Bucket>> {
+        let window = self.window()?;
+        window.advance(now);
+        Some(window)
+    }
+
+    /// The window, created on first use; `None` when disabled.
+    fn window(&mut self) -> Option<&mut BucketRing<Bucket>> {
         if !self.enabled {
             return None;
         }
         let width = self.bucket_width;
-        let window = self
-            .window
-            .get_or_insert_with(|| Box::new(BucketRing::new(width, BUCKETS)));
-        window.advance(now);
-        Some(window)
+        Some(
+            self.window
+                .get_or_insert_with(|| Box::new(BucketRing::new(width, BUCKETS))),
+        )
     }
 }
 
