@@ -27,6 +27,7 @@ use crate::chaos::FaultConfig;
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
 use crate::hedge::HedgeConfig;
+use crate::keyed::KeyedConfig;
 use crate::limit::ConcurrencyLimitConfig;
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::{Backoff, BudgetConfig, RetryConfig};
@@ -82,6 +83,11 @@ pub struct SupervisorConfig {
     /// Seed of the supervisor's random number generator (jitter). `None` draws one at start;
     /// set it to make a supervisor's delays reproducible.
     pub seed: Option<u64>,
+    /// The bounds of a [keyed service](crate::keyed) (one supervisor per key), read by
+    /// [`RegistryHandle::spawn_keyed`](crate::RegistryHandle::spawn_keyed) and by a services
+    /// file, which spawns a service with a `[services.NAME.keyed]` table keyed. Ignored by a
+    /// plain supervisor.
+    pub keyed: Option<KeyedConfig>,
 }
 
 impl Default for SupervisorConfig {
@@ -100,6 +106,7 @@ impl Default for SupervisorConfig {
             hedge: None,
             faults: None,
             seed: None,
+            keyed: None,
         }
     }
 }
@@ -153,6 +160,9 @@ impl SupervisorConfig {
         }
         if let Some(rate) = &self.rate_limit {
             rate.validate().map_err(|e| e.within("rate_limit"))?;
+        }
+        if let Some(keyed) = &self.keyed {
+            keyed.validate().map_err(|e| e.within("keyed"))?;
         }
         if let Some(limit) = &self.concurrency_limit {
             limit

@@ -112,6 +112,7 @@ pub mod error;
 mod flights;
 pub mod health;
 pub mod hedge;
+pub mod keyed;
 pub mod limit;
 pub mod messages;
 pub mod observe;
@@ -127,14 +128,16 @@ pub mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use actors::{Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder};
+pub use actors::{
+    KeyedHandle, Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
+};
 pub use config::{ServicesFile, SupervisorConfig};
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 
 /// The types most programs need, in one import.
 pub mod prelude {
     pub use crate::actors::{
-        Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
+        KeyedHandle, Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
     };
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
     pub use crate::chaos::FaultConfig;
@@ -142,6 +145,7 @@ pub mod prelude {
     pub use crate::error::{CallError, ConfigError};
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
     pub use crate::hedge::HedgeConfig;
+    pub use crate::keyed::KeyedConfig;
     pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
     pub use crate::ratelimit::RateLimitConfig;

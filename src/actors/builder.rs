@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix::{Actor, ArbiterHandle, Context};
 
 use super::handle::ServiceHandle;
+use super::shared::member::KeyShare;
 use super::shared::settings::CallSettings;
 use super::shared::Published;
 use super::supervisor::ServiceSupervisor;
@@ -13,6 +14,7 @@ use crate::breaker::BreakerConfig;
 use crate::config::{validate_service_name, SupervisorConfig};
 use crate::error::ConfigError;
 use crate::health::HealthConfig;
+use crate::observe::ServiceMetrics;
 use crate::retry::RetryConfig;
 
 /// Builds and starts a [`ServiceSupervisor`]. Every setter has the default of
@@ -39,6 +41,17 @@ use crate::retry::RetryConfig;
 pub struct SupervisorBuilder {
     name: String,
     config: SupervisorConfig,
+    /// Set for one key of a keyed service.
+    member: Option<Member>,
+}
+
+/// What makes a supervisor one key of a keyed service.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    /// The keyed service's name: the `service` label its counts add up under.
+    pub(crate) service: Arc<str>,
+    /// The keyed service's open-key count.
+    pub(crate) share: Arc<KeyShare>,
 }
 
 impl ServiceSupervisor {
@@ -54,7 +67,14 @@ impl SupervisorBuilder {
         SupervisorBuilder {
             name: name.into(),
             config: SupervisorConfig::default(),
+            member: None,
         }
+    }
+
+    /// Makes the supervisor one key of a keyed service.
+    pub(crate) fn member(mut self, member: Member) -> Self {
+        self.member = Some(member);
+        self
     }
 
     /// Replaces the whole configuration (e.g. a preset or one loaded from TOML).
@@ -187,10 +207,17 @@ impl SupervisorBuilder {
     }
 
     fn prepare(self) -> Result<(ServiceSupervisor, HandleParts), ConfigError> {
-        self.validate()?;
+        if self.member.is_none() {
+            // A keyed service's configuration was validated once, when it was spawned.
+            self.validate()?;
+        }
         let name: Arc<str> = Arc::from(self.name);
         let settings = CallSettings::of(&self.config);
-        let published = Published::new(&name, self.config.initial_limit(), settings);
+        let metrics = match &self.member {
+            Some(member) => ServiceMetrics::register_member(&member.service),
+            None => ServiceMetrics::register(&name),
+        };
+        let published = Published::new(metrics, self.config.initial_limit(), settings);
         published.rate_limit.set(self.config.rate_limit.clone());
         let published = Arc::new(published);
         let (alive, alive_watch) = tokio::sync::watch::channel(());
@@ -199,6 +226,7 @@ impl SupervisorBuilder {
             self.config,
             Arc::clone(&published),
             alive,
+            self.member.map(|member| member.share),
         );
         Ok((
             supervisor,

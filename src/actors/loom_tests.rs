@@ -26,7 +26,11 @@ fn published(max_in_flight: u32) -> Arc<Published> {
         deadline: None,
         ..CallSettings::default()
     };
-    Arc::new(Published::new("loom", max_in_flight, settings))
+    Arc::new(Published::new(
+        crate::observe::ServiceMetrics::register("loom"),
+        max_in_flight,
+        settings,
+    ))
 }
 
 #[test]

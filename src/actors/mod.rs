@@ -5,6 +5,7 @@
 mod builder;
 mod call;
 mod handle;
+mod keyed;
 #[cfg(all(test, warden_loom))]
 mod loom_tests;
 mod registry;
@@ -14,6 +15,7 @@ mod supervisor;
 
 pub use builder::SupervisorBuilder;
 pub use handle::ServiceHandle;
+pub use keyed::{render_key_series, KeySnapshot, KeyedHandle, KeyedSnapshot};
 pub use registry::{Registry, RegistryError, RegistryHandle, ReloadOptions, ReloadReport};
 pub use runtime::BackgroundRuntime;
 pub use supervisor::ServiceSupervisor;

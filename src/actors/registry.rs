@@ -10,6 +10,7 @@ pub use reload::{ReloadOptions, ReloadReport};
 
 use super::builder::SupervisorBuilder;
 use super::handle::ServiceHandle;
+use super::keyed::KeyedHandle;
 use crate::breaker::BreakerState;
 use crate::config::{ServicesFile, SupervisorConfig};
 use crate::error::{ConfigError, SupervisorGone};
@@ -37,7 +38,61 @@ use crate::messages::{
 #[derive(Debug, Default)]
 pub struct Registry {
     services: BTreeMap<String, Entry>,
+    /// Keyed services (one supervisor per key), swept for idle keys on a timer each.
+    keyed: BTreeMap<String, (KeyedHandle, SpawnHandle)>,
     subscribers: Vec<Subscriber>,
+}
+
+/// Start a keyed service.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<KeyedHandle, RegistryError>")]
+struct SpawnKeyed {
+    name: String,
+    config: SupervisorConfig,
+}
+
+/// The keyed service of this name.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<KeyedHandle>")]
+struct GetKeyed(String);
+
+/// Every keyed service.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<KeyedHandle>")]
+struct ListKeyed;
+
+impl Handler<SpawnKeyed> for Registry {
+    type Result = Result<KeyedHandle, RegistryError>;
+
+    fn handle(&mut self, msg: SpawnKeyed, ctx: &mut Context<Self>) -> Self::Result {
+        if self.services.contains_key(&msg.name) || self.keyed.contains_key(&msg.name) {
+            return Err(RegistryError::AlreadyRegistered { name: msg.name });
+        }
+        let keyed = KeyedHandle::start(&msg.name, msg.config, Some(Arbiter::current()))?;
+        let swept = keyed.clone();
+        let sweep = ctx.run_interval(keyed.sweep_every(), move |_, _| swept.tick());
+        self.keyed.insert(msg.name, (keyed.clone(), sweep));
+        Ok(keyed)
+    }
+}
+
+impl Handler<GetKeyed> for Registry {
+    type Result = Option<KeyedHandle>;
+
+    fn handle(&mut self, msg: GetKeyed, _: &mut Context<Self>) -> Self::Result {
+        self.keyed.get(&msg.0).map(|(keyed, _)| keyed.clone())
+    }
+}
+
+impl Handler<ListKeyed> for Registry {
+    type Result = Vec<KeyedHandle>;
+
+    fn handle(&mut self, _: ListKeyed, _: &mut Context<Self>) -> Self::Result {
+        self.keyed
+            .values()
+            .map(|(keyed, _)| keyed.clone())
+            .collect()
+    }
 }
 
 /// One registered service.
@@ -173,7 +228,7 @@ impl Handler<SpawnService> for Registry {
     type Result = Result<ServiceHandle, RegistryError>;
 
     fn handle(&mut self, msg: SpawnService, ctx: &mut Context<Self>) -> Self::Result {
-        if self.services.contains_key(&msg.name) {
+        if self.services.contains_key(&msg.name) || self.keyed.contains_key(&msg.name) {
             return Err(RegistryError::AlreadyRegistered { name: msg.name });
         }
         let handle = self.start_supervisor(&msg.name, msg.config.clone(), msg.arbiter.as_ref())?;
@@ -213,7 +268,12 @@ impl Handler<GetService> for Registry {
 impl Handler<RemoveService> for Registry {
     type Result = bool;
 
-    fn handle(&mut self, msg: RemoveService, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: RemoveService, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some((keyed, sweep)) = self.keyed.remove(&msg.0) {
+            ctx.cancel_future(sweep);
+            keyed.stop_all();
+            return true;
+        }
         // Forgotten first, so its watcher finds nothing to restart.
         let Some(entry) = self.services.remove(&msg.0) else {
             return false;
@@ -314,13 +374,48 @@ impl RegistryHandle {
     }
 
     /// Starts one supervisor per service of `file`, in name order; stops at the first error.
+    /// A service with a `keyed` table is started keyed ([`spawn_keyed`](Self::spawn_keyed)):
+    /// find it with [`get_keyed`](Self::get_keyed); the handles answered are the plain ones.
     pub async fn spawn_all(&self, file: ServicesFile) -> Result<Vec<ServiceHandle>, RegistryError> {
         file.validate()?;
         let mut handles = Vec::with_capacity(file.services.len());
         for (name, config) in file.services {
-            handles.push(self.spawn(name, config).await?);
+            if config.keyed.is_some() {
+                self.spawn_keyed(name, config).await?;
+            } else {
+                handles.push(self.spawn(name, config).await?);
+            }
         }
         Ok(handles)
+    }
+
+    /// Starts a keyed service named `name`: one supervisor per key, each from `config`, within
+    /// the bounds of `config.keyed` (the defaults of [`KeyedConfig`](crate::keyed::KeyedConfig)
+    /// if `None`); see [`keyed`](crate::keyed). Its keys run on the registry's arbiter, and the
+    /// registry drops the idle ones on a timer.
+    pub async fn spawn_keyed(
+        &self,
+        name: impl Into<String>,
+        config: SupervisorConfig,
+    ) -> Result<KeyedHandle, RegistryError> {
+        let name = name.into();
+        self.addr
+            .send(SpawnKeyed { name, config })
+            .await
+            .map_err(|_| SupervisorGone)?
+    }
+
+    /// The keyed service named `name`.
+    pub async fn get_keyed(&self, name: &str) -> Result<Option<KeyedHandle>, SupervisorGone> {
+        self.addr
+            .send(GetKeyed(name.to_string()))
+            .await
+            .map_err(|_| SupervisorGone)
+    }
+
+    /// Every keyed service, in name order.
+    pub async fn keyed_all(&self) -> Result<Vec<KeyedHandle>, SupervisorGone> {
+        self.addr.send(ListKeyed).await.map_err(|_| SupervisorGone)
     }
 
     /// Applies `file` to the running services without losing their state, leaving the services

@@ -92,6 +92,8 @@ pub struct Breaker {
     level: u32,
     rng: SmallRng,
     transitions: Vec<Transition>,
+    /// Whether a trip policy that fires may open the breaker (see [`Breaker::hold_closed`]).
+    may_trip: bool,
 }
 
 impl Breaker {
@@ -110,6 +112,7 @@ impl Breaker {
             level: 0,
             rng: SmallRng::seed_from_u64(rng_seed),
             transitions: Vec::new(),
+            may_trip: true,
         }
     }
 
@@ -185,6 +188,14 @@ impl Breaker {
             BreakerState::HalfOpen if permit.probe => self.record_probe(outcome, now),
             _ => {}
         }
+    }
+
+    /// Holds a closed breaker closed (`true`) even when a trip policy fires, or lets it trip
+    /// again (`false`): a keyed service's cap on open keys (Envoy's `max_ejection_percent`).
+    /// Outcomes are still counted while it is held, so it trips at the next failure after it
+    /// is let go if the policy still fires. Manual and time-driven transitions are unaffected.
+    pub fn hold_closed(&mut self, hold: bool) {
+        self.may_trip = !hold;
     }
 
     /// The call admitted by `permit` was abandoned without a result; same as
@@ -304,7 +315,7 @@ impl Breaker {
     }
 
     fn record_closed(&mut self, outcome: Outcome, now: Instant) {
-        if self.count(outcome, now) {
+        if self.count(outcome, now) && self.may_trip {
             if let Some(reason) = self.trip_reason(now) {
                 self.open(reason, now);
             }
@@ -454,6 +465,22 @@ mod tests {
             BreakerConfig::consecutive(1).open_exponential(secs(30), secs(120), 2.0),
             7,
         )
+    }
+
+    #[test]
+    fn held_closed_counts_but_does_not_trip_until_let_go() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig::consecutive(3), 1);
+        b.hold_closed(true);
+        for i in 0..5 {
+            call(&mut b, fail(), t0 + secs(i));
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(reasons(&mut b).is_empty());
+        b.hold_closed(false);
+        call(&mut b, fail(), t0 + secs(6));
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(reasons(&mut b), [TransitionReason::ConsecutiveFailures]);
     }
 
     #[test]

@@ -142,8 +142,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, ExporterError> {
 pub fn describe_metrics() {
     for (name, help) in METRIC_FAMILIES {
         match name {
+            _ if RENDERED_FAMILIES.contains(&name) => {}
             CALL_DURATION_SECONDS => describe_histogram!(name, Unit::Seconds, help),
-            CIRCUIT_STATE | SERVICE_HEALTH | CALLS_IN_FLIGHT => describe_gauge!(name, help),
+            CIRCUIT_STATE | SERVICE_HEALTH | CALLS_IN_FLIGHT | THROTTLE_PROBABILITY
+            | CONCURRENCY_LIMIT | KEYED_KEYS | KEYED_OPEN_KEYS => describe_gauge!(name, help),
             _ => describe_counter!(name, help),
         }
     }

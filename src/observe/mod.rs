@@ -6,6 +6,7 @@
 //! no-ops and `tracing` events still report every transition, retry, timeout and rejection.
 
 pub(crate) mod exporter;
+mod keyed_metrics;
 mod names;
 mod service_metrics;
 
@@ -13,6 +14,7 @@ pub use exporter::{
     describe_metrics, install_recorder, serve_metrics, ExporterError, DEFAULT_METRICS_ADDR,
     DURATION_BUCKETS,
 };
+pub(crate) use keyed_metrics::KeyedMetrics;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use names::*;
 pub(crate) use service_metrics::ServiceMetrics;

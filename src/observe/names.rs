@@ -38,6 +38,24 @@ pub const HEDGES_STARTED_TOTAL: &str = "warden_hedges_started_total";
 /// Counter: calls a hedge answered first, by `service`.
 pub const HEDGES_WON_TOTAL: &str = "warden_hedges_won_total";
 
+/// Gauge: keys of a [keyed service](crate::keyed) with a supervisor of their own, by `service`.
+pub const KEYED_KEYS: &str = "warden_keyed_keys";
+/// Gauge: keys of a keyed service whose breaker is open (or half-open, or forced open), by
+/// `service`.
+pub const KEYED_OPEN_KEYS: &str = "warden_keyed_open_keys";
+/// Counter: calls of a keyed service run under its shared overflow supervisor (every key slot
+/// taken), by `service`.
+pub const KEYED_OVERFLOW_CALLS_TOTAL: &str = "warden_keyed_overflow_calls_total";
+/// Counter: idle keys dropped from a keyed service, by `service`.
+pub const KEYED_EVICTIONS_TOTAL: &str = "warden_keyed_evictions_total";
+/// Counter, rendered by warden's own `/metrics` routes: calls of one key, by `service`, `key`
+/// and `outcome` (`success`, `failure`, `rejected`); keys beyond `labeled_keys` and the overflow
+/// are summed under `key="_other"`. An evicted key's series disappear.
+pub const KEY_CALLS_TOTAL: &str = "warden_key_calls_total";
+/// Gauge, rendered like [`KEY_CALLS_TOTAL`]: 1 while the key's breaker keeps traffic off it
+/// (open, half-open, forced open), else 0, by `service` and `key` (labeled keys only).
+pub const KEY_OPEN: &str = "warden_key_open";
+
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
 /// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
@@ -54,9 +72,13 @@ pub const LABEL_FROM: &str = "from";
 pub const LABEL_TO: &str = "to";
 /// Label key of [`FAULTS_INJECTED_TOTAL`].
 pub const LABEL_KIND: &str = "kind";
+/// Label key of [`KEY_CALLS_TOTAL`] and [`KEY_OPEN`]: the key, or `_other`.
+pub const LABEL_KEY: &str = "key";
+/// The [`LABEL_KEY`] value that sums the keys without series of their own.
+pub const OTHER_KEYS: &str = "_other";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 14] = [
+pub const METRIC_FAMILIES: [(&str, &str); 20] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -104,4 +126,32 @@ pub const METRIC_FAMILIES: [(&str, &str); 14] = [
         HEDGES_WON_TOTAL,
         "Calls a hedge answered first (the attempt it hedged was cancelled).",
     ),
+    (
+        KEYED_KEYS,
+        "Keys of a keyed service with a supervisor of their own.",
+    ),
+    (
+        KEYED_OPEN_KEYS,
+        "Keys of a keyed service whose breaker keeps traffic off them.",
+    ),
+    (
+        KEYED_OVERFLOW_CALLS_TOTAL,
+        "Calls of a keyed service run under its shared overflow supervisor.",
+    ),
+    (
+        KEYED_EVICTIONS_TOTAL,
+        "Idle keys dropped from a keyed service.",
+    ),
+    (
+        KEY_CALLS_TOTAL,
+        "Calls of one key of a keyed service, by outcome (unlabeled keys under key=\"_other\").",
+    ),
+    (
+        KEY_OPEN,
+        "1 while one key's breaker keeps traffic off it, else 0.",
+    ),
 ];
+
+/// The families warden renders itself (per-key series of keyed services, which must disappear
+/// with their key), not through the `metrics` recorder.
+pub const RENDERED_FAMILIES: [&str; 2] = [KEY_CALLS_TOTAL, KEY_OPEN];

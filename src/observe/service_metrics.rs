@@ -62,6 +62,19 @@ impl ServiceMetrics {
         }
     }
 
+    /// The handles of one key of the keyed service `service`: its counts add up in the
+    /// service's series, and the gauges that describe one supervisor's own state (breaker
+    /// state, health, throttle, limit) are not written (the keyed service exports its keys'
+    /// state itself, with bounded labels). Calls in flight add up too.
+    pub(crate) fn register_member(service: &str) -> Self {
+        let mut metrics = Self::register(service);
+        metrics.throttle = Gauge::noop();
+        metrics.limit = Gauge::noop();
+        metrics.state = std::array::from_fn(|_| Gauge::noop());
+        metrics.health = std::array::from_fn(|_| Gauge::noop());
+        metrics
+    }
+
     /// A call was answered with `outcome` after `seconds`.
     pub(crate) fn call(&self, outcome: CallOutcome, seconds: f64) {
         let i = outcome as usize;

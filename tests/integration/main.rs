@@ -33,6 +33,7 @@ mod first_attempt;
 mod health;
 mod health_model;
 mod http_dependency;
+mod keyed;
 mod limit_model;
 mod panic_isolation;
 mod placement;

@@ -23,6 +23,7 @@ pub(crate) mod admission;
 pub(crate) mod bulkhead;
 pub(crate) mod faults;
 pub(crate) mod handoff;
+pub(crate) mod member;
 pub(crate) mod rate_limit;
 pub(crate) mod report;
 pub(crate) mod settings;
@@ -64,7 +65,7 @@ pub(crate) struct Published {
 }
 
 impl Published {
-    pub(crate) fn new(service: &str, max_in_flight: u32, settings: CallSettings) -> Self {
+    pub(crate) fn new(metrics: ServiceMetrics, max_in_flight: u32, settings: CallSettings) -> Self {
         Published {
             admission: AdmissionWord::default(),
             bulkhead: Bulkhead::new(max_in_flight),
@@ -75,7 +76,7 @@ impl Published {
             faults: FaultsCell::default(),
             flights: Flights::default(),
             reports: Handoff::default(),
-            metrics: ServiceMetrics::register(service),
+            metrics,
             next_call_id: AtomicU64::new(0),
             supervisor: OnceLock::new(),
         }

@@ -18,6 +18,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::shared::member::KeyShare;
 use super::shared::{Published, TALLIED};
 use crate::breaker::Breaker;
 use crate::config::SupervisorConfig;
@@ -90,6 +91,8 @@ pub struct ServiceSupervisor {
     /// every call in flight (answered `SupervisorGone`) and every
     /// [`ServiceHandle::stopped`](crate::ServiceHandle::stopped) watcher.
     alive: watch::Sender<()>,
+    /// One key of a keyed service: the open-key count it reports to and asks before tripping.
+    member: Option<Arc<KeyShare>>,
 }
 
 /// What a supervisor keeps of its configuration after start.
@@ -135,6 +138,7 @@ impl ServiceSupervisor {
         config: SupervisorConfig,
         published: Arc<Published>,
         alive: watch::Sender<()>,
+        member: Option<Arc<KeyShare>>,
     ) -> Self {
         let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
         let faults = config.faults.clone();
@@ -168,6 +172,7 @@ impl ServiceSupervisor {
             subscribers: Vec::new(),
             configured: reconfigure::Configured::of(&config),
             alive,
+            member,
         };
         if let Some(hedge) = &supervisor.hedge {
             // A fixed delay holds from the first call; a derived one once the window knows
@@ -257,6 +262,9 @@ impl Actor for ServiceSupervisor {
         // What callers handed over until now still counts (metrics, last events).
         self.stopping = true;
         self.drain(ctx, Self::now());
+        if let Some(share) = &self.member {
+            share.gone(self.breaker.state());
+        }
         // Calls in flight learn it when `alive` is dropped with `self`, right after this.
         tracing::debug!(
             service = %self.name,

@@ -107,6 +107,10 @@ impl ServiceSupervisor {
                 (Outcome::failure(duration), false)
             }
         };
+        if let (Some(share), false) = (&self.member, healthy) {
+            // One key of a keyed service trips only while the cap on open keys allows it.
+            self.breaker.hold_closed(!share.may_open());
+        }
         self.breaker.record(permit, breaker_outcome, now.into_std());
         self.health.record(now.into_std(), healthy, duration);
         self.after_breaker_change(ctx, now);
@@ -134,6 +138,9 @@ impl ServiceSupervisor {
             pending.collect()
         };
         for transition in transitions {
+            if let Some(share) = &self.member {
+                share.moved(transition.from, transition.to);
+            }
             self.emit(now, Signal::Transition(transition));
         }
         let open_until = self.breaker.open_until().map(Instant::from_std);
