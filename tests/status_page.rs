@@ -305,6 +305,54 @@ async fn serve_installs_the_recorder_and_serves_every_route() {
     assert!(html.contains("data-service=\"payments\""));
     assert_eq!(get(addr, "/health").await.0, 200);
     assert_eq!(get(addr, "/status.json").await.0, 200);
+
+    // A keyed service: its keys on the page, in the JSON, in /health, and per-key series.
+    let hosts = registry
+        .spawn_keyed("hosts", payments_config())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = hosts
+            .call("bad.example", || async { Err::<(), _>(DepError("down")) })
+            .await;
+    }
+    hosts
+        .call("good.example", || async { Ok::<(), DepError>(()) })
+        .await
+        .unwrap();
+    hosts.key("bad.example").unwrap().counts().await.unwrap();
+    let (_, _, json) = get(addr, "/status.json").await;
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keyed = &view["keyed"][0];
+    assert_eq!(keyed["service"], "hosts");
+    assert_eq!(
+        (keyed["keys"].as_u64(), keyed["open_keys"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        keyed["top"][0]["key"], "bad.example",
+        "the open key first: {keyed}"
+    );
+    assert_eq!(keyed["top"][0]["state"], "open");
+    let (_, _, health) = get(addr, "/health").await;
+    assert!(health.contains(r#""open_keys":1"#), "{health}");
+    let (_, _, html) = get(addr, "/status").await;
+    assert!(html.contains("hosts: 2 of 1024 keys, 1 open"), "{html}");
+    let (_, _, metrics) = get(addr, "/metrics").await;
+    for series in [
+        r#"warden_key_calls_total{service="hosts",key="bad.example",outcome="failure"} 3"#,
+        r#"warden_key_open{service="hosts",key="bad.example"} 1"#,
+        r#"warden_key_open{service="hosts",key="good.example"} 0"#,
+        r#"warden_keyed_keys{service="hosts"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    // The keys' counts add up under the service's own name, with no per-key label.
+    assert!(metrics.contains(r#"warden_calls_total{service="hosts",outcome="success"} 1"#));
+    assert!(
+        !metrics.contains(r#"service="hosts/"#),
+        "no per-key service label"
+    );
 }
 
 #[actix::test]

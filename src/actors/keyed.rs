@@ -608,8 +608,9 @@ impl fmt::Debug for KeyedHandle {
     }
 }
 
-/// A keyed service at one instant ([`KeyedHandle::snapshot`]).
-#[derive(Debug, Clone, PartialEq)]
+/// A keyed service at one instant ([`KeyedHandle::snapshot`]); also in the status page's JSON
+/// and `/health`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct KeyedSnapshot {
     /// The service's name.
@@ -630,7 +631,7 @@ pub struct KeyedSnapshot {
 }
 
 /// One key of a [`KeyedSnapshot`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct KeySnapshot {
     /// The key.

@@ -13,6 +13,9 @@ use super::view::{
     unix_ms, HistoryPoint, Readiness, ReadinessEntry, ServiceStatus, StatusView, TransitionView,
 };
 use crate::actors::RegistryHandle;
+
+/// Keys shown per keyed service on the page.
+const TOP_KEYS: usize = 10;
 use crate::breaker::Transition;
 use crate::error::SupervisorGone;
 use crate::health::{HealthSnapshot, HealthStatus};
@@ -246,6 +249,7 @@ impl StatusPage {
     /// and transitions collected. This is what `/status.json` answers.
     pub async fn view(&self) -> Result<StatusView, SupervisorGone> {
         let live = self.live().await?;
+        let keyed = self.keyed(TOP_KEYS).await?;
         let config = &self.inner.config;
         let board = lock(&self.inner.board);
         let services: Vec<ServiceStatus> = live
@@ -295,7 +299,21 @@ impl StatusPage {
             history_len: config.history,
             ready,
             services,
+            keyed,
         })
+    }
+
+    /// Every keyed service, with its `top` keys.
+    async fn keyed(&self, top: usize) -> Result<Vec<crate::actors::KeyedSnapshot>, SupervisorGone> {
+        let keyed = self.inner.registry.keyed_all().await?;
+        Ok(keyed.iter().map(|service| service.snapshot(top)).collect())
+    }
+
+    /// The per-key series of every keyed service (see
+    /// [`render_key_series`](crate::actors::render_key_series)).
+    pub(super) async fn key_series(&self) -> Result<String, SupervisorGone> {
+        let keyed = self.inner.registry.keyed_all().await?;
+        Ok(crate::actors::render_key_series(&keyed))
     }
 
     /// Readiness (what `/health` answers): ready while every critical service is healthy or
@@ -315,6 +333,7 @@ impl StatusPage {
                     health,
                 })
                 .collect(),
+            keyed: self.keyed(0).await?,
         })
     }
 

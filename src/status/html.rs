@@ -46,8 +46,10 @@ pub fn render_html(view: &StatusView) -> String {
     for service in &view.services {
         row(&mut html, service, view.history_len);
     }
+    html.push_str("</tbody></table></div>\n");
+    keyed(&mut html, view);
     html.push_str(
-        "</tbody></table></div>\n<section aria-labelledby=\"transitions-title\">\
+        "<section aria-labelledby=\"transitions-title\">\
          <h2 id=\"transitions-title\">Recent breaker transitions</h2>\
          <table id=\"transitions\"><thead><tr><th scope=\"col\">Time (UTC)</th>\
          <th scope=\"col\">Service</th><th scope=\"col\">Change</th><th scope=\"col\">Reason</th>\
@@ -86,6 +88,44 @@ pub fn render_html(view: &StatusView) -> String {
          the page to refresh it.</p></noscript></footer>\n<script>{SCRIPT}</script>\n</body></html>\n"
     );
     html
+}
+
+/// One table per keyed service: its keys, the open ones, and its top keys.
+fn keyed(html: &mut String, view: &StatusView) {
+    for service in &view.keyed {
+        let _ = write!(
+            html,
+            "<section class=\"keyed\"><h2>{}: {} of {} keys, {} open</h2>\
+             <table><thead><tr><th scope=\"col\">Key</th><th scope=\"col\">Breaker</th>\
+             <th scope=\"col\">Succeeded</th><th scope=\"col\">Failed</th>\
+             <th scope=\"col\">Refused</th></tr></thead>\n<tbody>",
+            escape(&service.service),
+            service.keys,
+            service.max_keys,
+            service.open_keys,
+        );
+        if service.top.is_empty() {
+            html.push_str("<tr><td colspan=\"5\">No key yet.</td></tr>");
+        }
+        for key in &service.top {
+            let _ = write!(
+                html,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&key.key),
+                breaker_badge(key.state),
+                key.success,
+                key.failure,
+                key.rejected,
+            );
+        }
+        let [success, failure, rejected] = service.other;
+        let _ = write!(
+            html,
+            "<tr><th scope=\"row\">other keys and overflow</th><td>{}</td><td>{success}</td>\
+             <td>{failure}</td><td>{rejected}</td></tr></tbody></table></section>\n",
+            breaker_badge(service.overflow_state),
+        );
+    }
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {

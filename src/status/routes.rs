@@ -17,7 +17,7 @@ use super::html::render_html;
 /// - `/health`: [`Readiness`](super::Readiness), HTTP 200 when ready, 503 when not
 ///   (Kubernetes readiness);
 /// - `/metrics`: Prometheus text, when the page has [metrics](StatusPage::metrics)
-///   (404 otherwise).
+///   (404 otherwise), with the per-key series of the keyed services.
 ///
 /// Merge it into your own router (`app.merge(router(page))`) or serve it alone. It exposes no
 /// control action; put it behind your own authentication before exposing it beyond loopback.
@@ -104,7 +104,9 @@ async fn metrics(State(page): State<StatusPage>) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             )],
-            metrics.render(),
+            // The recorder's series, then the per-key series of the keyed services (rendered
+            // by warden, so an evicted key's series go with it).
+            metrics.render() + &page.key_series().await.unwrap_or_default(),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no prometheus recorder\n").into_response(),

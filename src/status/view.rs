@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::actors::KeyedSnapshot;
 use crate::breaker::{BreakerState, Transition, TransitionReason, WindowSnapshot};
 use crate::health::{HealthSnapshot, HealthStatus};
 use crate::messages::CallCounts;
@@ -23,6 +24,9 @@ pub struct StatusView {
     pub ready: bool,
     /// One entry per registered service.
     pub services: Vec<ServiceStatus>,
+    /// One entry per keyed service: its keys, the open ones, and the top keys (open first,
+    /// then by failures).
+    pub keyed: Vec<KeyedSnapshot>,
 }
 
 /// The status of one service.
@@ -162,6 +166,8 @@ pub struct Readiness {
     pub missing: Vec<String>,
     /// Every registered service's health, sorted by name.
     pub services: Vec<ReadinessEntry>,
+    /// Every keyed service's keys and open keys (`top` empty); they do not decide readiness.
+    pub keyed: Vec<KeyedSnapshot>,
 }
 
 /// One service's health in [`Readiness`].
