@@ -119,10 +119,10 @@ fn keyed(html: &mut String, view: &StatusView) {
             );
         }
         let [success, failure, rejected] = service.other;
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<tr><th scope=\"row\">other keys and overflow</th><td>{}</td><td>{success}</td>\
-             <td>{failure}</td><td>{rejected}</td></tr></tbody></table></section>\n",
+             <td>{failure}</td><td>{rejected}</td></tr></tbody></table></section>",
             breaker_badge(service.overflow_state),
         );
     }
