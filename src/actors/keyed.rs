@@ -305,6 +305,18 @@ impl KeyedHandle {
         Ok(())
     }
 
+    /// The configuration new keys start from (with its `keyed` bounds).
+    pub fn config(&self) -> SupervisorConfig {
+        let config = self
+            .inner
+            .config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut full = config.0.clone();
+        full.keyed = Some(config.1.clone());
+        full
+    }
+
     /// The keyed service now: its keys, the open ones, and the `top` keys by failures.
     pub fn snapshot(&self, top: usize) -> KeyedSnapshot {
         let inner = &self.inner;

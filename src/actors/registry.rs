@@ -68,10 +68,22 @@ impl Handler<SpawnKeyed> for Registry {
         if self.services.contains_key(&msg.name) || self.keyed.contains_key(&msg.name) {
             return Err(RegistryError::AlreadyRegistered { name: msg.name });
         }
-        let keyed = KeyedHandle::start(&msg.name, msg.config, Some(Arbiter::current()))?;
+        self.start_keyed(ctx, &msg.name, msg.config)
+    }
+}
+
+impl Registry {
+    /// Starts the keyed service `name` here, swept for idle keys on a timer.
+    fn start_keyed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: &str,
+        config: SupervisorConfig,
+    ) -> Result<KeyedHandle, RegistryError> {
+        let keyed = KeyedHandle::start(name, config, Some(Arbiter::current()))?;
         let swept = keyed.clone();
         let sweep = ctx.run_interval(keyed.sweep_every(), move |_, _| swept.tick());
-        self.keyed.insert(msg.name, (keyed.clone(), sweep));
+        self.keyed.insert(name.to_string(), (keyed.clone(), sweep));
         Ok(keyed)
     }
 }

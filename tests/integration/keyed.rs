@@ -275,3 +275,35 @@ async fn a_services_file_spawns_a_keyed_service_and_names_bad_bounds() {
     x.stopped().await;
     assert!(registry.get_keyed("hosts").await.unwrap().is_none());
 }
+
+#[actix::test]
+async fn a_reload_reconfigures_every_live_key_and_the_keys_to_come() {
+    pause_aligned().await;
+    let registry = RegistryHandle::start().unwrap();
+    let text = |max_in_flight: u32| {
+        format!(
+            "[services.hosts]\nmax_in_flight = {max_in_flight}\n[services.hosts.keyed]\nmax_keys = 10\n"
+        )
+    };
+    registry
+        .spawn_all(ServicesFile::from_toml_str(&text(8)).unwrap())
+        .await
+        .unwrap();
+    let hosts = registry.get_keyed("hosts").await.unwrap().unwrap();
+    call(&hosts, "a", true).await.unwrap();
+    assert_eq!(hosts.key("a").unwrap().limit(), 8);
+    let same = registry
+        .reload(ServicesFile::from_toml_str(&text(8)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(same.unchanged, ["hosts"]);
+    let report = registry
+        .reload(ServicesFile::from_toml_str(&text(4)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(report.changed, ["hosts"]);
+    assert_eq!(hosts.key("a").unwrap().limit(), 4, "a live key");
+    call(&hosts, "b", true).await.unwrap();
+    assert_eq!(hosts.key("b").unwrap().limit(), 4, "a key started after");
+    assert_eq!(hosts.overflow().limit(), 4, "the overflow");
+}

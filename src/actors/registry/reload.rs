@@ -56,6 +56,7 @@ impl Handler<ReloadServices> for Registry {
         let absent: Vec<String> = self
             .services
             .keys()
+            .chain(self.keyed.keys())
             .filter(|name| !file.services.contains_key(*name))
             .cloned()
             .collect();
@@ -65,6 +66,10 @@ impl Handler<ReloadServices> for Registry {
                 if let Some(entry) = self.services.remove(&name) {
                     entry.handle.addr().do_send(StopSupervisor);
                 }
+                if let Some((keyed, sweep)) = self.keyed.remove(&name) {
+                    ctx.cancel_future(sweep);
+                    keyed.stop_all();
+                }
                 tracing::info!(service = %name, "service removed by reload; stopped");
                 report.removed.push(name);
             } else {
@@ -72,7 +77,26 @@ impl Handler<ReloadServices> for Registry {
             }
         }
         let mut reconfigure = Vec::new();
+        let mut reconfigure_keyed = Vec::new();
         for (name, config) in file.services {
+            // A keyed service stays keyed: its keys and the ones started later take the new
+            // configuration.
+            if let Some((keyed, _)) = self.keyed.get(&name) {
+                if keyed.config() == config {
+                    report.unchanged.push(name);
+                } else {
+                    reconfigure_keyed.push((keyed.clone(), config));
+                    report.changed.push(name);
+                }
+                continue;
+            }
+            if config.keyed.is_some() && !self.services.contains_key(&name) {
+                match self.start_keyed(ctx, &name, config) {
+                    Ok(_) => report.added.push(name),
+                    Err(error) => return Box::pin(std::future::ready(Err(error))),
+                }
+                continue;
+            }
             match self.services.get_mut(&name) {
                 Some(entry) if entry.config == config => report.unchanged.push(name),
                 Some(entry) => {
@@ -113,6 +137,13 @@ impl Handler<ReloadServices> for Registry {
                     Ok(Err(error)) => return Err(error.into()),
                     // Stopped meanwhile: its restart uses the new configuration.
                     Err(_) => {}
+                }
+            }
+            for (keyed, config) in reconfigure_keyed {
+                match keyed.reconfigure(config).await {
+                    Ok(()) => {}
+                    Err(crate::ControlError::Config(error)) => return Err(error.into()),
+                    Err(crate::ControlError::Gone(gone)) => return Err(gone.into()),
                 }
             }
             Ok(report)
