@@ -241,10 +241,19 @@ async fn every_family_has_help_and_type() {
     recorder();
     let mut config = plain_config();
     config.breaker.consecutive_failures = Some(1);
-    let svc = start("described", config);
+    let svc = start("described", config.clone());
     fail(&svc).await.unwrap_err();
     svc.counts().await.unwrap();
-    let text = recorder().render();
+    // The keyed families exist once a keyed service does.
+    let registry = RegistryHandle::start().unwrap();
+    config.keyed = Some(KeyedConfig::default());
+    let keyed = registry
+        .spawn_keyed("described-keyed", config)
+        .await
+        .unwrap();
+    let _ = keyed.call("k", || async { Ok::<(), DepError>(()) }).await;
+    // Per-key families are rendered by warden beside the recorder's output.
+    let text = recorder().render() + &warden::actors::render_key_series(&[keyed]);
     for (name, _) in observe::METRIC_FAMILIES {
         assert!(
             text.contains(&format!("# HELP {name} ")),
