@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::chaos::FaultConfig;
 use crate::error::ConfigError;
+use crate::fleet::FleetConfig;
 use crate::health::HealthConfig;
 use crate::hedge::HedgeConfig;
 use crate::keyed::KeyedConfig;
@@ -88,6 +89,10 @@ pub struct SupervisorConfig {
     /// file, which spawns a service with a `[services.NAME.keyed]` table keyed. Ignored by a
     /// plain supervisor.
     pub keyed: Option<KeyedConfig>,
+    /// The [fleet](crate::fleet) this service is one replica of: its rate limit (`quota`)
+    /// and retry budget (`budget`) shared with the other replicas through a store. Default
+    /// none. In TOML: a `[services.NAME.fleet]` table; not changed by a reload.
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Default for SupervisorConfig {
@@ -107,6 +112,7 @@ impl Default for SupervisorConfig {
             faults: None,
             seed: None,
             keyed: None,
+            fleet: None,
         }
     }
 }
@@ -174,6 +180,21 @@ impl SupervisorConfig {
         }
         if let Some(faults) = &self.faults {
             self.check_faults(faults)?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate().map_err(|e| e.within("fleet"))?;
+            if fleet.quota && self.rate_limit.is_none() {
+                return Err(ConfigError::invalid(
+                    "fleet.quota",
+                    "needs a `rate_limit` to share (or `quota = false`)",
+                ));
+            }
+            if fleet.budget && !self.retry.budget.enabled {
+                return Err(ConfigError::invalid(
+                    "fleet.budget",
+                    "needs a retry budget to share (or `budget = false`)",
+                ));
+            }
         }
         Ok(())
     }

@@ -109,6 +109,7 @@ pub mod breaker;
 pub mod chaos;
 pub mod config;
 pub mod error;
+pub mod fleet;
 mod flights;
 pub mod health;
 pub mod hedge;
@@ -143,6 +144,7 @@ pub mod prelude {
     pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};
     pub use crate::error::{CallError, ConfigError};
+    pub use crate::fleet::FleetConfig;
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
     pub use crate::hedge::HedgeConfig;
     pub use crate::keyed::KeyedConfig;

@@ -9,10 +9,12 @@ use super::handle::ServiceHandle;
 use super::shared::member::KeyShare;
 use super::shared::settings::CallSettings;
 use super::shared::Published;
+use super::supervisor::fleet::FleetLink;
 use super::supervisor::ServiceSupervisor;
 use crate::breaker::BreakerConfig;
 use crate::config::{validate_service_name, SupervisorConfig};
 use crate::error::ConfigError;
+use crate::fleet::{FleetConfig, FleetStore};
 use crate::health::HealthConfig;
 use crate::observe::ServiceMetrics;
 use crate::retry::RetryConfig;
@@ -43,6 +45,8 @@ pub struct SupervisorBuilder {
     config: SupervisorConfig,
     /// Set for one key of a keyed service.
     member: Option<Member>,
+    /// The fleet's store, when given in code rather than by URL.
+    fleet_store: Option<Arc<dyn FleetStore>>,
 }
 
 /// What makes a supervisor one key of a keyed service.
@@ -68,6 +72,7 @@ impl SupervisorBuilder {
             name: name.into(),
             config: SupervisorConfig::default(),
             member: None,
+            fleet_store: None,
         }
     }
 
@@ -145,6 +150,22 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Makes the service one replica of a [fleet](crate::fleet) (see
+    /// [`SupervisorConfig::fleet`]): its rate limit and retry budget shared through the store
+    /// `fleet.redis` names, or the one given with [`fleet_store`](Self::fleet_store).
+    pub fn fleet(mut self, fleet: FleetConfig) -> Self {
+        self.config.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet's store, given in code (a [`MemoryStore`](crate::fleet::MemoryStore) shared by
+    /// the supervisors of one process, or a store of your own); it takes the place of the
+    /// configuration's `fleet.redis`. Needs a [`fleet`](Self::fleet) configuration.
+    pub fn fleet_store(mut self, store: Arc<dyn FleetStore>) -> Self {
+        self.fleet_store = Some(store);
+        self
+    }
+
     /// Bulkhead: calls in flight allowed at once.
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.config.max_in_flight = max;
@@ -217,8 +238,28 @@ impl SupervisorBuilder {
             Some(member) => ServiceMetrics::register_member(&member.service),
             None => ServiceMetrics::register(&name),
         };
+        let fleet = match &self.config.fleet {
+            Some(fleet) => Some(FleetLink::new(
+                &name,
+                fleet.clone(),
+                fleet_store(fleet, self.fleet_store)?,
+            )),
+            None => None,
+        };
         let published = Published::new(metrics, self.config.initial_limit(), settings);
-        published.rate_limit.set(self.config.rate_limit.clone());
+        match (&self.config.rate_limit, &self.config.fleet) {
+            (Some(limit), Some(fleet)) if fleet.quota => {
+                // Seeded like the supervisor's other generators when a seed is given, mixed
+                // with the name: replicas configured alike must not jitter alike.
+                let seed = self.config.seed.map_or_else(rand::random, |seed| {
+                    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    })
+                });
+                published.rate_limit.set_fleet(limit.clone(), fleet, seed);
+            }
+            (limit, _) => published.rate_limit.set(limit.clone()),
+        }
         let published = Arc::new(published);
         let (alive, alive_watch) = tokio::sync::watch::channel(());
         let supervisor = ServiceSupervisor::new(
@@ -227,6 +268,7 @@ impl SupervisorBuilder {
             Arc::clone(&published),
             alive,
             self.member.map(|member| member.share),
+            fleet,
         );
         Ok((
             supervisor,
@@ -237,6 +279,38 @@ impl SupervisorBuilder {
             },
         ))
     }
+}
+
+/// The store of `fleet`: the one given in code, else the Redis server it names.
+fn fleet_store(
+    fleet: &FleetConfig,
+    given: Option<Arc<dyn FleetStore>>,
+) -> Result<Arc<dyn FleetStore>, ConfigError> {
+    if let Some(store) = given {
+        return Ok(store);
+    }
+    if fleet.redis.is_empty() {
+        return Err(ConfigError::invalid(
+            "fleet.redis",
+            "a fleet needs a store: a redis url, or one given with `SupervisorBuilder::fleet_store`",
+        ));
+    }
+    redis_store(fleet)
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(fleet: &FleetConfig) -> Result<Arc<dyn FleetStore>, ConfigError> {
+    crate::fleet::RedisStore::shared(&fleet.redis, fleet.timeout)
+        .map(|store| Arc::new(store) as Arc<dyn FleetStore>)
+        .map_err(|e| ConfigError::invalid("fleet.redis", e.message))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_: &FleetConfig) -> Result<Arc<dyn FleetStore>, ConfigError> {
+    Err(ConfigError::invalid(
+        "fleet.redis",
+        "needs the cargo feature `redis` (warden was built without it)",
+    ))
 }
 
 struct HandleParts {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{HealthStats, HealthStatus};
 use crate::breaker::BreakerState;
+use crate::fleet::FleetStatus;
 
 /// A point-in-time health report for one service, as exposed over HTTP or logs.
 ///
@@ -21,6 +22,10 @@ pub struct HealthSnapshot {
     /// The window's stats the verdict was computed from.
     #[serde(flatten)]
     pub stats: HealthStats,
+    /// For one replica of a [fleet](crate::fleet): whether its quota and budget are shared
+    /// through the fleet's store now, or on the replica's own share. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
 }
 
 impl HealthSnapshot {
@@ -59,6 +64,7 @@ mod tests {
                 p95: Some(Duration::from_millis(1500)),
                 p99: Some(Duration::from_secs(2)),
             },
+            fleet: None,
         }
     }
 
@@ -80,6 +86,7 @@ mod tests {
             status: HealthStatus::Unhealthy,
             breaker: BreakerState::Open,
             stats: HealthStats::EMPTY,
+            fleet: None,
         };
         let json = serde_json::to_string(&snapshot).expect("serializes");
         assert_eq!(

@@ -87,6 +87,18 @@ pub enum EventKind {
     /// e.g. from a [registry reload](crate::actors::RegistryHandle::reload)) that changed
     /// something.
     Reconfigured(Reconfiguration),
+    /// The fleet's store failed or timed out: this replica's `part` decides on its own share
+    /// (the quota on `rate / expected_replicas`, retries on its own budget) until the store
+    /// answers again ([fleet](crate::fleet)).
+    FleetFallback {
+        /// The quota or the budget.
+        part: crate::fleet::FleetPart,
+    },
+    /// The fleet's store answers again: `part` is shared with the fleet once more.
+    FleetRestored {
+        /// The quota or the budget.
+        part: crate::fleet::FleetPart,
+    },
     /// The adaptive throttle's reject probability crossed one of 0, 10 % or 50 % (up or down).
     ThrottleChanged {
         /// The probability before.

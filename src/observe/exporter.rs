@@ -145,7 +145,9 @@ pub fn describe_metrics() {
             _ if RENDERED_FAMILIES.contains(&name) => {}
             CALL_DURATION_SECONDS => describe_histogram!(name, Unit::Seconds, help),
             CIRCUIT_STATE | SERVICE_HEALTH | CALLS_IN_FLIGHT | THROTTLE_PROBABILITY
-            | CONCURRENCY_LIMIT | KEYED_KEYS | KEYED_OPEN_KEYS => describe_gauge!(name, help),
+            | CONCURRENCY_LIMIT | KEYED_KEYS | KEYED_OPEN_KEYS | FLEET_FALLBACK => {
+                describe_gauge!(name, help)
+            }
             _ => describe_counter!(name, help),
         }
     }

@@ -6,6 +6,7 @@
 //! no-ops and `tracing` events still report every transition, retry, timeout and rejection.
 
 pub(crate) mod exporter;
+mod fleet_metrics;
 mod keyed_metrics;
 mod names;
 mod service_metrics;
@@ -14,6 +15,7 @@ pub use exporter::{
     describe_metrics, install_recorder, serve_metrics, ExporterError, DEFAULT_METRICS_ADDR,
     DURATION_BUCKETS,
 };
+pub(crate) use fleet_metrics::FleetMetrics;
 pub(crate) use keyed_metrics::KeyedMetrics;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use names::*;

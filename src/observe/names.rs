@@ -56,6 +56,14 @@ pub const KEY_CALLS_TOTAL: &str = "warden_key_calls_total";
 /// (open, half-open, forced open), else 0, by `service` and `key` (labeled keys only).
 pub const KEY_OPEN: &str = "warden_key_open";
 
+/// Gauge: 1 while a [fleet](crate::fleet) service decides on its own because the fleet's store
+/// is away (its quota on the local share, its retries on its own budget), else 0; by `service`
+/// and `part` (`quota`, `budget`).
+pub const FLEET_FALLBACK: &str = "warden_fleet_fallback";
+/// Counter: times a fleet service fell back from the fleet's store to its own share, by
+/// `service` and `part`.
+pub const FLEET_FALLBACKS_TOTAL: &str = "warden_fleet_fallbacks_total";
+
 /// Label key: the service (dependency) name given to the supervisor.
 pub const LABEL_SERVICE: &str = "service";
 /// Label key of [`CALLS_TOTAL`] and [`CALL_DURATION_SECONDS`].
@@ -74,11 +82,13 @@ pub const LABEL_TO: &str = "to";
 pub const LABEL_KIND: &str = "kind";
 /// Label key of [`KEY_CALLS_TOTAL`] and [`KEY_OPEN`]: the key, or `_other`.
 pub const LABEL_KEY: &str = "key";
+/// Label key: the shared part of a [fleet](crate::fleet) (`quota`, `budget`).
+pub const LABEL_PART: &str = "part";
 /// The [`LABEL_KEY`] value that sums the keys without series of their own.
 pub const OTHER_KEYS: &str = "_other";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 20] = [
+pub const METRIC_FAMILIES: [(&str, &str); 22] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -149,6 +159,14 @@ pub const METRIC_FAMILIES: [(&str, &str); 20] = [
     (
         KEY_OPEN,
         "1 while one key's breaker keeps traffic off it, else 0.",
+    ),
+    (
+        FLEET_FALLBACK,
+        "1 while a fleet service decides on its own share because the fleet's store is away.",
+    ),
+    (
+        FLEET_FALLBACKS_TOTAL,
+        "Times a fleet service fell back from the fleet's store to its own share.",
     ),
 ];
 

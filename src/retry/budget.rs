@@ -121,8 +121,7 @@ impl RetryBudget {
             return true;
         };
         let counts = window.current();
-        let allowance = floor.saturating_add(per_call.saturating_mul(u128::from(counts.calls)));
-        if (u128::from(counts.retries) + 1) * ALLOWANCE_SCALE > allowance {
+        if !allows(floor, per_call, counts.calls, counts.retries) {
             return false;
         }
         window.add(
@@ -133,6 +132,13 @@ impl RetryBudget {
             },
         );
         true
+    }
+
+    /// Whether one more retry fits in a window that holds `calls` calls and `retries` retries
+    /// (the rule of [`try_retry`](Self::try_retry), for counts kept elsewhere: a
+    /// [`FleetBudget`](crate::fleet::FleetBudget)'s). Always true when disabled.
+    pub fn allows(&self, calls: u64, retries: u64) -> bool {
+        !self.enabled || allows(self.floor_scaled, self.per_call_scaled, calls, retries)
     }
 
     /// Retries still allowed in the window at `now` (`u32::MAX` when disabled, saturating).
@@ -170,6 +176,12 @@ impl RetryBudget {
                 .get_or_insert_with(|| Box::new(BucketRing::new(width, BUCKETS))),
         )
     }
+}
+
+/// The budget's rule: `retries + 1 ≤ floor + ratio × calls`, in the scaled integers.
+fn allows(floor_scaled: u128, per_call_scaled: u128, calls: u64, retries: u64) -> bool {
+    let allowance = floor_scaled.saturating_add(per_call_scaled.saturating_mul(u128::from(calls)));
+    (u128::from(retries) + 1) * ALLOWANCE_SCALE <= allowance
 }
 
 /// A tenth of the window (at least 1 ns).

@@ -30,6 +30,7 @@ mod demo_scenarios;
 mod events;
 mod fallback;
 mod first_attempt;
+mod fleet;
 mod health;
 mod health_model;
 mod http_dependency;

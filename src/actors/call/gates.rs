@@ -12,11 +12,11 @@ use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::admission::Admission;
 use crate::actors::shared::bulkhead::SlotGuard;
 use crate::actors::shared::handoff::Drain;
+use crate::actors::shared::rate_limit::Token;
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
 use crate::error::CallError;
 use crate::outcome::{CallOutcome, RejectReason};
-use crate::ratelimit::Reservation;
 
 /// Why a call was refused before it took a slot.
 #[derive(Debug, Clone, Copy)]
@@ -98,10 +98,10 @@ pub(super) fn admission(
 pub(super) enum Slot {
     /// The call's slot and its rate-limit token (spent when dropped, handed back with
     /// [`give_back`]), or why there is none.
-    Ready(Result<(SlotGuard, Option<Reservation>), Stopped>),
+    Ready(Result<(SlotGuard, Option<Token>), Stopped>),
     /// The call must wait first ([`slot_after_waiting`]): for its token, or for the supervisor
     /// to drain (back-pressure).
-    Wait(Option<Reservation>),
+    Wait(Option<Token>),
 }
 
 /// The rate limit, back-pressure and the bulkhead, without waiting: the common case takes its
@@ -118,7 +118,7 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
             ))));
         }
     };
-    if token.as_ref().and_then(Reservation::wait).is_some() || published.reports.is_backed_up() {
+    if token.as_ref().is_some_and(Token::must_wait) || published.reports.is_backed_up() {
         return Slot::Wait(token);
     }
     Slot::Ready(take_slot(handle, token))
@@ -129,19 +129,35 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
 /// waiting is counted `cancelled` like any other, and hands its token back.
 pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
-    token: Option<Reservation>,
-) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
+    token: Option<Token>,
+) -> Result<(SlotGuard, Option<Token>), Stopped> {
     let published = &handle.published;
     let mut waiting = Waiting {
         published,
         token,
         waiting: false,
     };
-    if let Some(wait) = waiting.token.as_ref().and_then(Reservation::wait) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            give_back(published, waiting.token.take());
-            return Err(Stopped::NoRuntime);
+    if waiting.token.as_ref().is_some_and(Token::must_wait)
+        && tokio::runtime::Handle::try_current().is_err()
+    {
+        give_back(published, waiting.token.take());
+        return Err(Stopped::NoRuntime);
+    }
+    if matches!(waiting.token, Some(Token::Lease)) {
+        // A fleet quota with no leased token in hand: wait for the next lease.
+        waiting.waiting = true;
+        let leased = published.rate_limit.wait_for_lease().await;
+        waiting.waiting = false;
+        match leased {
+            Ok(token) => waiting.token = token,
+            Err(limited) => {
+                waiting.token = None;
+                tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
+                return Err(Stopped::Refused(Refusal::RateLimited(limited.retry_after)));
+            }
         }
+    }
+    if let Some(wait) = waiting.token.as_ref().and_then(Token::wait) {
         waiting.waiting = true;
         tokio::time::sleep(wait).await;
         waiting.waiting = false;
@@ -162,8 +178,8 @@ pub(super) async fn slot_after_waiting(
 #[inline]
 fn take_slot(
     handle: &ServiceHandle,
-    token: Option<Reservation>,
-) -> Result<(SlotGuard, Option<Reservation>), Stopped> {
+    token: Option<Token>,
+) -> Result<(SlotGuard, Option<Token>), Stopped> {
     let published = &handle.published;
     match SlotGuard::try_take(published) {
         Some(slot) => Ok((slot, token)),
@@ -176,7 +192,7 @@ fn take_slot(
 }
 
 /// Hands back the rate-limit token of a call that will not be sent.
-pub(super) fn give_back(published: &Published, token: Option<Reservation>) {
+pub(super) fn give_back(published: &Published, token: Option<Token>) {
     if let Some(token) = token {
         published.rate_limit.release(token);
     }
@@ -186,7 +202,7 @@ pub(super) fn give_back(published: &Published, token: Option<Reservation>) {
 /// `cancelled` and its token handed back.
 struct Waiting<'a> {
     published: &'a Published,
-    token: Option<Reservation>,
+    token: Option<Token>,
     waiting: bool,
 }
 

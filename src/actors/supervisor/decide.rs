@@ -9,13 +9,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::time::Instant;
 
+use super::fleet::Budget;
 use super::protocol::{Admit, AttemptFailed, Hedge, RetryDecision, RetryQuestion, Stop};
 use super::signals::Signal;
 use super::ServiceSupervisor;
 use crate::actors::shared::report::{AttemptRecord, HeldPermit};
 use crate::breaker::{Breaker, BreakerState, Rejected};
 use crate::outcome::{AttemptOutcome, RejectReason, RetryReason};
-use crate::retry::{RetryBudget, RetryPolicy};
+use crate::retry::RetryPolicy;
 
 /// Whether the call that asked `question` after a failed attempt (with the dependency's
 /// `retry_after` hint) is retried at `now`, and after how long. In order: no
@@ -28,7 +29,7 @@ pub(super) fn decide_retry(
     now: Instant,
     retry: &mut RetryPolicy,
     breaker: &Breaker,
-    budget: &mut RetryBudget,
+    budget: &mut Budget,
 ) -> RetryDecision {
     let max_attempts = if question.no_retry {
         1
@@ -63,7 +64,7 @@ pub(super) fn decide_retry(
     if let Some(retry_after) = still_open {
         return RetryDecision::Stop(Stop::Open(retry_after));
     }
-    if !budget.try_retry(now.into_std()) {
+    if !budget.try_retry(now) {
         return RetryDecision::Stop(Stop::Budget);
     }
     RetryDecision::RetryAfter(delay)
@@ -196,7 +197,7 @@ impl Handler<Hedge> for ServiceSupervisor {
             tracing::debug!(service = %self.name, "hedge not started: breaker not closed");
             return None;
         }
-        if !self.budget.try_retry(now.into_std()) {
+        if !self.budget.try_retry(now) {
             tracing::debug!(service = %self.name, "hedge not started: retry budget exhausted");
             return None;
         }
@@ -225,13 +226,13 @@ mod tests {
     struct Cores {
         retry: RetryPolicy,
         breaker: Breaker,
-        budget: RetryBudget,
+        budget: Budget,
     }
 
     impl Cores {
         fn new(retry: RetryConfig) -> Self {
             Cores {
-                budget: RetryBudget::new(retry.budget.clone()),
+                budget: Budget::local(retry.budget.clone()),
                 retry: RetryPolicy::new(retry, 7),
                 breaker: Breaker::new(BreakerConfig::consecutive(1), 7),
             }

@@ -29,6 +29,7 @@ impl ServiceSupervisor {
             status,
             breaker: self.breaker.state(),
             stats,
+            fleet: self.fleet_status(),
         }
     }
 

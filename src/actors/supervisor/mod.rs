@@ -26,12 +26,13 @@ use crate::health::{HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
 use crate::messages::CallCounts;
-use crate::retry::{RetryBudget, RetryPolicy};
+use crate::retry::RetryPolicy;
 use crate::throttle::Throttle;
 use signals::Signal;
 
 mod control;
 mod decide;
+pub(crate) mod fleet;
 mod health;
 mod protocol;
 mod reconfigure;
@@ -55,7 +56,11 @@ pub struct ServiceSupervisor {
     breaker: Breaker,
     health: HealthWindow,
     retry: RetryPolicy,
-    budget: RetryBudget,
+    budget: fleet::Budget,
+    /// The fleet's store, when the service is part of a [fleet](crate::fleet).
+    fleet: Option<Box<fleet::FleetLink>>,
+    /// The fleet quota's wake-ups, until the lease driver starts.
+    leases: Option<Arc<crate::actors::shared::rate_limit::Leases>>,
     /// Client-side adaptive throttling, when configured.
     throttle: Option<Box<Throttle>>,
     /// The reject probability last published to the handles.
@@ -139,14 +144,18 @@ impl ServiceSupervisor {
         published: Arc<Published>,
         alive: watch::Sender<()>,
         member: Option<Arc<KeyShare>>,
+        fleet: Option<fleet::FleetLink>,
     ) -> Self {
+        let leases = published.rate_limit.leases();
         let seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
         let faults = config.faults.clone();
         let mut supervisor = ServiceSupervisor {
             breaker: Breaker::new(config.breaker.clone(), seed),
             health: HealthWindow::new(config.health.clone()),
             retry: RetryPolicy::new(config.retry.clone(), seed.rotate_left(17) ^ 0x9e37_79b9),
-            budget: RetryBudget::new(config.retry.budget.clone()),
+            budget: fleet::Budget::new(&config),
+            fleet: fleet.map(Box::new),
+            leases,
             throttle: config.throttle.clone().map(|throttle| {
                 Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
             }),
@@ -255,6 +264,8 @@ impl Actor for ServiceSupervisor {
         self.published.metrics.limit(limit);
         self.published.metrics.state(self.breaker.state());
         self.published.metrics.health(self.health_status);
+        let leases = self.leases.take();
+        self.start_fleet(ctx, leases);
         tracing::debug!(service = %self.name, "supervisor started");
     }
 

@@ -40,6 +40,14 @@ impl Handler<Reconfigure> for ServiceSupervisor {
     fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) -> Self::Result {
         let config = msg.0;
         config.validate()?;
+        if config.fleet.as_ref() != self.fleet.as_ref().map(|link| &link.config) {
+            // The store and the key are where the fleet's counts live: a replica moving to
+            // another would leave its counts behind.
+            return Err(ConfigError::invalid(
+                "fleet",
+                "cannot be changed by a reload: restart the service to join another fleet",
+            ));
+        }
         let now = Self::now();
         // What callers reported so far is recorded under the settings it ran with.
         self.drain(ctx, now);
@@ -84,7 +92,9 @@ impl ServiceSupervisor {
         if config.retry != *self.retry.config() {
             change.changed.push("retry");
             if config.retry.budget != self.retry.config().budget
-                && !self.budget.reconfigure(config.retry.budget.clone())
+                && !self
+                    .budget
+                    .reconfigure(config.retry.budget.clone(), config.fleet.as_ref())
             {
                 change.reset.push("retry.budget");
             }

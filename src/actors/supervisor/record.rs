@@ -72,7 +72,7 @@ impl ServiceSupervisor {
         self.sample_limit(now, outcome, duration, in_flight);
         self.emit(now, Signal::Attempt);
         if first {
-            self.budget.record_call(now.into_std());
+            self.budget.record_call(now);
         }
         if let Some(throttle) = &mut self.throttle {
             // Accepted: the dependency answered (or the answer says nothing about it).

@@ -20,6 +20,7 @@
 //! | `Hedged`, `HedgeWon` | `hedges`, `hedges_won` | `hedges_started_total`, `hedges_won_total` | debug | `Hedged` |
 //! | `FaultInjected` | | `faults_injected_total` | debug | `FaultInjected` |
 //! | `Reconfigured` | | | info | `Reconfigured` |
+//! | `Fleet` | | `fleet_fallback`, `fleet_fallbacks_total` | warn (fell back), info (shared again) | `FleetFallback`, `FleetRestored` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 use super::ServiceSupervisor;
 use crate::breaker::Transition;
+use crate::fleet::FleetPart;
 use crate::health::{HealthStats, HealthStatus};
 use crate::messages::{CallCounts, EventKind, Reconfiguration, SupervisorEvent};
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
@@ -89,6 +91,9 @@ pub(super) enum Signal {
     FaultInjected(FaultKind),
     /// The configuration was reloaded.
     Reconfigured(Reconfiguration),
+    /// A part of the fleet moved between the fleet's store (`shared`) and the replica's own
+    /// share.
+    Fleet { part: FleetPart, shared: bool },
 }
 
 impl ServiceSupervisor {
@@ -264,6 +269,27 @@ impl ServiceSupervisor {
             Signal::Reconfigured(change) => {
                 tracing::info!(service, changed = ?change.changed, reset = ?change.reset, "supervisor reconfigured");
                 Some(EventKind::Reconfigured(change))
+            }
+            Signal::Fleet { part, shared } => {
+                if let Some(link) = &self.fleet {
+                    link.metrics.shared(part, shared);
+                }
+                let part_name = part.as_str();
+                Some(if shared {
+                    tracing::info!(
+                        service,
+                        part = part_name,
+                        "fleet store answers again: shared"
+                    );
+                    EventKind::FleetRestored { part }
+                } else {
+                    tracing::warn!(
+                        service,
+                        part = part_name,
+                        "fleet store unreachable: deciding on the local share"
+                    );
+                    EventKind::FleetFallback { part }
+                })
             }
         };
         if let Some(kind) = event {
