@@ -180,3 +180,37 @@ async fn replicas_share_one_retry_budget_floor() {
         "fleet retries {retries} (one floor: 30; per replica: 60)"
     );
 }
+
+#[test]
+fn a_services_file_configures_a_fleet_and_names_bad_fields() {
+    let file = ServicesFile::from_toml_str(
+        r#"
+        [services.api]
+        rate_limit = { rate = 100.0, burst = 10 }
+        [services.api.fleet]
+        expected_replicas = 4
+        timeout = "20ms"
+        budget = false
+        "#,
+    )
+    .unwrap();
+    let fleet = file.services["api"].fleet.as_ref().unwrap();
+    assert_eq!(fleet.expected_replicas, 4);
+    assert_eq!(fleet.timeout, Duration::from_millis(20));
+
+    let err =
+        ServicesFile::from_toml_str("[services.api.fleet]\nexpected_replicas = 0").unwrap_err();
+    assert_eq!(err.field(), Some("services.api.fleet.expected_replicas"));
+    // A quota to share needs a rate limit.
+    let err = ServicesFile::from_toml_str("[services.api.fleet]\nbudget = false").unwrap_err();
+    assert_eq!(err.field(), Some("services.api.fleet.quota"));
+}
+
+#[actix::test]
+async fn a_fleet_without_a_store_is_refused_by_field() {
+    let err = ServiceSupervisor::builder("storeless")
+        .config(quota_config(2))
+        .start()
+        .unwrap_err();
+    assert_eq!(err.field(), Some("fleet.redis"));
+}
