@@ -125,14 +125,14 @@ async fn replica(plan: Plan) -> Tally {
         n += 1;
         let (service, tally) = (service.clone(), Arc::clone(&tally));
         // A 50 % brownout: every other first attempt fails (its retries succeed half the time).
-        let fails = plan.brownout && n % 2 == 0;
+        let fails = plan.brownout && n.is_multiple_of(2);
         calls.push(tokio::spawn(async move {
             let began = tokio::time::Instant::now();
             let attempt = std::sync::atomic::AtomicU32::new(0);
             let answer = service
                 .call(|| {
                     let k = attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let fail = fails && (k == 0 || (n / 2 + u64::from(k)) % 2 == 0);
+                    let fail = fails && (k == 0 || (n / 2 + u64::from(k)).is_multiple_of(2));
                     async move {
                         if fail {
                             Err("brownout")

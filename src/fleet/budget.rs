@@ -3,7 +3,7 @@
 //!
 //! # Semantics
 //!
-//! The rule is the local budget's ([`RetryBudget`](crate::retry::RetryBudget)), over the
+//! The rule is the local budget's ([`RetryBudget`]), over the
 //! fleet's window: a retry is allowed while `retries + 1 ≤ floor + ratio × calls`, where
 //! `calls` and `retries` are the fleet's totals at the last sync plus what this replica
 //! counted since (sent or not). The floor is the fleet's, not each replica's: a fleet of 50

@@ -37,7 +37,7 @@
 //! | [`quota`] | [`FleetQuota`]: the leased tokens, the local fallback, the backoff (pure) |
 //! | [`budget`] | [`FleetBudget`]: the fleet's counts, what is not yet synced (pure) |
 //! | [`store`] | [`FleetStore`]: the two store operations; [`MemoryStore`] for tests and simulation |
-//! | `redis` | [`RedisStore`] (feature `redis`): the two operations as Lua scripts |
+//! | `redis` | `RedisStore` (feature `redis`): the two operations as Lua scripts |
 
 pub mod budget;
 pub mod config;

@@ -55,7 +55,7 @@ impl StoreError {
     }
 }
 
-/// The shared store of a fleet: [`RedisStore`](super::RedisStore) (feature `redis`),
+/// The shared store of a fleet: `RedisStore` (feature `redis`),
 /// [`MemoryStore`], or your own. Each operation must be atomic in the store; warden runs it
 /// under the fleet's `timeout` and treats an error or a timeout alike (see
 /// [`fleet`](super)).
