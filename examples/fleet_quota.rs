@@ -16,7 +16,9 @@ use warden::prelude::*;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379/".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/".into());
     let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
 
     // 20 calls/s for the fleet (of 2 replicas, expected), shared through Redis.
