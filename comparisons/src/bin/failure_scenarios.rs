@@ -1104,6 +1104,9 @@ mod failsafe_backon_stack {
 #[path = "../../benches/shared/recloser_service.rs"]
 mod recloser_service;
 
+#[path = "failure_scenarios/fleet.rs"]
+mod fleet;
+
 mod tower_recloser_stack {
     use super::*;
     use recloser::{AsyncRecloser, Recloser};
@@ -1877,6 +1880,18 @@ fn main() {
             .collect();
         rows.sort_by_key(|f| order(f.stack));
         print_table(scenario, &rows);
+    }
+    let fleet_wanted =
+        |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == name);
+    let fleet_rows: Vec<fleet::Figures> = ["fleet_outage", "fleet_brownout"]
+        .into_iter()
+        .filter(|name| fleet_wanted(name))
+        .flat_map(|name| {
+            [false, true].map(|shared| fleet::run(name, shared, args.quick, args.seed))
+        })
+        .collect();
+    if !fleet_rows.is_empty() {
+        fleet::print(&fleet_rows);
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).expect("figures serialize");
