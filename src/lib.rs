@@ -79,9 +79,10 @@
 //! | has a quota (requests per second) | [rate limit](crate::ratelimit) | tokens, waits up to `max_wait` |
 //! | fails transiently | [retry with a budget](crate::retry) | retries, but never more than a share of calls |
 //! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
+//! | has one quota for many replicas | [fleet] | the rate limit and retry budget shared through Redis |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
-//! [`hedge`], [`chaos`]) know nothing of actix or tokio: they take `now` as an argument and a
+//! [`hedge`], [`chaos`], and [`fleet`]'s quota and budget) know nothing of actix or tokio: they take `now` as an argument and a
 //! seeded RNG, and are usable on their own.
 //!
 //! # Cargo features
@@ -95,6 +96,8 @@
 //! - `status-page` (on by default): a live status page, `/status.json` and a readiness route
 //!   as an axum `Router` ([`status`]), and [`status::serve`] to serve them with
 //!   `/metrics`. Pulls `axum` (default features off).
+//! - `redis` (off by default): `fleet::RedisStore`, the [fleet](fleet)'s shared quota and
+//!   retry budget in Redis (the `redis` crate, tokio, no TLS).
 
 #![forbid(unsafe_code)]
 #![warn(
