@@ -96,7 +96,7 @@
 //! - `status-page` (on by default): a live status page, `/status.json` and a readiness route
 //!   as an axum `Router` ([`status`]), and [`status::serve`] to serve them with
 //!   `/metrics`. Pulls `axum` (default features off).
-//! - `redis` (off by default): `fleet::RedisStore`, the [fleet](fleet)'s shared quota and
+//! - `redis` (off by default): `fleet::RedisStore`, the [`fleet`]'s shared quota and
 //!   retry budget in Redis (the `redis` crate, tokio, no TLS).
 
 #![forbid(unsafe_code)]
