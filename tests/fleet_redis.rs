@@ -405,3 +405,71 @@ fn four_processes_in_a_brownout_stay_within_one_fleet_budget() {
         "{retries} retries: the budget was used"
     );
 }
+
+/// The status page shows a replica on its local share while Redis is away, and shared again
+/// once it answers.
+#[actix::test]
+async fn the_status_page_shows_a_replica_falling_back_and_back() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A port with no server yet.
+    let mut redis = Redis {
+        port: TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        process: None,
+    };
+    let registry = RegistryHandle::start().unwrap();
+    let mut config = SupervisorConfig {
+        rate_limit: Some(RateLimitConfig::per_second(100.0)),
+        ..SupervisorConfig::default()
+    };
+    config.fleet = Some(
+        FleetConfig::redis(redis.url(), 2)
+            .budget(false)
+            .reconnect(Duration::from_millis(50), Duration::from_millis(200)),
+    );
+    let api = registry.spawn("status-fleet", config).await.unwrap();
+    let page = warden::status::StatusPage::start(
+        registry.clone(),
+        warden::status::StatusConfig::default().sample_every(None),
+    )
+    .await
+    .unwrap();
+    let quota_shared = || async {
+        let _ = api.call(|| async { Ok::<(), std::io::Error>(()) }).await;
+        page.view().await.unwrap().services[0]
+            .fleet
+            .unwrap()
+            .quota_shared
+    };
+    let mut waited = 0;
+    while quota_shared().await != Some(false) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 100, "never fell back");
+    }
+    let html = warden::status::render_html(&page.view().await.unwrap());
+    assert!(
+        html.contains("fleet store away: quota on the local share"),
+        "{html}"
+    );
+
+    redis.restart();
+    let mut waited = 0;
+    while quota_shared().await != Some(true) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 200, "never shared again");
+    }
+    let html = warden::status::render_html(&page.view().await.unwrap());
+    assert!(html.contains("fleet: shared"), "{html}");
+    assert_eq!(
+        api.health().await.unwrap().fleet.unwrap().quota_shared,
+        Some(true)
+    );
+}

@@ -262,6 +262,7 @@ impl StatusPage {
                     breaker: live.breaker.state,
                     health: live.health.status,
                     retry_after_ms: live.breaker.retry_after.map(|d| d.as_millis() as u64),
+                    fleet: live.health.fleet,
                     window_calls: stats.calls,
                     window_failures: stats.failures,
                     success_rate: stats.success_rate,

@@ -175,10 +175,29 @@ fn row(html: &mut String, service: &ServiceStatus, capacity: usize) {
             ""
         }
     );
-    let probe = match service.retry_after_ms {
+    let mut probe = match service.retry_after_ms {
         Some(ms) => format!("<br><small>probe in {}</small>", seconds(ms as f64)),
         None => String::new(),
     };
+    if let Some(fleet) = service.fleet {
+        // A fleet replica: say which of its parts decide on their own share (store away).
+        let local: Vec<&str> = [
+            ("quota", fleet.quota_shared),
+            ("budget", fleet.budget_shared),
+        ]
+        .into_iter()
+        .filter(|(_, shared)| *shared == Some(false))
+        .map(|(part, _)| part)
+        .collect();
+        probe.push_str(&if local.is_empty() {
+            "<br><small class=\"tag\">fleet: shared</small>".to_string()
+        } else {
+            format!(
+                "<br><small class=\"tag\">fleet store away: {} on the local share</small>",
+                local.join(", ")
+            )
+        });
+    }
     let _ = write!(
         html,
         "<td>{}{probe}</td><td>{}</td>",

@@ -43,6 +43,10 @@ pub struct ServiceStatus {
     pub critical: bool,
     /// While the breaker is open: milliseconds until a probe is let through.
     pub retry_after_ms: Option<u64>,
+    /// For one replica of a [fleet](crate::fleet): whether its quota and budget are shared
+    /// through the fleet's store now (`false`: on its own share, the store away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
     /// Calls in the health window.
     pub window_calls: u32,
     /// Failed calls in the health window.
