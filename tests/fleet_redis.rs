@@ -408,12 +408,16 @@ fn four_processes_in_a_brownout_stay_within_one_fleet_budget() {
 
 /// The status page shows a replica on its local share while Redis is away, and shared again
 /// once it answers.
-#[actix::test]
-async fn the_status_page_shows_a_replica_falling_back_and_back() {
+#[test]
+fn the_status_page_shows_a_replica_falling_back_and_back() {
     if std::env::var_os(CHILD).is_some() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    actix::System::new().block_on(status_page_fallback());
+}
+
+async fn status_page_fallback() {
     // A port with no server yet.
     let mut redis = Redis {
         port: TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
