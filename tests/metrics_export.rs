@@ -252,6 +252,16 @@ async fn every_family_has_help_and_type() {
         .await
         .unwrap();
     let _ = keyed.call("k", || async { Ok::<(), DepError>(()) }).await;
+    // The fleet families exist once a fleet service does.
+    let mut fleet = plain_config();
+    fleet.rate_limit = Some(RateLimitConfig::per_second(10.0));
+    fleet.fleet = Some(FleetConfig::default().budget(false));
+    let store = std::sync::Arc::new(warden::fleet::MemoryStore::new());
+    let _replica = ServiceSupervisor::builder("described-fleet")
+        .config(fleet)
+        .fleet_store(store)
+        .start()
+        .unwrap();
     // Per-key families are rendered by warden beside the recorder's output.
     let text = recorder().render() + &warden::actors::render_key_series(&[keyed]);
     for (name, _) in observe::METRIC_FAMILIES {

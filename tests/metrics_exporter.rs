@@ -84,11 +84,12 @@ async fn serves_metrics_on_loopback_and_survives_a_client_that_never_reads() {
         body.contains("warden_calls_total{service=\"exported\",outcome=\"success\"} 1"),
         "{body}"
     );
-    // Every family a plain service has (a transition, a keyed service and the per-key series
+    // Every family a plain service has (a transition, a keyed or fleet service and the per-key series
     // rendered by warden come later, or elsewhere: see `metrics_export.rs`).
     for (name, _) in observe::METRIC_FAMILIES {
         if name != observe::CIRCUIT_TRANSITIONS_TOTAL
             && !name.starts_with("warden_keyed_")
+            && !name.starts_with("warden_fleet_")
             && !observe::RENDERED_FAMILIES.contains(&name)
         {
             assert!(
