@@ -108,6 +108,7 @@ pub mod actors;
 pub mod breaker;
 pub mod chaos;
 pub mod config;
+pub mod deadline;
 pub mod error;
 mod flights;
 pub mod health;
@@ -132,6 +133,7 @@ pub use actors::{
     KeyedHandle, Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
 };
 pub use config::{ServicesFile, SupervisorConfig};
+pub use deadline::Deadline;
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 
 /// The types most programs need, in one import.
@@ -142,6 +144,7 @@ pub mod prelude {
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
     pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};
+    pub use crate::deadline::Deadline;
     pub use crate::error::{CallError, ConfigError};
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};
     pub use crate::hedge::HedgeConfig;
