@@ -88,7 +88,8 @@
 //!
 //! - `tower` (on by default): [`tower::WardenLayer`], a `tower::Layer` that runs any
 //!   `tower::Service` (a hyper-util client, a tonic channel, an axum sub-service) behind a
-//!   supervisor. It brings in only `tower-service` and `tower-layer`.
+//!   supervisor, and reads a request's deadline from its header (`http::Request`). It brings in
+//!   only `tower-service`, `tower-layer` and `http`.
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
