@@ -309,6 +309,33 @@ async fn a_call_whose_deadline_has_passed_is_answered_at_once_and_never_runs() {
 }
 
 #[actix::test]
+async fn a_rate_limit_wait_longer_than_the_time_left_is_refused_at_once_and_its_token_kept() {
+    pause_aligned().await;
+    // One call per 100 ms, waited for up to 1 s.
+    let config = SupervisorConfig {
+        rate_limit: Some(
+            RateLimitConfig::per_second(10.0)
+                .burst(1)
+                .max_wait(Duration::from_secs(1)),
+        ),
+        ..plain_config()
+    };
+    let svc = start("limited", config);
+    succeed(&svc).await.unwrap();
+    // The next token is 100 ms away; with 50 ms left the call is refused without waiting.
+    let started = Instant::now();
+    let refused = Deadline::after(ms(50)).scope(succeed(&svc)).await;
+    assert!(
+        matches!(refused, Err(CallError::RateLimited { retry_after }) if retry_after == ms(100)),
+        "{refused:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    // Its token went back: a call with time enough waits the 100 ms, not 200 ms.
+    Deadline::after(ms(500)).scope(succeed(&svc)).await.unwrap();
+    assert_about(started.elapsed(), ms(100));
+}
+
+#[actix::test]
 async fn no_hedge_starts_after_the_deadline_and_each_hedge_inherits_it() {
     pause_aligned().await;
     let mut config = plain_config();

@@ -125,7 +125,8 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
 }
 
 /// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
-/// [`slot_at_once`]) and for back-pressure, then takes the slot. A caller that gives up while
+/// [`slot_at_once`]; refused instead when the call's inherited [`Deadline`](crate::Deadline)
+/// would pass first) and for back-pressure, then takes the slot. A caller that gives up while
 /// waiting is counted `cancelled` like any other, and hands its token back.
 pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
@@ -141,6 +142,12 @@ pub(super) async fn slot_after_waiting(
         if tokio::runtime::Handle::try_current().is_err() {
             give_back(published, waiting.token.take());
             return Err(Stopped::NoRuntime);
+        }
+        // Not waited for when the call's inherited deadline would pass first: no time
+        // would be left to make the call.
+        if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) {
+            give_back(published, waiting.token.take());
+            return Err(Stopped::Refused(Refusal::RateLimited(wait)));
         }
         waiting.waiting = true;
         tokio::time::sleep(wait).await;
