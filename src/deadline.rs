@@ -311,8 +311,20 @@ mod tests {
     #[test]
     fn grpc_timeout_refuses_what_the_format_does_not_allow() {
         for value in [
-            "", "m", "5", "5s", "5ms", "-5m", "+5m", "5.0S", "123456789m", "5 m", "5mm", "m5",
-            "٣m", "5é",
+            "",
+            "m",
+            "5",
+            "5s",
+            "5ms",
+            "-5m",
+            "+5m",
+            "5.0S",
+            "123456789m",
+            "5 m",
+            "5mm",
+            "m5",
+            "٣m",
+            "5é",
         ] {
             assert_eq!(parse_grpc_timeout(value), None, "{value:?}");
         }
@@ -338,12 +350,23 @@ mod tests {
 
     #[test]
     fn a_written_grpc_timeout_reads_back_as_at_most_the_duration() {
-        for nanos in [0u64, 1, 999, 123_456_789, 300_000_000, 59_999_999_999, u64::MAX] {
+        for nanos in [
+            0u64,
+            1,
+            999,
+            123_456_789,
+            300_000_000,
+            59_999_999_999,
+            u64::MAX,
+        ] {
             let duration = Duration::from_nanos(nanos);
             let read = parse_grpc_timeout(&format_grpc_timeout(duration)).expect("readable");
             assert!(read <= duration, "{duration:?} → {read:?}");
             // A coarser unit is only chosen for at least 10⁵ of it: within 10⁻⁵ of the duration.
-            assert!(duration - read <= duration / 100_000, "{duration:?} → {read:?}");
+            assert!(
+                duration - read <= duration / 100_000,
+                "{duration:?} → {read:?}"
+            );
         }
     }
 

@@ -177,14 +177,23 @@ mod tests {
             millis.time_left(&request("x-warden-deadline-ms", "2000")),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(millis.time_left(&request("x-warden-deadline-ms", "2S")), None);
+        assert_eq!(
+            millis.time_left(&request("x-warden-deadline-ms", "2S")),
+            None
+        );
         assert_eq!(grpc.time_left(&request("x-other", "2S")), None);
-        assert_eq!(NoDeadlineHeader.time_left(&request("grpc-timeout", "2S")), None);
+        assert_eq!(
+            NoDeadlineHeader.time_left(&request("grpc-timeout", "2S")),
+            None
+        );
     }
 
     #[test]
     fn a_written_value_reads_back() {
-        for header in [DeadlineHeader::grpc_timeout(), DeadlineHeader::millis("x-d")] {
+        for header in [
+            DeadlineHeader::grpc_timeout(),
+            DeadlineHeader::millis("x-d"),
+        ] {
             let value = header.value(Duration::from_millis(1234));
             assert_eq!(header.parse(&value), Some(Duration::from_millis(1234)));
         }
@@ -211,7 +220,10 @@ mod tests {
                     Some(Duration::from_millis(200))
                 );
                 let (name, value) = header.current().unwrap();
-                assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-deadline-ms", "200"));
+                assert_eq!(
+                    (name.as_str(), value.to_str().unwrap()),
+                    ("x-deadline-ms", "200")
+                );
             })
             .await;
         assert_eq!(headers.get("x-deadline-ms").unwrap(), "200");

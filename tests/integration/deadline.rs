@@ -297,11 +297,18 @@ async fn a_call_whose_deadline_has_passed_is_answered_at_once_and_never_runs() {
         async { Ok::<_, DepError>(1) }
     })
     .fallback(|error: CallError<DepError>| {
-        assert!(matches!(error, CallError::DeadlineExceeded { attempts: 0, .. }));
+        assert!(matches!(
+            error,
+            CallError::DeadlineExceeded { attempts: 0, .. }
+        ));
         Ok(0)
     });
     assert_eq!(deadline.scope(svc.send(call)).await.unwrap(), 0);
-    assert_eq!(started.elapsed(), Duration::ZERO, "answered without waiting");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "answered without waiting"
+    );
     assert_eq!(hits.get(), 0, "the operation never ran");
     settle().await;
     let counts = svc.counts().await.unwrap();
@@ -374,7 +381,10 @@ async fn the_tower_layer_runs_each_request_with_the_deadline_its_header_brings()
     let seen = Seen::default();
     let (r, s) = (reached.clone(), seen.clone());
     let service = ServiceBuilder::new()
-        .layer(WardenLayer::new(handle).deadline_header(DeadlineHeader::millis("x-warden-deadline-ms")))
+        .layer(
+            WardenLayer::new(handle)
+                .deadline_header(DeadlineHeader::millis("x-warden-deadline-ms")),
+        )
         .service(service_fn(move |request: axum::http::Request<()>| {
             r.hit();
             s.now();
@@ -410,9 +420,16 @@ async fn the_tower_layer_runs_each_request_with_the_deadline_its_header_brings()
         "{answer:?}"
     );
     // No header, or one that is not a number: no deadline (the supervisor's timeout only).
-    assert_eq!(service.clone().oneshot(request("/10", None)).await.unwrap(), "done");
     assert_eq!(
-        service.clone().oneshot(request("/10", Some("soon"))).await.unwrap(),
+        service.clone().oneshot(request("/10", None)).await.unwrap(),
+        "done"
+    );
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(request("/10", Some("soon")))
+            .await
+            .unwrap(),
         "done"
     );
     assert_eq!(reached.get(), 4);
@@ -493,7 +510,9 @@ async fn forward(State(hop): State<Forward>) -> (StatusCode, String) {
             async move {
                 let response = request.send().await.map_err(|e| e.to_string())?;
                 match response.status() {
-                    status if status.is_success() => response.text().await.map_err(|e| e.to_string()),
+                    status if status.is_success() => {
+                        response.text().await.map_err(|e| e.to_string())
+                    }
                     status => Err(format!("status {status}")),
                 }
             }
@@ -636,12 +655,24 @@ async fn a_300_ms_budget_travels_through_three_http_services_and_no_hop_works_pa
     for (hop, tally) in [("edge", edge), ("middle", middle), ("inner", inner)] {
         let [started, after_own, after_edge, without] = tally;
         assert!(started >= 3, "{hop}: every round reached it: {tally:?}");
-        assert_eq!(after_own, 0, "{hop} started work after its deadline: {tally:?}");
-        assert_eq!(after_edge, 0, "{hop} started work after the edge's deadline: {tally:?}");
-        assert_eq!(without, 0, "{hop} got a request without its deadline: {tally:?}");
+        assert_eq!(
+            after_own, 0,
+            "{hop} started work after its deadline: {tally:?}"
+        );
+        assert_eq!(
+            after_edge, 0,
+            "{hop} started work after the edge's deadline: {tally:?}"
+        );
+        assert_eq!(
+            without, 0,
+            "{hop} got a request without its deadline: {tally:?}"
+        );
     }
     for latency in latencies {
-        assert!(latency >= BUDGET - ms(5), "answered before the budget ran out: {latency:?}");
+        assert!(
+            latency >= BUDGET - ms(5),
+            "answered before the budget ran out: {latency:?}"
+        );
         assert!(
             latency <= BUDGET + ms(150),
             "the edge answered within its budget (+ a margin for a loaded machine): {latency:?}"

@@ -78,10 +78,13 @@ async fn deadline_bounds_the_whole_call_across_retries() {
         .await;
     // Attempts at 0, 1.1 s and 2.2 s; the third is cut at the deadline (2.5 s).
     assert!(
-        matches!(result, Err(CallError::DeadlineExceeded {
-            attempts: 3,
-            last: None
-        })),
+        matches!(
+            result,
+            Err(CallError::DeadlineExceeded {
+                attempts: 3,
+                last: None
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(log.len(), 3);

@@ -199,7 +199,11 @@ mod tests {
 
     #[test]
     fn a_timeout_stays_a_timeout_and_an_injected_error_stays_injected() {
-        for stop in [Stop::Exhausted, Stop::Budget, Stop::Deferred(Duration::ZERO)] {
+        for stop in [
+            Stop::Exhausted,
+            Stop::Budget,
+            Stop::Deferred(Duration::ZERO),
+        ] {
             let (error, outcome) = answer(Last::TimedOut, 2, stop);
             assert!(
                 matches!(error, CallError::TimedOut { attempts: 2 }),

@@ -121,7 +121,9 @@ where
 {
     let operation = &mut call.operation;
     // Invoked, like its future polled, inside the attempt's deadline (`Deadline::current`).
-    let invoked = within(deadline, || std::panic::catch_unwind(AssertUnwindSafe(operation)));
+    let invoked = within(deadline, || {
+        std::panic::catch_unwind(AssertUnwindSafe(operation))
+    });
     let (future, panicked) = match invoked {
         Ok(future) => (Some(future), None),
         Err(payload) => (None, Some(panic_message(payload))),
