@@ -57,7 +57,7 @@
 //! | 4. back-pressure | caller | waits for the supervisor to drain when its hand-off is backed up |
 //! | 5. bulkhead | caller | a slot of `max_in_flight` or the adaptive limit (`Overloaded`) |
 //! | 6. coalescing | caller | a call whose key is in flight waits for that call's answer |
-//! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline |
+//! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline (the supervisor's, or a sooner inherited [`Deadline`]) |
 //! | 8. hedge | caller, supervisor admits | an idempotent call slower than the hedge delay races another attempt |
 //! | 9. health, breaker | supervisor | every attempt recorded: latency, success, trips |
 //! | 10. retry | supervisor decides, caller sleeps | attempts left, retry-after hint, deadline, open breaker, budget |
@@ -79,6 +79,7 @@
 //! | has a quota (requests per second) | [rate limit](crate::ratelimit) | tokens, waits up to `max_wait` |
 //! | fails transiently | [retry with a budget](crate::retry) | retries, but never more than a share of calls |
 //! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
+//! | is one hop of a chain with one budget | [`Deadline`] (and [`tower::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`]) know nothing of actix or tokio: they take `now` as an argument and a
