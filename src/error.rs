@@ -26,11 +26,20 @@ pub enum CallError<E> {
         /// Attempts made, including the one that timed out.
         attempts: u32,
     },
-    /// The overall deadline across all attempts passed; the attempt in flight was cancelled.
+    /// The call's deadline — its supervisor's overall [`deadline`](crate::SupervisorConfig::deadline),
+    /// or a sooner one it inherited ([`Deadline`](crate::Deadline)) — passed, or left too little
+    /// time for what came next: the attempt in flight was cancelled at the deadline, or the
+    /// next attempt or retry was not started because it could not end before it. A call whose
+    /// deadline had passed before its first attempt is answered so at once, with 0 attempts:
+    /// its operation did not run.
     #[error("deadline exceeded after {attempts} attempt(s)")]
     DeadlineExceeded {
-        /// Attempts started before the deadline passed.
+        /// Attempts started before the deadline (0: it had passed before the first).
         attempts: u32,
+        /// The error of the last attempt, when it failed with one and the deadline left no
+        /// time for its retry; `None` when the deadline cut the attempt off (or it timed out,
+        /// or no attempt ran).
+        last: Option<E>,
     },
     /// The operation failed with an error the classifier marked as not retryable.
     #[error("operation failed: {last}")]
@@ -139,7 +148,9 @@ impl<E> CallError<E> {
             CallError::RetriesExhausted { last, .. }
             | CallError::BudgetExhausted { last, .. }
             | CallError::RetryDeferred { last, .. } => Some(last),
-            CallError::RetryRefused { last, .. } => last.as_ref(),
+            CallError::RetryRefused { last, .. } | CallError::DeadlineExceeded { last, .. } => {
+                last.as_ref()
+            }
             _ => None,
         }
     }
@@ -162,7 +173,7 @@ impl<E> CallError<E> {
     pub fn attempts(&self) -> u32 {
         match self {
             CallError::TimedOut { attempts }
-            | CallError::DeadlineExceeded { attempts }
+            | CallError::DeadlineExceeded { attempts, .. }
             | CallError::Failed { attempts, .. }
             | CallError::RetriesExhausted { attempts, .. }
             | CallError::BudgetExhausted { attempts, .. }
@@ -220,7 +231,10 @@ impl<E> CallError<E> {
             },
             CallError::Open { retry_after } => CallError::Open { retry_after },
             CallError::TimedOut { attempts } => CallError::TimedOut { attempts },
-            CallError::DeadlineExceeded { attempts } => CallError::DeadlineExceeded { attempts },
+            CallError::DeadlineExceeded { attempts, last } => CallError::DeadlineExceeded {
+                last: last.map(f).transpose()?,
+                attempts,
+            },
             CallError::Throttled { probability } => CallError::Throttled { probability },
             CallError::RateLimited { retry_after } => CallError::RateLimited { retry_after },
             CallError::Overloaded => CallError::Overloaded,

@@ -57,7 +57,7 @@
 //! | 4. back-pressure | caller | waits for the supervisor to drain when its hand-off is backed up |
 //! | 5. bulkhead | caller | a slot of `max_in_flight` or the adaptive limit (`Overloaded`) |
 //! | 6. coalescing | caller | a call whose key is in flight waits for that call's answer |
-//! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline |
+//! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline (the supervisor's, or a sooner inherited [`Deadline`]) |
 //! | 8. hedge | caller, supervisor admits | an idempotent call slower than the hedge delay races another attempt |
 //! | 9. health, breaker | supervisor | every attempt recorded: latency, success, trips |
 //! | 10. retry | supervisor decides, caller sleeps | attempts left, retry-after hint, deadline, open breaker, budget |
@@ -80,6 +80,7 @@
 //! | fails transiently | [retry with a budget](crate::retry) | retries, but never more than a share of calls |
 //! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
 //! | has one quota for many replicas | [fleet] | the rate limit and retry budget shared through Redis |
+//! | is one hop of a chain with one budget | [`Deadline`] (and [`tower::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`], and [`fleet`]'s quota and budget) know nothing of actix or tokio: they take `now` as an argument and a
@@ -89,7 +90,8 @@
 //!
 //! - `tower` (on by default): [`tower::WardenLayer`], a `tower::Layer` that runs any
 //!   `tower::Service` (a hyper-util client, a tonic channel, an axum sub-service) behind a
-//!   supervisor. It brings in only `tower-service` and `tower-layer`.
+//!   supervisor, and reads a request's deadline from its header (`http::Request`). It brings in
+//!   only `tower-service`, `tower-layer` and `http`.
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
@@ -111,6 +113,7 @@ pub mod actors;
 pub mod breaker;
 pub mod chaos;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod fleet;
 mod flights;
@@ -136,6 +139,7 @@ pub use actors::{
     KeyedHandle, Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
 };
 pub use config::{ServicesFile, SupervisorConfig};
+pub use deadline::Deadline;
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 
 /// The types most programs need, in one import.
@@ -146,6 +150,7 @@ pub mod prelude {
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
     pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};
+    pub use crate::deadline::Deadline;
     pub use crate::error::{CallError, ConfigError};
     pub use crate::fleet::FleetConfig;
     pub use crate::health::{HealthConfig, HealthSnapshot, HealthStatus};

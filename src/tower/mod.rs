@@ -35,6 +35,12 @@
 //! tower pattern; wrap one that is not in `tower::buffer::Buffer`), `Send + 'static`, with a
 //! `Send` future; the response future is boxed, except for a refusal known at once.
 //!
+//! - **Deadlines**: with [`WardenLayer::deadline_header`], a request that brings its deadline
+//!   in a header (`grpc-timeout`, or milliseconds: [`DeadlineHeader`]) runs with it, and the
+//!   inner service runs inside it: every warden call it makes inherits what is left
+//!   ([`Deadline`](crate::Deadline)); [`DeadlineHeader::current`] writes what is left into
+//!   the requests it sends on.
+//!
 //! It composes with other layers in a `tower::ServiceBuilder`; the layer's own timeout is the
 //! supervisor's (per attempt, with retries), an outer `timeout` bounds the whole call.
 //!
@@ -89,6 +95,7 @@
 //! [`CallError::Failed`]: crate::CallError::Failed
 
 mod classify;
+mod deadline;
 mod future;
 mod replay;
 mod service;
@@ -102,47 +109,80 @@ use tower_layer::Layer;
 use crate::actors::ServiceHandle;
 
 pub use classify::{Classify, ErrorsAreFailures};
+pub use deadline::{DeadlineHeader, DeadlineSource, NoDeadlineHeader};
 pub use future::ResponseFuture;
 pub use replay::{Replay, RetryRequests, SingleAttempt};
 pub use service::WardenService;
 
 /// A [`Layer`] that runs a service's requests as supervised calls of one [`ServiceHandle`]
 /// (see the [module docs](self)). Cheap to clone.
-pub struct WardenLayer<C = ErrorsAreFailures, P = SingleAttempt> {
+pub struct WardenLayer<C = ErrorsAreFailures, P = SingleAttempt, D = NoDeadlineHeader> {
     handle: Arc<ServiceHandle>,
     classifier: Arc<C>,
+    deadline: Arc<D>,
     _policy: PhantomData<fn() -> P>,
 }
 
 impl WardenLayer {
     /// A layer that runs each request as one call of `handle`'s supervisor: one attempt, every
-    /// `Err` a failure.
+    /// `Err` a failure, no deadline read from the request.
     pub fn new(handle: ServiceHandle) -> Self {
         WardenLayer {
             handle: Arc::new(handle),
             classifier: Arc::new(ErrorsAreFailures),
+            deadline: Arc::new(NoDeadlineHeader),
             _policy: PhantomData,
         }
     }
 }
 
-impl<C, P> WardenLayer<C, P> {
+impl<C, P, D> WardenLayer<C, P, D> {
     /// The same layer classifying each answer with `classifier`: `None` for a success,
     /// `Some(class)` for a failure (a response may be one, e.g. an HTTP 5xx).
-    pub fn classify<C2>(self, classifier: C2) -> WardenLayer<C2, P> {
+    pub fn classify<C2>(self, classifier: C2) -> WardenLayer<C2, P, D> {
         WardenLayer {
             handle: self.handle,
             classifier: Arc::new(classifier),
+            deadline: self.deadline,
             _policy: PhantomData,
         }
     }
 
     /// The same layer retrying failed attempts as the supervisor's retry policy allows; the
     /// request must be `Clone` (each attempt sends a clone).
-    pub fn retry_requests(self) -> WardenLayer<C, RetryRequests> {
+    pub fn retry_requests(self) -> WardenLayer<C, RetryRequests, D> {
         WardenLayer {
             handle: self.handle,
             classifier: self.classifier,
+            deadline: self.deadline,
+            _policy: PhantomData,
+        }
+    }
+
+    /// The same layer reading each request's deadline from `source`, usually a
+    /// [`DeadlineHeader`] of an `http::Request` (`grpc-timeout`, or milliseconds under a name
+    /// of your choice). A request that says how long it may take runs with that
+    /// [`Deadline`](crate::Deadline), counted from when the layer receives it: its call's
+    /// deadline is the sooner of that one and the supervisor's, the inner service runs
+    /// inside it (so the calls it makes inherit it), and a request whose time is already up
+    /// (`0m`) is answered [`CallError::DeadlineExceeded`] at once, without reaching the inner
+    /// service. A request without the header (or with a value that is not one) brings no
+    /// deadline.
+    ///
+    /// ```
+    /// # fn f(handle: warden::ServiceHandle) {
+    /// use warden::tower::{DeadlineHeader, WardenLayer};
+    ///
+    /// let layer = WardenLayer::new(handle).deadline_header(DeadlineHeader::grpc_timeout());
+    /// # }
+    /// ```
+    ///
+    /// [`CallError::DeadlineExceeded`]: crate::CallError::DeadlineExceeded
+    pub fn deadline_header<D2>(self, source: D2) -> WardenLayer<C, P, D2> {
+        WardenLayer {
+            handle: self.handle,
+            classifier: self.classifier,
+            deadline: Arc::new(source),
             _policy: PhantomData,
         }
     }
@@ -153,33 +193,36 @@ impl<C, P> WardenLayer<C, P> {
     }
 }
 
-impl<C, P> Clone for WardenLayer<C, P> {
+impl<C, P, D> Clone for WardenLayer<C, P, D> {
     fn clone(&self) -> Self {
         WardenLayer {
             handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
+            deadline: Arc::clone(&self.deadline),
             _policy: PhantomData,
         }
     }
 }
 
-impl<C, P> fmt::Debug for WardenLayer<C, P> {
+impl<C, P, D> fmt::Debug for WardenLayer<C, P, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WardenLayer")
             .field("service", &self.handle.name())
             .field("policy", &std::any::type_name::<P>())
+            .field("deadline", &std::any::type_name::<D>())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, C, P> Layer<S> for WardenLayer<C, P> {
-    type Service = WardenService<S, C, P>;
+impl<S, C, P, D> Layer<S> for WardenLayer<C, P, D> {
+    type Service = WardenService<S, C, P, D>;
 
     fn layer(&self, inner: S) -> Self::Service {
         WardenService::new(
             inner,
             Arc::clone(&self.handle),
             Arc::clone(&self.classifier),
+            Arc::clone(&self.deadline),
         )
     }
 }

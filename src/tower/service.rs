@@ -8,29 +8,39 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use super::classify::{attempt, into_answer, Classify, ErrorsAreFailures, Verdict};
+use super::deadline::{DeadlineSource, NoDeadlineHeader};
 use super::future::ResponseFuture;
 use super::replay::{Replay, SingleAttempt};
 use crate::actors::ServiceHandle;
 use crate::error::CallError;
 use crate::messages::Call;
+use crate::Deadline;
 
 /// A service whose requests run as supervised calls ([`WardenLayer`](super::WardenLayer)).
-pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt> {
+pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt, D = NoDeadlineHeader> {
     inner: S,
     /// `inner` answered ready to the last `poll_ready`, and no request has used it since.
     inner_ready: bool,
     handle: Arc<ServiceHandle>,
     classifier: Arc<C>,
+    /// Where a request says how long it may take.
+    deadline: Arc<D>,
     _policy: PhantomData<fn() -> P>,
 }
 
-impl<S, C, P> WardenService<S, C, P> {
-    pub(super) fn new(inner: S, handle: Arc<ServiceHandle>, classifier: Arc<C>) -> Self {
+impl<S, C, P, D> WardenService<S, C, P, D> {
+    pub(super) fn new(
+        inner: S,
+        handle: Arc<ServiceHandle>,
+        classifier: Arc<C>,
+        deadline: Arc<D>,
+    ) -> Self {
         WardenService {
             inner,
             inner_ready: false,
             handle,
             classifier,
+            deadline,
             _policy: PhantomData,
         }
     }
@@ -87,29 +97,31 @@ impl<S, C, P> WardenService<S, C, P> {
     }
 }
 
-impl<S: Clone, C, P> Clone for WardenService<S, C, P> {
+impl<S: Clone, C, P, D> Clone for WardenService<S, C, P, D> {
     fn clone(&self) -> Self {
         WardenService {
             inner: self.inner.clone(),
             inner_ready: false,
             handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
+            deadline: Arc::clone(&self.deadline),
             _policy: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C, P> fmt::Debug for WardenService<S, C, P> {
+impl<S: fmt::Debug, C, P, D> fmt::Debug for WardenService<S, C, P, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WardenService")
             .field("inner", &self.inner)
             .field("service", &self.handle.name())
             .field("policy", &std::any::type_name::<P>())
+            .field("deadline", &std::any::type_name::<D>())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, C, P, Req> Service<Req> for WardenService<S, C, P>
+impl<S, C, P, D, Req> Service<Req> for WardenService<S, C, P, D>
 where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -118,6 +130,7 @@ where
     Req: Send + 'static,
     C: Classify<S::Response, S::Error> + Send + Sync + 'static,
     P: Replay<Req>,
+    D: DeadlineSource<Req>,
 {
     type Response = S::Response;
     type Error = CallError<S::Error>;
@@ -133,6 +146,8 @@ where
             self.inner_ready = false;
             return ResponseFuture::refused(refused);
         }
+        // The request's deadline runs from now, when it is received.
+        let deadline = self.deadline.time_left(&request).map(Deadline::after);
         // The first attempt uses the service made ready by `poll_ready`; any other attempt a
         // fresh clone, made ready for it (cloned only when one may be needed).
         let mut ready = self.take_ready();
@@ -159,6 +174,11 @@ where
         .classify(Verdict::class);
         let call = if P::RETRIES { call } else { call.no_retry() };
         let handle = Arc::clone(&self.handle);
-        ResponseFuture::call(async move { into_answer(handle.send(call).await) })
+        let answer = async move { into_answer(handle.send(call).await) };
+        match deadline {
+            // The call, and the inner service inside its attempts, run with the deadline.
+            Some(deadline) => ResponseFuture::call(deadline.scope(answer)),
+            None => ResponseFuture::call(answer),
+        }
     }
 }

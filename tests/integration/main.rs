@@ -26,6 +26,8 @@ mod bulkhead;
 mod concurrency_limit;
 mod config_validation;
 mod dashboard;
+#[cfg(feature = "tower")]
+mod deadline;
 mod demo_scenarios;
 mod events;
 mod fallback;

@@ -78,7 +78,13 @@ async fn deadline_bounds_the_whole_call_across_retries() {
         .await;
     // Attempts at 0, 1.1 s and 2.2 s; the third is cut at the deadline (2.5 s).
     assert!(
-        matches!(result, Err(CallError::DeadlineExceeded { attempts: 3 })),
+        matches!(
+            result,
+            Err(CallError::DeadlineExceeded {
+                attempts: 3,
+                last: None
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(log.len(), 3);
@@ -102,9 +108,16 @@ async fn no_retry_is_started_when_its_delay_would_pass_the_deadline() {
             async { Err::<(), _>(DepError("503")) }
         })
         .await;
-    assert!(matches!(
-        result,
-        Err(CallError::RetriesExhausted { attempts: 1, .. })
-    ));
+    // The deadline is why the call ended, and the last error is kept.
+    assert!(
+        matches!(
+            result,
+            Err(CallError::DeadlineExceeded {
+                attempts: 1,
+                last: Some(DepError("503"))
+            })
+        ),
+        "{result:?}"
+    );
     assert_eq!(hits.get(), 1);
 }

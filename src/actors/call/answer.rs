@@ -31,21 +31,30 @@ pub(super) enum Last<E> {
 }
 
 impl<E> Last<E> {
+    /// The error it carries, if any.
+    pub(super) fn into_error(self) -> Option<E> {
+        match self {
+            Last::Error(error) => Some(error),
+            Last::TimedOut | Last::Injected => None,
+        }
+    }
+
     /// The answer when the supervisor stops the retries after `attempts` attempts, and how
     /// the call is counted. A timeout stays a timeout and an injected error is answered as
     /// one, except where the breaker refused the retry (`RetryRefused` keeps the attempts
-    /// made and the last error).
+    /// made and the last error) or the deadline left no time for it (`DeadlineExceeded`,
+    /// counted a timeout, keeps them too).
     pub(super) fn answer(self, attempts: u32, stop: Stop) -> (CallError<E>, CallOutcome) {
+        if stop == Stop::NoTimeLeft {
+            return self.deadline_exceeded(attempts);
+        }
         let outcome = match &self {
             Last::TimedOut => CallOutcome::Timeout,
             Last::Error(_) | Last::Injected => CallOutcome::Failure,
         };
         let error = match (self, stop) {
             (last, Stop::Open(retry_after)) => CallError::RetryRefused {
-                last: match last {
-                    Last::Error(error) => Some(error),
-                    Last::TimedOut | Last::Injected => None,
-                },
+                last: last.into_error(),
                 attempts,
                 retry_after,
             },
@@ -57,6 +66,7 @@ impl<E> Last<E> {
                 attempts,
             },
             (Last::Error(last), Stop::Exhausted | Stop::NoTimeLeft | Stop::Final) => {
+                // (`NoTimeLeft` is answered above.)
                 CallError::RetriesExhausted { last, attempts }
             }
             (Last::Error(last), Stop::Budget) => CallError::BudgetExhausted { last, attempts },
@@ -67,6 +77,16 @@ impl<E> Last<E> {
             },
         };
         (error, outcome)
+    }
+
+    /// The answer when the call's deadline stops it after `attempts` attempts (the next
+    /// attempt or retry could not end before it), counted a timeout.
+    pub(super) fn deadline_exceeded(self, attempts: u32) -> (CallError<E>, CallOutcome) {
+        let error = CallError::DeadlineExceeded {
+            attempts,
+            last: self.into_error(),
+        };
+        (error, CallOutcome::Timeout)
     }
 }
 
@@ -154,15 +174,27 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_too_near_for_a_retry_exhausts_the_retries_even_after_one_attempt() {
-        let (error, _) = answer(Last::Error(Boom), 1, Stop::NoTimeLeft);
+    fn a_deadline_too_near_for_a_retry_is_the_deadline_with_the_last_error() {
+        let (error, outcome) = answer(Last::Error(Boom), 1, Stop::NoTimeLeft);
         assert!(matches!(
             error,
-            CallError::RetriesExhausted {
-                last: Boom,
+            CallError::DeadlineExceeded {
+                last: Some(Boom),
                 attempts: 1
             }
         ));
+        assert_eq!(outcome, CallOutcome::Timeout);
+        for last in [Last::TimedOut, Last::Injected] {
+            let (error, outcome) = answer(last, 2, Stop::NoTimeLeft);
+            assert!(matches!(
+                error,
+                CallError::DeadlineExceeded {
+                    last: None,
+                    attempts: 2
+                }
+            ));
+            assert_eq!(outcome, CallOutcome::Timeout);
+        }
     }
 
     #[test]
@@ -170,7 +202,6 @@ mod tests {
         for stop in [
             Stop::Exhausted,
             Stop::Budget,
-            Stop::NoTimeLeft,
             Stop::Deferred(Duration::ZERO),
         ] {
             let (error, outcome) = answer(Last::TimedOut, 2, stop);

@@ -2,7 +2,8 @@
 //! timeout or the call's deadline, whichever is sooner), a panic in either caught; or, while
 //! faults are injected and one is drawn for it, the fault ([`chaos`](crate::chaos)), which
 //! then takes the same path as a real attempt. On timeout the future is dropped, which cancels
-//! it.
+//! it. The operation is invoked and its future polled inside the attempt's time limit as the
+//! current [`Deadline`](crate::Deadline): what it reads, and what the calls it makes inherit.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -18,6 +19,7 @@ use super::answer::{panic_message, Failure};
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
 use crate::chaos::Fault;
+use crate::deadline::within;
 use crate::messages::Call;
 use crate::outcome::AttemptOutcome;
 
@@ -118,7 +120,11 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let operation = &mut call.operation;
-    let (future, panicked) = match std::panic::catch_unwind(AssertUnwindSafe(operation)) {
+    // Invoked, like its future polled, inside the attempt's deadline (`Deadline::current`).
+    let invoked = within(deadline, || {
+        std::panic::catch_unwind(AssertUnwindSafe(operation))
+    });
+    let (future, panicked) = match invoked {
         Ok(future) => (Some(future), None),
         Err(payload) => (None, Some(panic_message(payload))),
     };
@@ -157,7 +163,10 @@ where
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(Attempt::Panicked("attempt polled after its end".into()));
         };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let deadline = *this.deadline;
+        match within(deadline, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+        }) {
             Ok(Poll::Ready(Ok(value))) => return Poll::Ready(Attempt::Value(value)),
             Ok(Poll::Ready(Err(error))) => return Poll::Ready(Attempt::Error(error)),
             Ok(Poll::Pending) => {}
@@ -167,7 +176,7 @@ where
                 return Poll::Ready(Attempt::Panicked(panic_message(payload)));
             }
         }
-        let Some(deadline) = *this.deadline else {
+        let Some(deadline) = deadline else {
             return Poll::Pending;
         };
         if this.timer.is_none() {

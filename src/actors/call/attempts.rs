@@ -36,7 +36,8 @@ where
     let published = &handle.published;
     let settings = published.settings.load();
     let started = guard.started;
-    let deadline = settings.deadline.map(|d| started + d);
+    // The sooner of the supervisor's deadline and the one the call inherits (`Deadline`).
+    let deadline = crate::deadline::call_deadline(settings.deadline, started);
     let mut admission = Some(first_admission);
     // A call that must not run twice is never hedged, even when every call is.
     let hedgeable =
@@ -46,6 +47,15 @@ where
     // While a retry waits for admission: the failure it retries.
     let mut retrying: Option<Last<E>> = None;
     loop {
+        // No attempt starts that cannot end before the deadline: it has passed (before the
+        // first attempt, or while a retry waited for its admission).
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let error = CallError::DeadlineExceeded {
+                attempts,
+                last: retrying.take().and_then(Last::into_error),
+            };
+            return guard.answer(Err(error), CallOutcome::Timeout);
+        }
         let admitted = match admission
             .take()
             .unwrap_or_else(|| published.admission.admit())
@@ -129,7 +139,10 @@ where
             Attempt::TimedOut if deadline_passed => (
                 AttemptOutcome::TimedOut,
                 Failure::Final(
-                    CallError::DeadlineExceeded { attempts },
+                    CallError::DeadlineExceeded {
+                        attempts,
+                        last: None,
+                    },
                     CallOutcome::Timeout,
                 ),
                 None,

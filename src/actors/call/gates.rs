@@ -125,7 +125,8 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
 }
 
 /// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
-/// [`slot_at_once`]) and for back-pressure, then takes the slot. A caller that gives up while
+/// [`slot_at_once`]; refused instead when the call's inherited [`Deadline`](crate::Deadline)
+/// would pass first) and for back-pressure, then takes the slot. A caller that gives up while
 /// waiting is counted `cancelled` like any other, and hands its token back.
 pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
@@ -146,7 +147,17 @@ pub(super) async fn slot_after_waiting(
     if matches!(waiting.token, Some(Token::Lease)) {
         // A fleet quota with no leased token in hand: wait for the next lease.
         waiting.waiting = true;
-        let leased = published.rate_limit.wait_for_lease().await;
+        // At most `max_wait`, and never past the call's inherited deadline.
+        let leased = match crate::Deadline::current() {
+            Some(deadline) => {
+                tokio::time::timeout(deadline.remaining(), published.rate_limit.wait_for_lease())
+                    .await
+                    .unwrap_or(Err(crate::ratelimit::RateLimited {
+                        retry_after: Duration::from_millis(1),
+                    }))
+            }
+            None => published.rate_limit.wait_for_lease().await,
+        };
         waiting.waiting = false;
         match leased {
             Ok(token) => waiting.token = token,
@@ -158,6 +169,12 @@ pub(super) async fn slot_after_waiting(
         }
     }
     if let Some(wait) = waiting.token.as_ref().and_then(Token::wait) {
+        // Not waited for when the call's inherited deadline would pass first: no time
+        // would be left to make the call.
+        if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) {
+            give_back(published, waiting.token.take());
+            return Err(Stopped::Refused(Refusal::RateLimited(wait)));
+        }
         waiting.waiting = true;
         tokio::time::sleep(wait).await;
         waiting.waiting = false;

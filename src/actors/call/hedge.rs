@@ -11,6 +11,10 @@
 //! - when every attempt has failed, the last failure is the attempt's outcome, and the attempt
 //!   loop goes on with it as with any failed attempt (the retry decision).
 //!
+//! No hedge starts once the call's deadline has passed (it could not end before it); each
+//! hedge runs under the same time limit as any attempt, inside it as the current
+//! [`Deadline`](crate::Deadline).
+//!
 //! The decisive attempt's permit is left in the call's guard, as for an attempt without
 //! hedges, so the rest of the loop does not know hedging exists. A call dropped mid-race hands
 //! every running attempt's permit back (counted `cancelled`).
@@ -187,9 +191,12 @@ where
                 return Poll::Pending;
             };
             asking = None;
+            let now = Instant::now();
             match answer.ok().flatten() {
+                // Admitted once the deadline had passed: the hedge could not end before it.
+                // The permit is handed back unused (dropped), and no hedge follows.
+                Some(_) if deadline.is_some_and(|d| now >= d) => hedging = false,
                 Some(held) => {
-                    let now = Instant::now();
                     let attempt = start_attempt(call, published, attempt_deadline(now));
                     let runner = Runner::new(held.take(), false, now, true);
                     race.running.push((runner, Box::pin(attempt)));
@@ -205,6 +212,11 @@ where
             continue;
         }
         if hedging && hedges < settings.max_hedges && timer.as_mut().poll(cx).is_ready() {
+            // No hedge that could not end before the deadline is asked for.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                hedging = false;
+                continue;
+            }
             hedges += 1;
             let after = Instant::now() - first_started;
             asking = Some(Box::pin(handle.addr.send(Hedge {
