@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::{BreakerConfig, OpenDuration, SlidingWindow};
 use crate::chaos::FaultConfig;
+use crate::criticality::CriticalityConfig;
 use crate::error::ConfigError;
 use crate::fleet::FleetConfig;
 use crate::health::HealthConfig;
@@ -93,6 +94,11 @@ pub struct SupervisorConfig {
     /// and retry budget (`budget`) shared with the other replicas through a store. Default
     /// none. In TOML: a `[services.NAME.fleet]` table; not changed by a reload.
     pub fleet: Option<FleetConfig>,
+    /// The shares of each capacity kept for more [critical](crate::criticality) calls
+    /// (bulkhead and adaptive limit slots, rate-limit burst). Default none: nothing is
+    /// reserved, and only the throttle's order (sheddable calls refused first) applies. In
+    /// TOML: a `[services.NAME.criticality]` table; reloadable.
+    pub criticality: Option<CriticalityConfig>,
 }
 
 impl Default for SupervisorConfig {
@@ -113,6 +119,7 @@ impl Default for SupervisorConfig {
             seed: None,
             keyed: None,
             fleet: None,
+            criticality: None,
         }
     }
 }
@@ -166,6 +173,11 @@ impl SupervisorConfig {
         }
         if let Some(rate) = &self.rate_limit {
             rate.validate().map_err(|e| e.within("rate_limit"))?;
+        }
+        if let Some(criticality) = &self.criticality {
+            criticality
+                .validate()
+                .map_err(|e| e.within("criticality"))?;
         }
         if let Some(keyed) = &self.keyed {
             keyed.validate().map_err(|e| e.within("keyed"))?;

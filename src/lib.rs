@@ -113,6 +113,7 @@ pub mod actors;
 pub mod breaker;
 pub mod chaos;
 pub mod config;
+pub mod criticality;
 pub mod deadline;
 pub mod error;
 pub mod fleet;
@@ -139,6 +140,7 @@ pub use actors::{
     KeyedHandle, Registry, RegistryHandle, ServiceHandle, ServiceSupervisor, SupervisorBuilder,
 };
 pub use config::{ServicesFile, SupervisorConfig};
+pub use criticality::Criticality;
 pub use deadline::Deadline;
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
 

@@ -136,6 +136,13 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Shares of each capacity kept for more critical calls (see
+    /// [`SupervisorConfig::criticality`]).
+    pub fn criticality(mut self, criticality: crate::criticality::CriticalityConfig) -> Self {
+        self.config.criticality = Some(criticality);
+        self
+    }
+
     /// Hedged requests for idempotent calls (see [`SupervisorConfig::hedge`] and
     /// [`Call::idempotent`](crate::messages::Call::idempotent)).
     pub fn hedge(mut self, hedge: crate::hedge::HedgeConfig) -> Self {
