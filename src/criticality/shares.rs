@@ -41,7 +41,12 @@ pub fn shed_order(probability: f64, requests: [u64; 3]) -> [f64; 3] {
             continue;
         }
         let refused = remaining.min(requests as f64);
-        *share = refused / requests as f64;
+        // One class holding every request is refused `probability` exactly.
+        *share = if requests == total {
+            probability
+        } else {
+            refused / requests as f64
+        };
         remaining -= refused;
     }
     order

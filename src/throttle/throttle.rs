@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::config::ThrottleConfig;
 use super::window::RequestWindow;
+use crate::criticality::{shed_order, Criticality};
 
 /// A request rejected locally by [`Throttle::admit`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,8 +24,14 @@ pub struct ThrottleSnapshot {
     pub requests: u64,
     /// Requests the backend accepted, counted by [`Throttle::record`], in the window.
     pub accepts: u64,
-    /// The probability the next request is rejected.
+    /// The probability the next request is rejected (the share of all requests refused).
     pub reject_probability: f64,
+    /// The requests in the window by [criticality](crate::criticality), least critical first
+    /// (as [`Criticality::ALL`]).
+    pub requests_by_criticality: [u64; 3],
+    /// The refusal probability of each criticality, least critical first: the refusals fall on
+    /// sheddable requests first ([`shed_order`]).
+    pub reject_probabilities: [f64; 3],
 }
 
 /// Client-side adaptive throttle for one dependency. See the [module docs](super) for the rule
@@ -71,8 +78,14 @@ impl Throttle {
     /// `[0, 1)` is below that probability; no number is drawn while the probability is 0, so
     /// a throttle that never rejects never touches its RNG.
     pub fn admit(&mut self, now: Instant) -> Result<(), Throttled> {
-        let probability = self.reject_probability(now);
-        self.window.add(now, 1, 0);
+        self.admit_as(now, Criticality::Default)
+    }
+
+    /// [`admit`](Self::admit) for a request of `criticality`: its probability is its class's
+    /// share of the refusals ([`shed_order`]), so sheddable requests are refused first.
+    pub fn admit_as(&mut self, now: Instant, criticality: Criticality) -> Result<(), Throttled> {
+        let probability = self.reject_probabilities(now)[criticality.index()];
+        self.window.add(now, criticality.index(), 1, 0);
         if probability > 0.0 && self.rng.random::<f64>() < probability {
             Err(Throttled { probability })
         } else {
@@ -86,7 +99,7 @@ impl Throttle {
     /// counted it already.
     pub fn record(&mut self, now: Instant, accepted: bool) {
         if accepted {
-            self.window.add(now, 0, 1);
+            self.window.add(now, Criticality::Default.index(), 0, 1);
         }
     }
 
@@ -95,13 +108,33 @@ impl Throttle {
     /// with it — at `now`: `accepted` when it was sent and the backend accepted it. The same
     /// counts as [`admit`](Self::admit) followed by [`record`](Self::record), without a draw.
     pub fn count(&mut self, now: Instant, accepted: bool) {
-        self.window.add(now, 1, u64::from(accepted));
+        self.count_as(now, Criticality::Default, accepted);
+    }
+
+    /// [`count`](Self::count) for a request of `criticality`.
+    pub fn count_as(&mut self, now: Instant, criticality: Criticality, accepted: bool) {
+        self.window
+            .add(now, criticality.index(), 1, u64::from(accepted));
     }
 
     /// Counts `requests` requests at `now` that the dependency did not accept (calls the
     /// throttle itself refused), as `requests` calls of [`count`](Self::count) would.
     pub fn count_refused(&mut self, now: Instant, requests: u64) {
-        self.window.add(now, requests, 0);
+        self.count_refused_as(now, Criticality::Default, requests);
+    }
+
+    /// [`count_refused`](Self::count_refused) for requests of `criticality`.
+    pub fn count_refused_as(&mut self, now: Instant, criticality: Criticality, requests: u64) {
+        self.window.add(now, criticality.index(), requests, 0);
+    }
+
+    /// The refusal probability of each criticality at `now`, least critical first: the share
+    /// [`reject_probability`](Self::reject_probability) of all requests, refused sheddable
+    /// requests first, then default ones, critical ones last ([`shed_order`]).
+    pub fn reject_probabilities(&self, now: Instant) -> [f64; 3] {
+        let counts = self.window.totals(now);
+        let probability = probability(&self.config, counts.requests, counts.accepts);
+        shed_order(probability, counts.by_class)
     }
 
     /// The probability that a request made at `now` is rejected:
@@ -115,10 +148,13 @@ impl Throttle {
     /// The window's counts and the reject probability at `now`.
     pub fn snapshot(&self, now: Instant) -> ThrottleSnapshot {
         let counts = self.window.totals(now);
+        let reject_probability = probability(&self.config, counts.requests, counts.accepts);
         ThrottleSnapshot {
             requests: counts.requests,
             accepts: counts.accepts,
-            reject_probability: probability(&self.config, counts.requests, counts.accepts),
+            reject_probability,
+            requests_by_criticality: counts.by_class,
+            reject_probabilities: shed_order(reject_probability, counts.by_class),
         }
     }
 }
@@ -337,5 +373,32 @@ mod tests {
             ..config
         }));
         assert_eq!(throttle.snapshot(t0).requests, 0);
+    }
+
+    #[test]
+    fn the_refusals_fall_on_sheddable_requests_first() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(config(1.0, 0, 1.0), 3);
+        // 100 requests, 50 accepted: half of all requests are to be refused.
+        for i in 0..100u32 {
+            let criticality = match i % 10 {
+                0 | 1 => Criticality::Critical,
+                2..=6 => Criticality::Default,
+                _ => Criticality::Sheddable,
+            };
+            t.count_as(t0, criticality, i % 2 == 0);
+        }
+        let s = t.snapshot(t0);
+        assert_eq!(s.requests_by_criticality, [30, 50, 20]);
+        assert!((s.reject_probability - 50.0 / 101.0).abs() < 1e-12);
+        // All 30 sheddable requests, then the rest from the 50 default ones; no critical one.
+        assert_eq!(s.reject_probabilities[0], 1.0);
+        assert!((s.reject_probabilities[1] - (5000.0 / 101.0 - 30.0) / 50.0).abs() < 1e-12);
+        assert_eq!(s.reject_probabilities[2], 0.0);
+        assert_eq!(t.reject_probabilities(t0), s.reject_probabilities);
+        // Drawn: a critical request is never refused, a sheddable one always.
+        assert!((0..5).all(|_| t.admit_as(t0, Criticality::Critical).is_ok()));
+        let mut t = t.clone();
+        let _ = t.admit_as(t0, Criticality::Sheddable).unwrap_err();
     }
 }
