@@ -43,7 +43,7 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 let shared = Arc::clone(&shared);
                 let holders = Arc::clone(&holders);
                 thread::spawn(move || {
-                    if let Some(slot) = SlotGuard::try_take(&shared) {
+                    if let Some(slot) = SlotGuard::try_take(&shared, crate::Criticality::Default) {
                         let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                         assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
                         holders.fetch_sub(1, Ordering::SeqCst);
@@ -52,7 +52,7 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 })
             })
             .collect();
-        if let Some(slot) = SlotGuard::try_take(&shared) {
+        if let Some(slot) = SlotGuard::try_take(&shared, crate::Criticality::Default) {
             let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
             assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
             holders.fetch_sub(1, Ordering::SeqCst);
@@ -187,7 +187,7 @@ fn loom_handoff_never_leaves_a_tallied_refusal_with_nobody_due_to_drain_it() {
 fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving() {
     loom::model(|| {
         let shared = Arc::new(ThrottleGate::default());
-        shared.publish(0.5);
+        shared.publish([0.5; 3]);
         let refused = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -195,7 +195,7 @@ fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving()
                 let refused = Arc::clone(&refused);
                 thread::spawn(move || {
                     for _ in 0..2 {
-                        if shared.refuses().is_some() {
+                        if shared.refuses(crate::Criticality::Default).is_some() {
                             refused.fetch_add(1, Ordering::SeqCst);
                         }
                     }

@@ -116,11 +116,6 @@ impl Criticality {
         CURRENT.try_with(|criticality| *criticality).unwrap_or_default()
     }
 
-    /// The criticality set by a scope, if any (`None` outside every scope).
-    pub(crate) fn inherited() -> Option<Criticality> {
-        CURRENT.try_with(|criticality| *criticality).ok()
-    }
-
     /// Runs `future` with this criticality as [`Criticality::current`], for it and for every
     /// warden call made inside it (in the same task) that does not set its own. A task spawned
     /// inside does not inherit it: capture `Criticality::current()` and scope the spawned future.
@@ -228,7 +223,6 @@ mod tests {
     #[tokio::test]
     async fn a_scope_sets_the_current_criticality_and_a_nested_one_replaces_it() {
         assert_eq!(Criticality::current(), Criticality::Default);
-        assert_eq!(Criticality::inherited(), None);
         Criticality::Critical
             .scope(async {
                 assert_eq!(Criticality::current(), Criticality::Critical);

@@ -1,5 +1,6 @@
 //! [`Call`]: run one operation through a supervisor.
 
+use crate::criticality::Criticality;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -61,6 +62,8 @@ pub struct Call<T, E, F = BoxOperationFn<T, E>> {
     pub(crate) idempotent: bool,
     /// At most one attempt, whatever the retry policy allows ([`Call::no_retry`]).
     pub(crate) no_retry: bool,
+    /// Set by [`Call::criticality`]; else the call inherits the current one.
+    pub(crate) criticality: Option<Criticality>,
     _answer: PhantomData<fn() -> T>,
 }
 
@@ -78,6 +81,7 @@ where
             coalesce: None,
             idempotent: false,
             no_retry: false,
+            criticality: None,
             _answer: PhantomData,
         }
     }
@@ -96,6 +100,7 @@ where
             coalesce: self.coalesce,
             idempotent: self.idempotent,
             no_retry: self.no_retry,
+            criticality: self.criticality,
             _answer: PhantomData,
         }
     }
@@ -242,6 +247,27 @@ impl<T, E, F> Call<T, E, F> {
         self
     }
 
+    /// The call's [`Criticality`]: which calls the load controls refuse first when there is
+    /// not room for every call (see [`criticality`](crate::criticality)). Without it the call
+    /// inherits [`Criticality::current`] (the criticality of the call or scope it is made in),
+    /// else it is [`Criticality::Default`]. Warden calls made inside this call's operation
+    /// inherit it.
+    ///
+    /// ```
+    /// use warden::messages::Call;
+    /// use warden::Criticality;
+    ///
+    /// # #[derive(Debug)] struct FeedError;
+    /// // A prefetch: the first call to go when the dependency is short of room.
+    /// let call = Call::new(|| async { Ok::<_, FeedError>(vec![1, 2, 3]) })
+    ///     .criticality(Criticality::Sheddable);
+    /// # let _ = call;
+    /// ```
+    pub fn criticality(mut self, criticality: Criticality) -> Self {
+        self.criticality = Some(criticality);
+        self
+    }
+
     pub(crate) fn class_of(&self, error: &E) -> ErrorClass {
         self.classifier
             .as_ref()
@@ -256,6 +282,7 @@ impl<T, E, F> fmt::Debug for Call<T, E, F> {
             .field("fallback", &self.fallback.is_some())
             .field("coalesce", &self.coalesce.as_ref().map(Coalesce::key))
             .field("no_retry", &self.no_retry)
+            .field("criticality", &self.criticality)
             .finish_non_exhaustive()
     }
 }

@@ -77,6 +77,10 @@ pub struct CallCounts {
     /// Calls their callers dropped before the answer (the attempt in flight was cancelled).
     /// Not in [`total`](Self::total): nobody received an answer.
     pub cancelled: u64,
+    /// Calls refused before their first attempt (any reason, answered by the refusal or a
+    /// fallback), by [criticality](crate::criticality), least critical first (as
+    /// [`Criticality::ALL`](crate::Criticality::ALL)): where the cut falls under overload.
+    pub shed: [u64; 3],
 }
 
 impl CallCounts {
@@ -106,6 +110,7 @@ impl CallCounts {
             fallback: self.fallback.saturating_sub(earlier.fallback),
             coalesced: self.coalesced.saturating_sub(earlier.coalesced),
             cancelled: self.cancelled.saturating_sub(earlier.cancelled),
+            shed: std::array::from_fn(|c| self.shed[c].saturating_sub(earlier.shed[c])),
         }
     }
 

@@ -21,6 +21,9 @@ pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
 /// Counter: calls or retries refused without reaching the dependency, by `service` and
 /// `reason` ([`RejectReason`](crate::outcome::RejectReason)).
 pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
+/// Counter: calls refused before their first attempt (any reason), by `service` and
+/// `criticality` ([`Criticality`](crate::Criticality)): where the cut falls under overload.
+pub const CALLS_SHED_TOTAL: &str = "warden_calls_shed_total";
 
 /// Gauge: the probability with which the `service`'s adaptive throttle refuses a new call
 /// (0 when it is off or nothing is refused).
@@ -84,11 +87,13 @@ pub const LABEL_KIND: &str = "kind";
 pub const LABEL_KEY: &str = "key";
 /// Label key: the shared part of a [fleet](crate::fleet) (`quota`, `budget`).
 pub const LABEL_PART: &str = "part";
+/// Label key: a call's [criticality](crate::criticality) (`critical`, `default`, `sheddable`).
+pub const LABEL_CRITICALITY: &str = "criticality";
 /// The [`LABEL_KEY`] value that sums the keys without series of their own.
 pub const OTHER_KEYS: &str = "_other";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 22] = [
+pub const METRIC_FAMILIES: [(&str, &str); 23] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -115,6 +120,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 22] = [
     (
         CALLS_REJECTED_TOTAL,
         "Calls or retries refused without reaching the dependency, by reason.",
+    ),
+    (
+        CALLS_SHED_TOTAL,
+        "Calls refused before their first attempt, by criticality.",
     ),
     (
         THROTTLE_PROBABILITY,

@@ -5,6 +5,7 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use super::names::*;
 use crate::breaker::BreakerState;
+use crate::criticality::Criticality;
 use crate::health::HealthStatus;
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
@@ -17,6 +18,7 @@ pub(crate) struct ServiceMetrics {
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 5],
+    shed: [Counter; 3],
     faults: [Counter; 3],
     hedges_started: Counter,
     hedges_won: Counter,
@@ -45,6 +47,9 @@ impl ServiceMetrics {
             timeouts: counter!(TIMEOUTS_TOTAL, LABEL_SERVICE => s()),
             rejected: RejectReason::ALL.map(|r| {
                 counter!(CALLS_REJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
+            }),
+            shed: Criticality::ALL.map(|c| {
+                counter!(CALLS_SHED_TOTAL, LABEL_SERVICE => s(), LABEL_CRITICALITY => c.as_str())
             }),
             faults: FaultKind::ALL.map(|k| {
                 counter!(FAULTS_INJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_KIND => k.as_str())
@@ -83,8 +88,9 @@ impl ServiceMetrics {
     }
 
     /// `calls` calls were refused for `reason` and answered with the refusal.
-    pub(crate) fn refused(&self, reason: RejectReason, calls: u64) {
+    pub(crate) fn refused(&self, reason: RejectReason, criticality: Criticality, calls: u64) {
         self.rejected[reason as usize].increment(calls);
+        self.shed[criticality.index()].increment(calls);
         let i = CallOutcome::Rejected as usize;
         self.calls[i].increment(calls);
         self.durations[i].record_many(0.0, usize::try_from(calls).unwrap_or(usize::MAX));
@@ -103,6 +109,12 @@ impl ServiceMetrics {
     /// A call or retry was refused.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected[reason as usize].increment(1);
+    }
+
+    /// A call of `criticality` was refused before its first attempt (and answered otherwise:
+    /// a fallback).
+    pub(crate) fn shed(&self, criticality: Criticality) {
+        self.shed[criticality.index()].increment(1);
     }
 
     /// A fault was injected on purpose.

@@ -230,6 +230,27 @@ impl RateLimiter {
         })
     }
 
+    /// [`reserve`](RateLimiter::reserve) for a call that must leave `keep` tokens in the
+    /// bucket (the share of the burst reserved for more critical calls): it goes now if the
+    /// bucket holds `keep + 1` tokens, else it is refused, with the time until it would.
+    /// It never waits in line: only a call with nothing to keep (`keep = 0`) queues up to
+    /// `max_wait`.
+    pub fn reserve_keeping(&mut self, now: Instant, keep: u32) -> Result<Reservation, RateLimited> {
+        if keep == 0 {
+            return self.reserve(now);
+        }
+        let at = self.refill(now);
+        let need = self.token.saturating_mul(i128::from(keep) + 1);
+        if self.credit < need {
+            let wait = self.time_to_accrue(at, (need - self.credit) as u128);
+            return Err(RateLimited {
+                retry_after: duration_from_nanos(wait.max(1)),
+            });
+        }
+        // At least a token in the bucket: it goes now.
+        self.reserve(now)
+    }
+
     /// Hands back at `now` the token of a call that will not be sent: the bucket holds what it
     /// would had the call never asked (see the exact rule on [`RateLimiter`]), so the callers
     /// queued behind keep their waits and the next one waits that much less. A reservation
@@ -856,5 +877,22 @@ mod tests {
                 },
             )
             .unwrap();
+    }
+
+    #[test]
+    fn a_call_keeping_tokens_goes_only_above_them_and_never_waits() {
+        let t0 = Instant::now();
+        let mut l = limiter(10.0, 4, ms(1_000));
+        // A full bucket of 4: one keeping 2 goes while 3 are left, then no more.
+        assert_eq!(l.reserve_keeping(t0, 2).map(|r| r.wait()), Ok(None));
+        assert_eq!(l.reserve_keeping(t0, 2).map(|r| r.wait()), Ok(None));
+        let refused = l.reserve_keeping(t0, 2).unwrap_err();
+        // 2 tokens left, 3 needed: one interval (100 ms) away.
+        assert_eq!(refused.retry_after, ms(100));
+        // A call keeping nothing takes the reserve, then queues.
+        assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(None));
+        assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(None));
+        assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(Some(ms(100))));
+        assert!(l.reserve_keeping(t0, 1).is_err());
     }
 }

@@ -19,6 +19,7 @@ use super::answer::{panic_message, Failure};
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
 use crate::chaos::Fault;
+use crate::criticality::{self, Criticality};
 use crate::deadline::within;
 use crate::messages::Call;
 use crate::outcome::AttemptOutcome;
@@ -120,9 +121,13 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let operation = &mut call.operation;
-    // Invoked, like its future polled, inside the attempt's deadline (`Deadline::current`).
+    let criticality = call.criticality;
+    // Invoked, like its future polled, inside the attempt's deadline (`Deadline::current`)
+    // and the call's own criticality, if it has one (`Criticality::current`).
     let invoked = within(deadline, || {
-        std::panic::catch_unwind(AssertUnwindSafe(operation))
+        criticality::within(criticality, || {
+            std::panic::catch_unwind(AssertUnwindSafe(operation))
+        })
     });
     let (future, panicked) = match invoked {
         Ok(future) => (Some(future), None),
@@ -133,6 +138,7 @@ where
         panicked,
         timer: None,
         deadline,
+        criticality,
     }
 }
 
@@ -146,6 +152,7 @@ pin_project! {
         #[pin]
         timer: Option<Sleep>,
         deadline: Option<Instant>,
+        criticality: Option<Criticality>,
     }
 }
 
@@ -163,9 +170,11 @@ where
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(Attempt::Panicked("attempt polled after its end".into()));
         };
-        let deadline = *this.deadline;
+        let (deadline, criticality) = (*this.deadline, *this.criticality);
         match within(deadline, || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+            criticality::within(criticality, || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+            })
         }) {
             Ok(Poll::Ready(Ok(value))) => return Poll::Ready(Attempt::Value(value)),
             Ok(Poll::Ready(Err(error))) => return Poll::Ready(Attempt::Error(error)),

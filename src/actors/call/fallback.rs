@@ -9,6 +9,7 @@ use super::answer::panic_message;
 use super::gates::Refusal;
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
+use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::messages::Fallback;
 use crate::outcome::CallOutcome;
@@ -19,16 +20,18 @@ use crate::outcome::CallOutcome;
 pub(super) async fn refused<T, E>(
     published: &Published,
     refusal: Refusal,
+    criticality: Criticality,
     fallback: Option<Fallback<T, E>>,
 ) -> Result<T, CallError<E>> {
     let Some(fallback) = fallback else {
-        return refusal.refuse(published);
+        return refusal.refuse(published, criticality);
     };
     let mut outcome = None;
     let result = serve(fallback, refusal.error(), 0, &mut outcome).await;
     // The fallback may pass the refusal on: then it is the answer.
     published.report(Report::refused(
         refusal.reason(),
+        criticality,
         outcome.unwrap_or(CallOutcome::Rejected),
     ));
     result

@@ -15,6 +15,7 @@ use crate::actors::shared::handoff::Drain;
 use crate::actors::shared::rate_limit::Token;
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
+use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::outcome::{CallOutcome, RejectReason};
 
@@ -52,9 +53,13 @@ impl Refusal {
         }
     }
 
-    /// Answers a call without a fallback with the refusal, counted.
-    pub(crate) fn refuse<T, E>(self, published: &Published) -> Result<T, CallError<E>> {
-        published.refuse(self.reason());
+    /// Answers a call of `criticality` without a fallback with the refusal, counted.
+    pub(crate) fn refuse<T, E>(
+        self,
+        published: &Published,
+        criticality: Criticality,
+    ) -> Result<T, CallError<E>> {
+        published.refuse(self.reason(), criticality);
         Err(self.error())
     }
 }
@@ -75,6 +80,7 @@ pub(super) enum Stopped {
 pub(super) fn admission(
     handle: &ServiceHandle,
     prechecked: Option<Admission>,
+    criticality: Criticality,
 ) -> Result<Admission, Refusal> {
     let published = &handle.published;
     let admission = match prechecked.unwrap_or_else(|| published.admission.admit()) {
@@ -84,9 +90,10 @@ pub(super) fn admission(
         }
         admission => admission,
     };
-    // The throttle only sheds calls the breaker admits on its own (closed).
+    // The throttle only sheds calls the breaker admits on its own (closed), the less
+    // critical first.
     if matches!(admission, Admission::Local(_)) {
-        if let Some(probability) = published.throttle.refuses() {
+        if let Some(probability) = published.throttle.refuses(criticality) {
             tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
             return Err(Refusal::Throttled(probability));
         }
@@ -105,11 +112,13 @@ pub(super) enum Slot {
 }
 
 /// The rate limit, back-pressure and the bulkhead, without waiting: the common case takes its
-/// slot here, and builds no future for the waits it does not need.
+/// slot here, and builds no future for the waits it does not need. A call of `criticality`
+/// leaves the shares reserved for more critical calls.
 #[inline]
-pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
+pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot {
     let published = &handle.published;
-    let token = match published.rate_limit.acquire() {
+    let reserved = published.reserves.of(criticality);
+    let token = match published.rate_limit.acquire_keeping(reserved) {
         Ok(token) => token,
         Err(limited) => {
             tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
@@ -121,7 +130,7 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
     if token.as_ref().is_some_and(Token::must_wait) || published.reports.is_backed_up() {
         return Slot::Wait(token);
     }
-    Slot::Ready(take_slot(handle, token))
+    Slot::Ready(take_slot(handle, token, criticality))
 }
 
 /// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
@@ -131,6 +140,7 @@ pub(super) fn slot_at_once(handle: &ServiceHandle) -> Slot {
 pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
     token: Option<Token>,
+    criticality: Criticality,
 ) -> Result<(SlotGuard, Option<Token>), Stopped> {
     let published = &handle.published;
     let mut waiting = Waiting {
@@ -188,17 +198,18 @@ pub(super) async fn slot_after_waiting(
             return Err(Stopped::Gone);
         }
     }
-    take_slot(handle, token)
+    take_slot(handle, token, criticality)
 }
 
-/// The bulkhead: a slot, or refused (the token goes back).
+/// The bulkhead: a slot (below the share of `criticality`), or refused (the token goes back).
 #[inline]
 fn take_slot(
     handle: &ServiceHandle,
     token: Option<Token>,
+    criticality: Criticality,
 ) -> Result<(SlotGuard, Option<Token>), Stopped> {
     let published = &handle.published;
-    match SlotGuard::try_take(published) {
+    match SlotGuard::try_take(published, criticality) {
         Some(slot) => Ok((slot, token)),
         None => {
             tracing::debug!(service = %handle.name, "call rejected: too many in flight");

@@ -14,6 +14,7 @@ use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
 use crate::actors::shared::Published;
 use crate::actors::supervisor::{AttemptFailed, RetryDecision, RetryQuestion};
 use crate::breaker::Permit;
+use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 
@@ -23,6 +24,8 @@ pub(super) struct CallGuard<'a> {
     pub(super) slot: Option<SlotGuard>,
     /// Calls in flight when this one was admitted, itself included.
     pub(super) in_flight: u32,
+    /// The call's criticality.
+    pub(super) criticality: Criticality,
     /// The running attempt's permit, and whether it is the call's first attempt.
     pub(super) permit: Option<(Permit, bool)>,
     /// The last attempt, when it is reported with the answer.
@@ -45,6 +48,7 @@ impl<'a> CallGuard<'a> {
         CallGuard {
             published,
             in_flight: slot.in_flight,
+            criticality: slot.criticality,
             slot: Some(slot),
             permit: None,
             last_attempt: None,
@@ -58,13 +62,14 @@ impl<'a> CallGuard<'a> {
     }
 
     fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
-        let in_flight = self.in_flight;
+        let (in_flight, criticality) = (self.in_flight, self.criticality);
         self.permit.take().map(|(permit, first)| AttemptRecord {
             permit,
             outcome,
             duration,
             first,
             in_flight,
+            criticality,
         })
     }
 
@@ -149,6 +154,7 @@ impl<'a> CallGuard<'a> {
             duration,
             first,
             in_flight: self.in_flight,
+            criticality: self.criticality,
             retry_after,
             retry,
         };
@@ -172,6 +178,7 @@ impl<'a> CallGuard<'a> {
             attempt: self.last_attempt.take(),
             answer: Some((outcome, call_duration)),
             refused: self.refused,
+            criticality: self.criticality,
             hedge_won: self.hedge_won,
             ..Report::default()
         });
@@ -192,6 +199,7 @@ impl Drop for CallGuard<'_> {
             attempt,
             answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
             refused: self.refused,
+            criticality: self.criticality,
             ..Report::default()
         });
     }

@@ -31,6 +31,7 @@ use super::answer::{classify, Failure};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use crate::actors::handle::ServiceHandle;
+use crate::criticality::Criticality;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::actors::shared::Published;
 use crate::actors::supervisor::Hedge;
@@ -62,7 +63,7 @@ impl Runner {
     fn record(
         &mut self,
         outcome: AttemptOutcome,
-        in_flight: u32,
+        (in_flight, criticality): (u32, Criticality),
         cap: Duration,
     ) -> Option<AttemptRecord> {
         let permit = self.permit.take()?;
@@ -72,6 +73,7 @@ impl Runner {
             duration: self.started.elapsed().min(cap),
             first: self.first,
             in_flight,
+            criticality,
         })
     }
 }
@@ -79,7 +81,8 @@ impl Runner {
 /// The attempts of a race still running. Dropped with the call, it hands their permits back.
 struct Race<'a, A> {
     published: &'a Arc<Published>,
-    in_flight: u32,
+    /// Calls in flight when the call was admitted, and its criticality.
+    admitted: (u32, Criticality),
     running: Vec<(Runner, Pin<Box<A>>)>,
 }
 
@@ -87,7 +90,7 @@ impl<A> Race<'_, A> {
     /// Hands over the record of an attempt that ended (or lost) with `outcome`, its duration
     /// at most `cap`.
     fn report(&self, runner: &mut Runner, outcome: AttemptOutcome, cap: Duration) {
-        if let Some(record) = runner.record(outcome, self.in_flight, cap) {
+        if let Some(record) = runner.record(outcome, self.admitted, cap) {
             self.published.report(Report {
                 attempt: Some(record),
                 ..Report::default()
@@ -147,7 +150,7 @@ where
     }
     let mut race = Race {
         published,
-        in_flight: guard.in_flight,
+        admitted: (guard.in_flight, guard.criticality),
         running: Vec::with_capacity(1 + settings.max_hedges as usize),
     };
     let first_started = first.started;

@@ -48,6 +48,7 @@ use self::guard::CallGuard;
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
 use super::supervisor::ServiceSupervisor;
+use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::flights::{FlightGuard, Joined};
 use crate::messages::Call;
@@ -102,7 +103,7 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
     match handle.published.admission.admit() {
         Admission::Refused(retry_after) => {
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            Refusal::Open(retry_after).refuse(&handle.published)
+            Refusal::Open(retry_after).refuse(&handle.published, Criticality::current())
         }
         admission => Ok(Prechecked(admission)),
     }
@@ -126,6 +127,8 @@ where
     let mut fallback = call.fallback.take();
     let coalesce = call.coalesce.take();
     let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
+    // Its own, else the one it is made in (`Criticality::scope`, or a call's operation).
+    let criticality = call.criticality.unwrap_or_else(Criticality::current);
     if prechecked.is_none() && !handle.is_alive() {
         return Err(CallError::SupervisorGone);
     }
@@ -150,10 +153,10 @@ where
                 None => continue,
             }
         }
-        let gated = match gates::admission(handle, prechecked.take()) {
-            Ok(admission) => match gates::slot_at_once(handle) {
+        let gated = match gates::admission(handle, prechecked.take(), criticality) {
+            Ok(admission) => match gates::slot_at_once(handle, criticality) {
                 Slot::Ready(slot) => slot,
-                Slot::Wait(token) => gates::slot_after_waiting(handle, token).await,
+                Slot::Wait(token) => gates::slot_after_waiting(handle, token, criticality).await,
             }
             .map(|slot| (admission, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
@@ -161,7 +164,7 @@ where
         let (admission, (slot, token)) = match gated {
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
-                return fallback::refused(published, refusal, fallback).await
+                return fallback::refused(published, refusal, criticality, fallback).await
             }
             Err(Stopped::Gone) => return Err(CallError::SupervisorGone),
             Err(Stopped::NoRuntime) => return Err(CallError::NoRuntime { attempts: 0 }),

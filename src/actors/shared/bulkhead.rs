@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::Published;
+use crate::criticality::{Criticality, Shares};
 use crate::sync::{AtomicU32, Ordering};
 
 /// Calls in flight and the limit in force (see the module docs).
@@ -25,10 +26,11 @@ impl Bulkhead {
         }
     }
 
-    /// Takes a slot: the calls in flight with this one, or `None` when the limit is reached.
-    fn try_take(&self) -> Option<u32> {
+    /// Takes a slot: the calls in flight with this one, or `None` when the limit (less the
+    /// share `reserved` for more critical calls, in units of 2^-16) is reached.
+    fn try_take(&self, reserved: u32) -> Option<u32> {
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if previous >= self.limit.load(Ordering::Relaxed) {
+        if previous >= Shares::usable(reserved, self.limit.load(Ordering::Relaxed)) {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
@@ -62,17 +64,24 @@ pub(crate) struct SlotGuard {
     published: Arc<Published>,
     /// Calls in flight when this one was admitted, itself included (a concurrency-limit sample).
     pub(crate) in_flight: u32,
+    /// The criticality of the call holding it.
+    pub(crate) criticality: Criticality,
 }
 
 impl SlotGuard {
-    /// Takes a bulkhead slot of `published`, or `None` when the limit of calls in flight is
-    /// reached.
-    pub(crate) fn try_take(published: &Arc<Published>) -> Option<SlotGuard> {
-        let in_flight = published.bulkhead.try_take()?;
+    /// Takes a bulkhead slot of `published` for a call of `criticality`, or `None` when the
+    /// limit of calls in flight (its class's share of it) is reached.
+    pub(crate) fn try_take(
+        published: &Arc<Published>,
+        criticality: Criticality,
+    ) -> Option<SlotGuard> {
+        let reserved = published.reserves.of(criticality);
+        let in_flight = published.bulkhead.try_take(reserved)?;
         published.metrics.in_flight_changed(1.0);
         Some(SlotGuard {
             published: Arc::clone(published),
             in_flight,
+            criticality,
         })
     }
 }

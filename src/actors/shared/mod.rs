@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | [`admission`]: breaker state, epoch, end of the open period | supervisor | every call |
 //! | [`bulkhead`]: calls in flight, the limit in force | calls (slots), supervisor (limit) | every call |
-//! | [`throttle`]: the adaptive throttle's reject probability | supervisor | closed-state calls |
+//! | [`criticality`]: the shares of each capacity reserved for more critical calls | supervisor | every call |
+//! | [`throttle`]: the adaptive throttle's reject probability, per criticality | supervisor | closed-state calls |
 //! | [`rate_limit`]: the token bucket | calls (tokens), supervisor (config, penalty) | every call |
 //! | [`settings`]: timeouts, attempts, hedging; the hedge delay | supervisor | every call |
 //! | [`faults`]: the faults being injected | supervisor | every attempt |
@@ -21,6 +22,7 @@ use actix::WeakRecipient;
 
 pub(crate) mod admission;
 pub(crate) mod bulkhead;
+pub(crate) mod criticality;
 pub(crate) mod faults;
 pub(crate) mod handoff;
 pub(crate) mod member;
@@ -31,12 +33,14 @@ pub(crate) mod throttle;
 
 use self::admission::AdmissionWord;
 use self::bulkhead::Bulkhead;
+use self::criticality::Reserves;
 use self::faults::FaultsCell;
 use self::handoff::{Drain, Handoff};
 use self::rate_limit::RateLimitCell;
 use self::report::Report;
 use self::settings::{CallSettings, HedgeDelay, SettingsCell};
 use self::throttle::ThrottleGate;
+use crate::criticality::Criticality;
 use crate::flights::Flights;
 use crate::observe::ServiceMetrics;
 use crate::outcome::RejectReason;
@@ -47,6 +51,7 @@ use crate::sync::{AtomicU64, Ordering};
 pub(crate) struct Published {
     pub(crate) admission: AdmissionWord,
     pub(crate) bulkhead: Bulkhead,
+    pub(crate) reserves: Reserves,
     pub(crate) throttle: ThrottleGate,
     pub(crate) rate_limit: RateLimitCell,
     /// The settings a call reads; replaced as a whole on a reload.
@@ -69,6 +74,7 @@ impl Published {
         Published {
             admission: AdmissionWord::default(),
             bulkhead: Bulkhead::new(max_in_flight),
+            reserves: Reserves::default(),
             throttle: ThrottleGate::default(),
             rate_limit: RateLimitCell::default(),
             settings: SettingsCell::new(settings),
@@ -95,10 +101,10 @@ impl Published {
         }
     }
 
-    /// Counts a call refused for `reason` and answered with the refusal (no fallback), through
-    /// the hand-off's tallies: no allocation, no queue entry.
-    pub(crate) fn refuse(&self, reason: RejectReason) {
-        if self.reports.tally(tally_of(reason)) {
+    /// Counts a call of `criticality` refused for `reason` and answered with the refusal (no
+    /// fallback), through the hand-off's tallies: no allocation, no queue entry.
+    pub(crate) fn refuse(&self, reason: RejectReason, criticality: Criticality) {
+        if self.reports.tally(tally_of(reason, criticality)) {
             self.wake_supervisor();
         }
     }
@@ -126,22 +132,32 @@ impl Published {
     }
 }
 
-/// The refusals a caller counts in a tally, in tally order.
-pub(crate) const TALLIED: [RejectReason; handoff::TALLIES] = [
-    RejectReason::Open,
-    RejectReason::Throttled,
-    RejectReason::RateLimited,
-    RejectReason::Overloaded,
-];
+/// The refusals a caller counts in a tally, and of which criticality, in tally order.
+pub(crate) const TALLIED: [(RejectReason, Criticality); handoff::TALLIES] = {
+    const REASONS: [RejectReason; 4] = [
+        RejectReason::Open,
+        RejectReason::Throttled,
+        RejectReason::RateLimited,
+        RejectReason::Overloaded,
+    ];
+    let mut tallied = [(RejectReason::Open, Criticality::Default); handoff::TALLIES];
+    let mut tally = 0;
+    while tally < handoff::TALLIES {
+        tallied[tally] = (REASONS[tally / 3], Criticality::ALL[tally % 3]);
+        tally += 1;
+    }
+    tallied
+};
 
 /// The tally of a caller's refusal (a retry refused by the budget is the supervisor's own).
-fn tally_of(reason: RejectReason) -> usize {
-    match reason {
+fn tally_of(reason: RejectReason, criticality: Criticality) -> usize {
+    let reason = match reason {
         RejectReason::Open | RejectReason::Budget => 0,
         RejectReason::Throttled => 1,
         RejectReason::RateLimited => 2,
         RejectReason::Overloaded => 3,
-    }
+    };
+    reason * 3 + criticality.index()
 }
 
 #[cfg(all(test, not(warden_loom)))]
@@ -152,8 +168,8 @@ mod tests {
     /// supervisor walks, the other a match the caller's refusal takes): they must agree.
     #[test]
     fn every_tallied_reason_is_counted_in_its_own_tally() {
-        for (tally, reason) in TALLIED.into_iter().enumerate() {
-            assert_eq!(tally_of(reason), tally, "{reason:?}");
+        for (tally, (reason, criticality)) in TALLIED.into_iter().enumerate() {
+            assert_eq!(tally_of(reason, criticality), tally, "{reason:?} {criticality:?}");
         }
     }
 }

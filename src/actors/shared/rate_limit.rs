@@ -90,6 +90,14 @@ impl RateLimitCell {
     /// after [`Token::wait`], or wait for a lease), or refused. A call that is not sent after
     /// all hands its token back with [`release`](Self::release).
     pub(crate) fn acquire(&self) -> Result<Option<Token>, RateLimited> {
+        self.acquire_keeping(0)
+    }
+
+    /// [`acquire`](Self::acquire) for a call that must leave the share `reserved` (in units
+    /// of 2^-16) of a local bucket's burst to more critical calls, in whole tokens: it goes
+    /// only above them, and never waits ([`RateLimiter::reserve_keeping`]). A fleet quota
+    /// keeps no reserve.
+    pub(crate) fn acquire_keeping(&self, reserved: u32) -> Result<Option<Token>, RateLimited> {
         if !self.on.load(Ordering::Acquire) {
             return Ok(None);
         }
@@ -97,9 +105,11 @@ impl RateLimitCell {
         let taken = match self.lock().as_mut() {
             None => return Ok(None),
             Some(Limiter::Local(limiter)) => {
+                let burst = limiter.config().burst.max(1);
+                let keep = burst - crate::criticality::Shares::usable(reserved, burst);
                 return limiter
-                    .reserve(now.into_std())
-                    .map(|r| Some(Token::Local(r)))
+                    .reserve_keeping(now.into_std(), keep)
+                    .map(|r| Some(Token::Local(r)));
             }
             Some(Limiter::Fleet { quota, .. }) => quota.try_acquire(now),
         };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Published;
 use crate::breaker::Permit;
+use crate::criticality::Criticality;
 use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind, RejectReason};
 
 /// One attempt to record: its permit, how it ended and how long it took.
@@ -21,6 +22,8 @@ pub(crate) struct AttemptRecord {
     pub(crate) first: bool,
     /// Calls in flight when the call was admitted, itself included.
     pub(crate) in_flight: u32,
+    /// The call's criticality.
+    pub(crate) criticality: Criticality,
 }
 
 /// What a caller hands over without waiting: an attempt that needs no decision (a success, an
@@ -34,6 +37,8 @@ pub(crate) struct Report {
     /// The call, or its retry, was refused before an attempt started (open breaker, throttle,
     /// rate limit, full bulkhead).
     pub(crate) refused: Option<RejectReason>,
+    /// The call's criticality (what a refusal is counted under).
+    pub(crate) criticality: Criticality,
     /// A fault was injected into one of the call's attempts.
     pub(crate) fault: Option<FaultKind>,
     /// A hedge (not the attempt it hedged) answered the call.
@@ -41,10 +46,16 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// A call refused for `reason`, answered `answer` (the refusal itself, or its fallback).
-    pub(crate) fn refused(reason: RejectReason, answer: CallOutcome) -> Self {
+    /// A call of `criticality` refused for `reason`, answered `answer` (the refusal itself,
+    /// or its fallback).
+    pub(crate) fn refused(
+        reason: RejectReason,
+        criticality: Criticality,
+        answer: CallOutcome,
+    ) -> Self {
         Report {
             refused: Some(reason),
+            criticality,
             answer: Some((answer, Duration::ZERO)),
             ..Report::default()
         }
@@ -67,6 +78,7 @@ impl Report {
                 duration: Duration::ZERO,
                 first,
                 in_flight,
+                criticality: Criticality::Default,
             }),
             ..Report::default()
         }

@@ -117,13 +117,25 @@ impl ServiceSupervisor {
                 );
             }
             RetryDecision::Stop(Stop::Budget) => {
-                self.emit(now, Signal::Rejected(RejectReason::Budget));
+                self.emit(
+                    now,
+                    Signal::Rejected {
+                        reason: RejectReason::Budget,
+                        shed: None,
+                    },
+                );
                 let attempts = question.attempts_made;
                 self.emit(now, Signal::BudgetExhausted { attempts });
             }
             RetryDecision::Stop(Stop::Open(_)) => {
                 tracing::debug!(service = %self.name, "retry not sent into the open breaker");
-                self.emit(now, Signal::Rejected(RejectReason::Open));
+                self.emit(
+                    now,
+                    Signal::Rejected {
+                        reason: RejectReason::Open,
+                        shed: None,
+                    },
+                );
             }
             RetryDecision::Stop(Stop::Deferred(hint)) => {
                 tracing::debug!(service = %self.name, retry_after = ?hint, "retry deferred: hint above max_delay");
@@ -147,6 +159,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
             duration: msg.duration,
             first: msg.first,
             in_flight: msg.in_flight,
+            criticality: msg.criticality,
         };
         self.record_attempt(ctx, record, now);
         self.update_throttle(now);

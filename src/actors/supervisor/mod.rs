@@ -65,6 +65,8 @@ pub struct ServiceSupervisor {
     throttle: Option<Box<Throttle>>,
     /// The reject probability last published to the handles.
     throttle_published: f64,
+    /// The refusal probability of each criticality last published for the handles.
+    throttle_shares: [f64; 3],
     /// The adaptive concurrency limit, when configured.
     limiter: Option<Box<ConcurrencyLimit>>,
     /// Hedging, when configured: its delay is published after each health evaluation.
@@ -160,6 +162,7 @@ impl ServiceSupervisor {
                 Box::new(Throttle::new(throttle, seed.rotate_left(29) ^ 0x7f4a_7c15))
             }),
             throttle_published: 0.0,
+            throttle_shares: [0.0; 3],
             limiter: config
                 .concurrency_limit
                 .as_ref()
@@ -213,12 +216,19 @@ impl ServiceSupervisor {
             .reports
             .drain(|report| self.apply(ctx, report, now));
         let tallies = self.published.reports.take_tallies();
-        for (reason, calls) in TALLIED.into_iter().zip(tallies) {
+        for ((reason, criticality), calls) in TALLIED.into_iter().zip(tallies) {
             if calls == 0 {
                 continue;
             }
-            self.record_refusals(now, reason, calls);
-            self.emit(now, Signal::Refused { reason, calls });
+            self.record_refusals(now, reason, criticality, calls);
+            self.emit(
+                now,
+                Signal::Refused {
+                    reason,
+                    criticality,
+                    calls,
+                },
+            );
         }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();
         if drained > 0 {

@@ -124,7 +124,8 @@ impl ServiceSupervisor {
                 (_, None) => {
                     self.throttle = None;
                     let from = std::mem::replace(&mut self.throttle_published, 0.0);
-                    self.published.throttle.publish(0.0);
+                    self.throttle_shares = [0.0; 3];
+                    self.published.throttle.publish([0.0; 3]);
                     let (requests, accepts) = (0, 0);
                     let to = 0.0;
                     self.emit(
@@ -171,6 +172,9 @@ impl ServiceSupervisor {
         if config.rate_limit != self.published.rate_limit.config() {
             change.changed.push("rate_limit");
             self.published.rate_limit.set(config.rate_limit.clone());
+        }
+        if self.published.reserves.publish(config.criticality.as_ref()) {
+            change.changed.push("criticality");
         }
         if config.faults != self.configured.faults {
             change.changed.push("faults");

@@ -13,14 +13,18 @@ use super::signals::Signal;
 use super::ServiceSupervisor;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::breaker::Outcome;
+use crate::criticality::Criticality;
 use crate::outcome::{AttemptOutcome, RejectReason};
 
 impl ServiceSupervisor {
     /// Applies one caller's report.
     pub(super) fn apply(&mut self, ctx: &mut Context<Self>, report: Report, now: Instant) {
         if let Some(reason) = report.refused {
-            self.record_refusals(now, reason, 1);
-            self.emit(now, Signal::Rejected(reason));
+            self.record_refusals(now, reason, report.criticality, 1);
+            // A call refused before its first attempt (answered by its fallback) was shed; a
+            // retry refused by the breaker was not (its call had an attempt).
+            let shed = report.attempt.is_none().then_some(report.criticality);
+            self.emit(now, Signal::Rejected { reason, shed });
         }
         if let Some(kind) = report.fault {
             self.emit(now, Signal::FaultInjected(kind));
@@ -44,12 +48,18 @@ impl ServiceSupervisor {
         }
     }
 
-    /// Records `calls` calls refused for `reason` where a record is owed: a call the throttle
-    /// refused is a request the dependency did not accept.
-    pub(super) fn record_refusals(&mut self, now: Instant, reason: RejectReason, calls: u64) {
+    /// Records `calls` calls of `criticality` refused for `reason` where a record is owed: a
+    /// call the throttle refused is a request the dependency did not accept.
+    pub(super) fn record_refusals(
+        &mut self,
+        now: Instant,
+        reason: RejectReason,
+        criticality: Criticality,
+        calls: u64,
+    ) {
         if reason == RejectReason::Throttled {
             if let Some(throttle) = &mut self.throttle {
-                throttle.count_refused(now.into_std(), calls);
+                throttle.count_refused_as(now.into_std(), criticality, calls);
             }
         }
     }
@@ -68,6 +78,7 @@ impl ServiceSupervisor {
             duration,
             first,
             in_flight,
+            criticality,
         } = record;
         self.sample_limit(now, outcome, duration, in_flight);
         self.emit(now, Signal::Attempt);
@@ -84,7 +95,7 @@ impl ServiceSupervisor {
                 AttemptOutcome::Cancelled | AttemptOutcome::Superseded => None,
             };
             if let Some(accepted) = accepted {
-                throttle.count(now.into_std(), accepted);
+                throttle.count_as(now.into_std(), criticality, accepted);
             }
         }
         let (breaker_outcome, healthy) = match outcome {
@@ -241,12 +252,16 @@ impl ServiceSupervisor {
             return;
         };
         let snapshot = throttle.snapshot(now.into_std());
+        if snapshot.reject_probabilities != self.throttle_shares {
+            // The mix of criticalities moves the shares even while the probability stays.
+            self.throttle_shares = snapshot.reject_probabilities;
+            self.published.throttle.publish(snapshot.reject_probabilities);
+        }
         let probability = snapshot.reject_probability;
         if probability == self.throttle_published {
             return;
         }
         let from = std::mem::replace(&mut self.throttle_published, probability);
-        self.published.throttle.publish(probability);
         self.emit(
             now,
             Signal::Throttle {

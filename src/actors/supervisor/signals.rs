@@ -6,8 +6,8 @@
 //! | signal | counts | metric | tracing | event |
 //! |---|---|---|---|---|
 //! | `Answered` | by outcome (a refusal by reason) | `calls_total`, `call_duration_seconds` | | |
-//! | `Rejected` | `rejected_budget` (the others count as answers) | `calls_rejected_total` | | |
-//! | `Refused` | by reason | `calls_rejected_total`, `calls_total`, `call_duration_seconds` | | |
+//! | `Rejected` | `rejected_budget` (the others count as answers), `shed` | `calls_rejected_total`, `calls_shed_total` | | |
+//! | `Refused` | by reason, `shed` | `calls_rejected_total`, `calls_shed_total`, `calls_total`, `call_duration_seconds` | | |
 //! | `Attempt` | `attempts` | | | |
 //! | `TimedOut` | | `timeouts_total` | debug | `TimedOut` |
 //! | `Retry` | `retries` | `retry_attempts_total` | debug | `RetryScheduled` |
@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::ServiceSupervisor;
 use crate::breaker::Transition;
+use crate::criticality::Criticality;
 use crate::fleet::FleetPart;
 use crate::health::{HealthStats, HealthStatus};
 use crate::messages::{CallCounts, EventKind, Reconfiguration, SupervisorEvent};
@@ -44,10 +45,17 @@ pub(super) enum Signal {
         duration: Duration,
     },
     /// A call or a retry was refused (and the call answered otherwise: a fallback, its last
-    /// failure).
-    Rejected(RejectReason),
-    /// `calls` calls were refused for `reason` and answered with the refusal.
-    Refused { reason: RejectReason, calls: u64 },
+    /// failure); `shed` names the criticality of a call refused before its first attempt.
+    Rejected {
+        reason: RejectReason,
+        shed: Option<Criticality>,
+    },
+    /// `calls` calls of `criticality` were refused for `reason` and answered with the refusal.
+    Refused {
+        reason: RejectReason,
+        criticality: Criticality,
+        calls: u64,
+    },
     /// An attempt ran the operation (recorded).
     Attempt,
     /// An attempt timed out.
@@ -127,16 +135,25 @@ impl ServiceSupervisor {
                 metrics.call(outcome, duration.as_secs_f64());
                 None
             }
-            Signal::Rejected(reason) => {
+            Signal::Rejected { reason, shed } => {
                 if reason == RejectReason::Budget {
                     self.counts.rejected_budget += 1;
                 }
                 metrics.rejected(reason);
+                if let Some(criticality) = shed {
+                    self.counts.shed[criticality.index()] += 1;
+                    metrics.shed(criticality);
+                }
                 None
             }
-            Signal::Refused { reason, calls } => {
+            Signal::Refused {
+                reason,
+                criticality,
+                calls,
+            } => {
                 *rejected(&mut self.counts, reason) += calls;
-                metrics.refused(reason, calls);
+                self.counts.shed[criticality.index()] += calls;
+                metrics.refused(reason, criticality, calls);
                 None
             }
             Signal::Attempt => {
