@@ -254,9 +254,7 @@ impl SupervisorBuilder {
             None => None,
         };
         let published = Published::new(metrics, self.config.initial_limit(), settings);
-        published
-            .reserves
-            .publish(self.config.criticality.as_ref());
+        published.reserves.publish(self.config.criticality.as_ref());
         match (&self.config.rate_limit, &self.config.fleet) {
             (Some(limit), Some(fleet)) if fleet.quota => {
                 // Seeded like the supervisor's other generators when a seed is given, mixed

@@ -113,7 +113,9 @@ impl Criticality {
     /// The criticality of the code running now: inside [`Criticality::scope`] (or an attempt
     /// of a call with a criticality of its own), that one; [`Criticality::Default`] outside.
     pub fn current() -> Criticality {
-        CURRENT.try_with(|criticality| *criticality).unwrap_or_default()
+        CURRENT
+            .try_with(|criticality| *criticality)
+            .unwrap_or_default()
     }
 
     /// Runs `future` with this criticality as [`Criticality::current`], for it and for every

@@ -69,7 +69,8 @@ impl Shares {
         let Some(config) = config else {
             return Shares::default();
         };
-        let units = |c: Criticality| (config.reserved_above(c).clamp(0.0, 1.0) * UNIT).ceil() as u32;
+        let units =
+            |c: Criticality| (config.reserved_above(c).clamp(0.0, 1.0) * UNIT).ceil() as u32;
         Shares {
             reserved: Criticality::ALL.map(units),
         }

@@ -892,7 +892,10 @@ mod tests {
         // A call keeping nothing takes the reserve, then queues.
         assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(None));
         assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(None));
-        assert_eq!(l.reserve_keeping(t0, 0).map(|r| r.wait()), Ok(Some(ms(100))));
+        assert_eq!(
+            l.reserve_keeping(t0, 0).map(|r| r.wait()),
+            Ok(Some(ms(100)))
+        );
         assert!(l.reserve_keeping(t0, 1).is_err());
     }
 }

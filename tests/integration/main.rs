@@ -25,6 +25,7 @@ mod brownout_http;
 mod bulkhead;
 mod concurrency_limit;
 mod config_validation;
+mod criticality;
 mod dashboard;
 #[cfg(feature = "tower")]
 mod deadline;

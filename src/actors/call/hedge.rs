@@ -31,11 +31,11 @@ use super::answer::{classify, Failure};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use crate::actors::handle::ServiceHandle;
-use crate::criticality::Criticality;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::actors::shared::Published;
 use crate::actors::supervisor::Hedge;
 use crate::breaker::Permit;
+use crate::criticality::Criticality;
 use crate::messages::Call;
 use crate::outcome::AttemptOutcome;
 

@@ -169,7 +169,11 @@ mod tests {
     #[test]
     fn every_tallied_reason_is_counted_in_its_own_tally() {
         for (tally, (reason, criticality)) in TALLIED.into_iter().enumerate() {
-            assert_eq!(tally_of(reason, criticality), tally, "{reason:?} {criticality:?}");
+            assert_eq!(
+                tally_of(reason, criticality),
+                tally,
+                "{reason:?} {criticality:?}"
+            );
         }
     }
 }

@@ -255,7 +255,9 @@ impl ServiceSupervisor {
         if snapshot.reject_probabilities != self.throttle_shares {
             // The mix of criticalities moves the shares even while the probability stays.
             self.throttle_shares = snapshot.reject_probabilities;
-            self.published.throttle.publish(snapshot.reject_probabilities);
+            self.published
+                .throttle
+                .publish(snapshot.reject_probabilities);
         }
         let probability = snapshot.reject_probability;
         if probability == self.throttle_published {
