@@ -1104,6 +1104,8 @@ mod failsafe_backon_stack {
 #[path = "../../benches/shared/recloser_service.rs"]
 mod recloser_service;
 
+#[path = "failure_scenarios/criticality.rs"]
+mod criticality;
 #[path = "failure_scenarios/fleet.rs"]
 mod fleet;
 
@@ -1892,6 +1894,17 @@ fn main() {
         .collect();
     if !fleet_rows.is_empty() {
         fleet::print(&fleet_rows);
+    }
+    if fleet_wanted("criticality_overload") {
+        let rows: Vec<criticality::Figures> = criticality::MODES
+            .into_iter()
+            .map(|mode| criticality::run(mode, args.quick, args.seed))
+            .collect();
+        criticality::print(&rows);
+        if let Err(broken) = criticality::check(&rows) {
+            eprintln!("criticality_overload: {broken}");
+            std::process::exit(1);
+        }
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).expect("figures serialize");
