@@ -52,10 +52,10 @@
 //! | step | where | what happens |
 //! |---|---|---|
 //! | 1. breaker | caller (published state) | open: refused at once (`Open`); half-open: the supervisor admits the probes |
-//! | 2. throttle | caller | closed-state calls shed with the published probability (`Throttled`) |
-//! | 3. rate limit | caller | a token now, or one reserved and waited for up to `max_wait` (`RateLimited`) |
+//! | 2. throttle | caller | closed-state calls shed with the published probability, sheddable calls first (`Throttled`) |
+//! | 3. rate limit | caller | a token now, or one reserved and waited for up to `max_wait`, less the reserves of more critical calls (`RateLimited`) |
 //! | 4. back-pressure | caller | waits for the supervisor to drain when its hand-off is backed up |
-//! | 5. bulkhead | caller | a slot of `max_in_flight` or the adaptive limit (`Overloaded`) |
+//! | 5. bulkhead | caller | a slot of `max_in_flight` or the adaptive limit, less the reserves of more critical calls (`Overloaded`) |
 //! | 6. coalescing | caller | a call whose key is in flight waits for that call's answer |
 //! | 7. timeout | caller | each attempt under its timeout and what is left of the deadline (the supervisor's, or a sooner inherited [`Deadline`]) |
 //! | 8. hedge | caller, supervisor admits | an idempotent call slower than the hedge delay races another attempt |
@@ -80,6 +80,7 @@
 //! | fails transiently | [retry with a budget](crate::retry) | retries, but never more than a share of calls |
 //! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
 //! | has one quota for many replicas | [fleet] | the rate limit and retry budget shared through Redis |
+//! | is overloaded, and some calls matter more | [`Criticality`] (and [`criticality::CriticalityConfig`]) | sheddable calls refused first, a share of each capacity kept for critical ones |
 //! | is one hop of a chain with one budget | [`Deadline`] (and [`tower::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
@@ -152,6 +153,7 @@ pub mod prelude {
     pub use crate::breaker::{BreakerConfig, BreakerState, OpenDuration, SlidingWindow};
     pub use crate::chaos::FaultConfig;
     pub use crate::config::{ServicesFile, SupervisorConfig};
+    pub use crate::criticality::Criticality;
     pub use crate::deadline::Deadline;
     pub use crate::error::{CallError, ConfigError};
     pub use crate::fleet::FleetConfig;

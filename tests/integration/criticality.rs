@@ -190,9 +190,7 @@ async fn the_throttle_sheds_sheddable_calls_first_and_critical_ones_last() {
         let criticality = mix(i);
         offered[criticality as usize] += 1;
         let inner = op.clone();
-        let answer = svc
-            .send(Call::new(move || inner()).criticality(criticality))
-            .await;
+        let answer = svc.send(Call::new(inner).criticality(criticality)).await;
         if matches!(answer, Err(CallError::Throttled { .. })) {
             refused[criticality as usize] += 1;
         }
