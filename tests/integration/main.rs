@@ -26,6 +26,7 @@ mod bulkhead;
 mod concurrency_limit;
 mod config_validation;
 mod criticality;
+mod criticality_http;
 mod dashboard;
 #[cfg(feature = "tower")]
 mod deadline;
