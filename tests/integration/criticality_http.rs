@@ -72,11 +72,9 @@ async fn offer(svc: ServiceHandle, url: String) -> [f64; 3] {
                     let get = client.get(&url);
                     async move { get.send().await?.error_for_status() }
                 };
-                match svc.send(Call::new(request).criticality(criticality)).await {
-                    Ok(_) => {
-                        ok[class].fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {}
+                let sent = svc.send(Call::new(request).criticality(criticality));
+                if sent.await.is_ok() {
+                    ok[class].fetch_add(1, Ordering::Relaxed);
                 }
             }));
         }
