@@ -126,6 +126,8 @@ pub mod observe;
 mod off;
 pub mod outcome;
 pub mod ratelimit;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod retry;
 mod ring;
 #[cfg(feature = "status-page")]
