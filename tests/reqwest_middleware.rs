@@ -77,7 +77,11 @@ impl Server {
     /// The requests received for `path`.
     fn seen(&self, path: &str) -> Vec<Seen> {
         let log = self.log.lock().unwrap();
-        log.seen.iter().filter(|s| s.path == path).cloned().collect()
+        log.seen
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -221,7 +225,11 @@ async fn a_retry_after_above_max_delay_is_answered_at_once_with_the_429() {
     let response = client.get(server.url("/busy/30")).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "30");
-    assert_eq!(server.hits("/busy/30"), 1, "not retried: 30 s is above max_delay");
+    assert_eq!(
+        server.hits("/busy/30"),
+        1,
+        "not retried: 30 s is above max_delay"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -284,7 +292,11 @@ async fn a_request_whose_body_cannot_be_cloned_is_sent_once() {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
-    assert_eq!(server.hits("/status/503"), 1, "a PUT, but its body is a stream");
+    assert_eq!(
+        server.hits("/status/503"),
+        1,
+        "a PUT, but its body is a stream"
+    );
 
     // The same PUT with a buffered body is retried.
     let response = client
@@ -306,7 +318,11 @@ async fn a_404_is_not_a_breaker_failure_and_not_retried() {
         let response = client.get(server.url("/status/404")).send().await.unwrap();
         assert_eq!(response.status(), 404);
     }
-    assert_eq!(server.hits("/status/404"), 5, "one request each: not retried");
+    assert_eq!(
+        server.hits("/status/404"),
+        5,
+        "one request each: not retried"
+    );
     let handle = drained(&hosts, &server.key()).await;
     assert!(!handle.is_open(), "five 404s do not open a breaker of 2");
     let response = client.get(server.url("/ok")).send().await.unwrap();
@@ -382,7 +398,10 @@ async fn the_deadline_travels_to_the_server_in_a_header() {
         .start()
         .unwrap();
     let millis = ClientBuilder::new(reqwest_client())
-        .with(WardenMiddleware::service(handle.clone()).deadline_header(DeadlineHeader::millis("x-deadline-ms")))
+        .with(
+            WardenMiddleware::service(handle.clone())
+                .deadline_header(DeadlineHeader::millis("x-deadline-ms")),
+        )
         .build();
     Deadline::after(ms(250))
         .scope(millis.get(server.url("/ok")).send())
@@ -448,17 +467,25 @@ async fn a_refused_connection_is_a_failure_that_opens_the_breaker() {
     let last = warden.last().expect("the last attempt's error");
     assert!(last.is_connect(), "{last:?}");
     assert!(
-        error.to_string().starts_with("retries exhausted after 3 attempt(s): "),
+        error
+            .to_string()
+            .starts_with("retries exhausted after 3 attempt(s): "),
         "{error}"
     );
     // The reqwest error is the warden error's source.
     let source = std::error::Error::source(warden).expect("a source");
-    assert!(source.to_string().contains("error sending request"), "{source}");
+    assert!(
+        source.to_string().contains("error sending request"),
+        "{source}"
+    );
 
     let handle = drained(&hosts, &host_key(&url)).await;
     let counts = handle.counts().await.unwrap();
     assert_eq!((counts.failure, counts.attempts), (1, 3));
-    assert!(handle.is_open(), "three refused connections trip a breaker of 3");
+    assert!(
+        handle.is_open(),
+        "three refused connections trip a breaker of 3"
+    );
     let error = client.get(url).send().await.unwrap_err();
     assert!(matches!(
         WardenError::of(&error).map(WardenError::call_error),

@@ -130,7 +130,11 @@ mod tests {
     #[test]
     fn statuses_are_classified_by_what_they_say_about_the_host() {
         for status in [200, 201, 204, 301, 304] {
-            assert_eq!(default_classify(&Ok(response(status, None))), None, "{status}");
+            assert_eq!(
+                default_classify(&Ok(response(status, None))),
+                None,
+                "{status}"
+            );
         }
         for status in [500, 502, 503, 504, 429, 408] {
             assert_eq!(

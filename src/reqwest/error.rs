@@ -97,6 +97,8 @@ impl Verdict {
 /// that ended the call (no attempt left, not retryable, a hint too long, a breaker that opened
 /// before the retry) is still the host's answer and is returned as the response; every other
 /// end is a [`WardenError`].
+// The closure's `Err` is the response, moved straight out: boxing it would allocate for no gain.
+#[allow(clippy::result_large_err)]
 pub(super) fn into_answer(
     answer: Result<Response, CallError<Verdict>>,
 ) -> reqwest_middleware::Result<Response> {

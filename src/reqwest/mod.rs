@@ -361,7 +361,10 @@ where
             Target::Key(hosts, key) => hosts.send(&key, call).await,
             Target::One(handle) => handle.send(call).await,
         };
-        if let Some(answered) = answered.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(answered) = answered
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
             *extensions = answered;
         }
         into_answer(answer)

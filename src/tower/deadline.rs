@@ -1,6 +1,6 @@
 //! The deadline a request brings with it: read from a header by
 //! [`WardenLayer::deadline_header`](super::WardenLayer::deadline_header), run as the
-//! [`Deadline`] of the request's call, and written on by an HTTP client
+//! [`Deadline`](crate::Deadline) of the request's call, and written on by an HTTP client
 //! ([`DeadlineHeader::current`]). See [`crate::deadline`]; [`DeadlineHeader`] itself lives
 //! there, shared with the `reqwest` feature's middleware.
 
@@ -10,7 +10,7 @@ pub use crate::deadline::DeadlineHeader;
 
 /// Where a request says how long it may take: the time left, read from the request when the
 /// layer receives it. The request's call runs with the deadline that far from then
-/// ([`Deadline::after`]), and everything it calls inherits it.
+/// ([`Deadline::after`](crate::Deadline::after)), and everything it calls inherits it.
 ///
 /// Implemented by [`NoDeadlineHeader`] (the default: requests bring no deadline) and by
 /// [`DeadlineHeader`] for every `http::Request<B>`; implement it for a request type of your
