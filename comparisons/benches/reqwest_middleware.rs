@@ -161,9 +161,8 @@ fn loopback(stack: Stack, url: &str) -> Runner {
                 runtime.block_on(async {
                     let start = Instant::now();
                     for _ in 0..n {
-                        let response: Result<_, CallError<reqwest::Error>> = handle
-                            .call(|| client.get(url.clone()).send())
-                            .await;
+                        let response: Result<_, CallError<reqwest::Error>> =
+                            handle.call(|| client.get(url.clone()).send()).await;
                         black_box(response.expect("answered").bytes().await.expect("body"));
                     }
                     start.elapsed()
@@ -243,7 +242,9 @@ criterion_group! {
 /// `REQWEST_PROFILE=<in_process id>:<n>`: `n` requests of that stack and nothing else, for
 /// `valgrind --tool=callgrind` (instruction counts do not depend on the machine's load).
 fn profile(spec: &str) {
-    let (id, n) = spec.split_once(':').expect("REQWEST_PROFILE=<id>:<requests>");
+    let (id, n) = spec
+        .split_once(':')
+        .expect("REQWEST_PROFILE=<id>:<requests>");
     let n: u64 = n.parse().expect("a number of requests");
     let &(_, stack) = IN_PROCESS
         .iter()

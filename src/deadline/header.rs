@@ -1,10 +1,8 @@
 //! [`DeadlineHeader`]: the time a request has left, as an HTTP header. One implementation for
 //! both ends: the `tower` feature's layer reads it from incoming requests
-//! ([`WardenLayer::deadline_header`]), and the `reqwest` feature's middleware writes it into
-//! outgoing ones ([`WardenMiddleware`]); both write it with [`DeadlineHeader::value`].
-//!
-//! [`WardenLayer::deadline_header`]: crate::tower::WardenLayer::deadline_header
-//! [`WardenMiddleware`]: crate::reqwest::WardenMiddleware
+//! (`warden::tower::WardenLayer::deadline_header`), and the `reqwest` feature's middleware
+//! writes it into outgoing ones (`warden::reqwest::WardenMiddleware`), with
+//! [`DeadlineHeader::value`]. (Plain names, not links: either feature may be off.)
 
 use std::time::Duration;
 
@@ -28,7 +26,7 @@ use super::{format_grpc_timeout, format_millis, parse_grpc_timeout, parse_millis
 /// ```
 ///
 /// `warden::tower::DeadlineHeader` is the same type (re-exported), and with the `tower`
-/// feature it is a [`DeadlineSource`](crate::tower::DeadlineSource) of every `http::Request`.
+/// feature it is a `warden::tower::DeadlineSource` of every `http::Request`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlineHeader {
     name: HeaderName,
@@ -94,7 +92,7 @@ impl DeadlineHeader {
     /// The header to send with an outgoing request made now: the name and the time left of
     /// [`Deadline::current`] (the attempt's deadline, inside a warden call); `None` outside
     /// any deadline. With a bare `reqwest` client (the `reqwest` feature's
-    /// [`WardenMiddleware`](crate::reqwest::WardenMiddleware) does it for every request):
+    /// `warden::reqwest::WardenMiddleware` does it for every request):
     ///
     /// ```no_run
     /// # async fn f(client: reqwest::Client) -> reqwest::Result<()> {

@@ -32,7 +32,7 @@
 //!   [`WardenMiddleware::retry_non_idempotent`] retries every method.
 //! - **The deadline travels**: each attempt runs inside its cut-off ([`Deadline::current`]:
 //!   the supervisor's per-attempt timeout, or sooner the call's deadline, inherited from the
-//!   caller's [`Deadline::scope`] or a [`WardenLayer`](crate::tower::WardenLayer) that read
+//!   caller's [`Deadline::scope`] or a `warden::tower::WardenLayer` that read
 //!   one); the time left is written into the attempt's request as `grpc-timeout` (or the
 //!   [`DeadlineHeader`] of [`WardenMiddleware::deadline_header`]), replacing any value there,
 //!   so the server can stop when the caller will. A request whose deadline has passed is not
