@@ -230,8 +230,10 @@ impl<C> WardenMiddleware<C> {
 
     /// The same middleware retrying requests of every method (POST and PATCH too), when their
     /// body can be cloned. Only for an API whose every request is safe to repeat; for one
-    /// request, mark it [`Idempotent`] instead. Hedging stays limited to the idempotent
-    /// methods and the marked requests.
+    /// request, mark it [`Idempotent`] instead. Only the idempotent methods and the marked
+    /// requests are marked for hedging ([`Call::idempotent`]); a supervisor configured to
+    /// hedge all calls ([`HedgeConfig::all_calls`](crate::hedge::HedgeConfig::all_calls)) hedges
+    /// these too.
     pub fn retry_non_idempotent(mut self) -> Self {
         self.retry_non_idempotent = true;
         self
