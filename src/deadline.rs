@@ -69,7 +69,7 @@
 //! and tonic/gRPC peers understand each other.
 //!
 //! [`WardenLayer::deadline_header`]: crate::tower::WardenLayer::deadline_header
-//! [`DeadlineHeader::current`]: crate::tower::DeadlineHeader::current
+//! [`DeadlineHeader::current`]: DeadlineHeader::current
 //! [`ServiceHandle`]: crate::ServiceHandle
 
 use std::future::Future;
@@ -79,6 +79,13 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
+
+// The header both HTTP integrations share: read by the tower layer, written by the reqwest
+// middleware (and by hand, with `DeadlineHeader::current`).
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod header;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use header::DeadlineHeader;
 
 tokio::task_local! {
     /// The deadline of the code running in this task, set by [`Deadline::scope`] and by each

@@ -81,7 +81,8 @@
 //! | has a slow tail (p99 ≫ p50) | [hedge] | a second attempt after the percentile delay |
 //! | has one quota for many replicas | [fleet] | the rate limit and retry budget shared through Redis |
 //! | is overloaded, and some calls matter more | [`Criticality`] (and [`criticality::CriticalityConfig`]) | sheddable calls refused first, a share of each capacity kept for critical ones |
-//! | is one hop of a chain with one budget | [`Deadline`] (and [`tower::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
+//! | is one of many hosts behind one HTTP client | [keyed supervisors](crate::keyed) (with `reqwest`: `reqwest::WardenMiddleware`) | a breaker per host, so one bad host opens only its own |
+//! | is one hop of a chain with one budget | [`Deadline`] (and [`deadline::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`], and [`fleet`]'s quota and budget) know nothing of actix or tokio: they take `now` as an argument and a
@@ -93,6 +94,12 @@
 //!   `tower::Service` (a hyper-util client, a tonic channel, an axum sub-service) behind a
 //!   supervisor, and reads a request's deadline from its header (`http::Request`). It brings in
 //!   only `tower-service`, `tower-layer` and `http`.
+//! - `reqwest` (off by default): `reqwest::WardenMiddleware`, a `reqwest-middleware`
+//!   middleware that runs each request of a reqwest client under its host's own supervisor
+//!   (a [`KeyedHandle`]) or one [`ServiceHandle`]: 5xx and 429 responses are failures, their
+//!   `Retry-After` is honoured, only idempotent requests are retried, and the call's deadline
+//!   is sent on in a header. Brings in `reqwest` (default features off), `reqwest-middleware`,
+//!   `http`, `async-trait` and `httpdate`.
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
 //!   configuration is refused with a [`ConfigError`].
@@ -128,6 +135,8 @@ pub mod observe;
 mod off;
 pub mod outcome;
 pub mod ratelimit;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod retry;
 mod ring;
 #[cfg(feature = "status-page")]

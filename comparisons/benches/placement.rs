@@ -41,10 +41,8 @@
 //! does) makes every count small (a few seconds in all). `PLACEMENT_JSON=path` also writes the
 //! figures as JSON.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -56,8 +54,12 @@ use tower::{Service, ServiceExt};
 use warden::actors::BackgroundRuntime;
 use warden::prelude::*;
 
+#[path = "shared/http_server.rs"]
+mod http_server;
 #[path = "shared/peer_stacks.rs"]
 mod peer_stacks;
+
+use http_server::start_http_server;
 
 use peer_stacks::{
     failsafe_backon_stack, tower_resilience_stack, DepError, ATTEMPTS, BACKOFF, TIMEOUT, TRIP_AFTER,
@@ -380,52 +382,6 @@ fn calibrate_spin(target: Duration) -> (u64, Duration) {
 /// `cpu_64`: the operation burns CPU when polled, wherever the stack polls it.
 async fn burn(iterations: u64) -> Result<u64, DepError> {
     Ok(spin(black_box(iterations)))
-}
-
-/// Starts a hyper 1 HTTP/1.1 server answering `ok` to every request, on 127.0.0.1 (a free
-/// port), on its own thread and current-thread runtime; it lives until the process ends.
-fn start_http_server() -> SocketAddr {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper_util::rt::TokioIo;
-
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("http-server".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .expect("bind 127.0.0.1");
-                sender
-                    .send(listener.local_addr().expect("bound address"))
-                    .expect("the bench waits for the address");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(|_request| async {
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from_static(b"ok"),
-                            )))
-                        });
-                        // A client that goes away ends its connection: not an error here.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        })
-        .expect("server thread");
-    receiver.recv().expect("server address")
 }
 
 /// A client with its own keep-alive connection pool (one per stack), never through a proxy.
