@@ -122,6 +122,7 @@ pub mod hedge;
 pub mod keyed;
 pub mod limit;
 pub mod messages;
+pub mod mode;
 pub mod observe;
 mod off;
 pub mod outcome;
@@ -141,6 +142,7 @@ pub use actors::{
 pub use config::{ServicesFile, SupervisorConfig};
 pub use deadline::Deadline;
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
+pub use mode::PolicyMode;
 
 /// The types most programs need, in one import.
 pub mod prelude {
@@ -158,6 +160,7 @@ pub mod prelude {
     pub use crate::keyed::KeyedConfig;
     pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
+    pub use crate::mode::PolicyMode;
     pub use crate::ratelimit::RateLimitConfig;
     pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
     pub use crate::throttle::ThrottleConfig;

@@ -21,6 +21,11 @@ pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
 /// Counter: calls or retries refused without reaching the dependency, by `service` and
 /// `reason` ([`RejectReason`](crate::outcome::RejectReason)).
 pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
+/// Counter: calls or retries a policy in observe-only mode ([`PolicyMode::Observe`](crate::PolicyMode))
+/// would have refused and let through, by `service` and `reason`
+/// ([`RejectReason`](crate::outcome::RejectReason): `open`, `throttled`, `rate_limited`,
+/// `overloaded`).
+pub const WOULD_REJECT_TOTAL: &str = "warden_would_reject_total";
 
 /// Gauge: the probability with which the `service`'s adaptive throttle refuses a new call
 /// (0 when it is off or nothing is refused).
@@ -88,7 +93,7 @@ pub const LABEL_PART: &str = "part";
 pub const OTHER_KEYS: &str = "_other";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 22] = [
+pub const METRIC_FAMILIES: [(&str, &str); 23] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -115,6 +120,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 22] = [
     (
         CALLS_REJECTED_TOTAL,
         "Calls or retries refused without reaching the dependency, by reason.",
+    ),
+    (
+        WOULD_REJECT_TOTAL,
+        "Calls or retries a policy in observe-only mode would have refused and let through, by reason.",
     ),
     (
         THROTTLE_PROBABILITY,

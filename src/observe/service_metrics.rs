@@ -8,6 +8,14 @@ use crate::breaker::BreakerState;
 use crate::health::HealthStatus;
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
+/// The reasons a policy in observe-only mode may count (a retry budget always enforces).
+const WOULD_REJECT: [RejectReason; 4] = [
+    RejectReason::Open,
+    RejectReason::Overloaded,
+    RejectReason::Throttled,
+    RejectReason::RateLimited,
+];
+
 /// Pre-registered handles for one service. Cheap to share (`Arc`) with handles on other threads.
 #[derive(Debug)]
 pub(crate) struct ServiceMetrics {
@@ -17,6 +25,8 @@ pub(crate) struct ServiceMetrics {
     retries: [Counter; 2],
     timeouts: Counter,
     rejected: [Counter; 5],
+    /// By [`WOULD_REJECT`] order.
+    would_reject: [Counter; 4],
     faults: [Counter; 3],
     hedges_started: Counter,
     hedges_won: Counter,
@@ -45,6 +55,9 @@ impl ServiceMetrics {
             timeouts: counter!(TIMEOUTS_TOTAL, LABEL_SERVICE => s()),
             rejected: RejectReason::ALL.map(|r| {
                 counter!(CALLS_REJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
+            }),
+            would_reject: WOULD_REJECT.map(|r| {
+                counter!(WOULD_REJECT_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
             }),
             faults: FaultKind::ALL.map(|k| {
                 counter!(FAULTS_INJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_KIND => k.as_str())
@@ -103,6 +116,13 @@ impl ServiceMetrics {
     /// A call or retry was refused.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected[reason as usize].increment(1);
+    }
+
+    /// `calls` calls a policy that observes would have refused for `reason` went ahead.
+    pub(crate) fn would_reject(&self, reason: RejectReason, calls: u64) {
+        if let Some(i) = WOULD_REJECT.iter().position(|r| *r == reason) {
+            self.would_reject[i].increment(calls);
+        }
     }
 
     /// A fault was injected on purpose.

@@ -32,6 +32,7 @@ use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::report::{AttemptRecord, Report};
+use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::Hedge;
 use crate::breaker::Permit;
@@ -62,7 +63,7 @@ impl Runner {
     fn record(
         &mut self,
         outcome: AttemptOutcome,
-        in_flight: u32,
+        (in_flight, shadow): (u32, Shadow),
         cap: Duration,
     ) -> Option<AttemptRecord> {
         let permit = self.permit.take()?;
@@ -72,6 +73,7 @@ impl Runner {
             duration: self.started.elapsed().min(cap),
             first: self.first,
             in_flight,
+            shadow,
         })
     }
 }
@@ -80,6 +82,8 @@ impl Runner {
 struct Race<'a, A> {
     published: &'a Arc<Published>,
     in_flight: u32,
+    /// The policies the call is a shadow for (its hedges too).
+    shadow: Shadow,
     running: Vec<(Runner, Pin<Box<A>>)>,
 }
 
@@ -87,7 +91,7 @@ impl<A> Race<'_, A> {
     /// Hands over the record of an attempt that ended (or lost) with `outcome`, its duration
     /// at most `cap`.
     fn report(&self, runner: &mut Runner, outcome: AttemptOutcome, cap: Duration) {
-        if let Some(record) = runner.record(outcome, self.in_flight, cap) {
+        if let Some(record) = runner.record(outcome, (self.in_flight, self.shadow), cap) {
             self.published.report(Report {
                 attempt: Some(record),
                 ..Report::default()
@@ -148,6 +152,7 @@ where
     let mut race = Race {
         published,
         in_flight: guard.in_flight,
+        shadow: guard.shadow,
         running: Vec::with_capacity(1 + settings.max_hedges as usize),
     };
     let first_started = first.started;

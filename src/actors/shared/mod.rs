@@ -6,6 +6,7 @@
 //! | [`admission`]: breaker state, epoch, end of the open period | supervisor | every call |
 //! | [`bulkhead`]: calls in flight, the limit in force | calls (slots), supervisor (limit) | every call |
 //! | [`throttle`]: the adaptive throttle's reject probability | supervisor | closed-state calls |
+//! | [`shadow`]: the policies that only observe | supervisor | calls a policy would refuse |
 //! | [`rate_limit`]: the token bucket | calls (tokens), supervisor (config, penalty) | every call |
 //! | [`settings`]: timeouts, attempts, hedging; the hedge delay | supervisor | every call |
 //! | [`faults`]: the faults being injected | supervisor | every attempt |
@@ -27,6 +28,7 @@ pub(crate) mod member;
 pub(crate) mod rate_limit;
 pub(crate) mod report;
 pub(crate) mod settings;
+pub(crate) mod shadow;
 pub(crate) mod throttle;
 
 use self::admission::AdmissionWord;
@@ -36,6 +38,7 @@ use self::handoff::{Drain, Handoff};
 use self::rate_limit::RateLimitCell;
 use self::report::Report;
 use self::settings::{CallSettings, HedgeDelay, SettingsCell};
+use self::shadow::Observing;
 use self::throttle::ThrottleGate;
 use crate::flights::Flights;
 use crate::observe::ServiceMetrics;
@@ -49,6 +52,8 @@ pub(crate) struct Published {
     pub(crate) bulkhead: Bulkhead,
     pub(crate) throttle: ThrottleGate,
     pub(crate) rate_limit: RateLimitCell,
+    /// The policies that only observe (read on refusal paths only).
+    pub(crate) observing: Observing,
     /// The settings a call reads; replaced as a whole on a reload.
     pub(crate) settings: SettingsCell,
     pub(crate) hedge_delay: HedgeDelay,
@@ -71,6 +76,7 @@ impl Published {
             bulkhead: Bulkhead::new(max_in_flight),
             throttle: ThrottleGate::default(),
             rate_limit: RateLimitCell::default(),
+            observing: Observing::default(),
             settings: SettingsCell::new(settings),
             hedge_delay: HedgeDelay::default(),
             faults: FaultsCell::default(),
@@ -103,6 +109,14 @@ impl Published {
         }
     }
 
+    /// Counts a call that a policy observing would have refused for `reason`, and that goes
+    /// ahead (observe-only mode), through the hand-off's tallies like a refusal.
+    pub(crate) fn would_reject(&self, reason: RejectReason) {
+        if self.reports.tally(TALLIED.len() + tally_of(reason)) {
+            self.wake_supervisor();
+        }
+    }
+
     /// Wakes the supervisor to drain the reports (one message per batch window at most).
     fn wake_supervisor(&self) {
         if let Some(drain) = self.supervisor.get().and_then(WeakRecipient::upgrade) {
@@ -126,8 +140,10 @@ impl Published {
     }
 }
 
-/// The refusals a caller counts in a tally, in tally order.
-pub(crate) const TALLIED: [RejectReason; handoff::TALLIES] = [
+/// The refusals a caller counts in a tally, in tally order: the first [`TALLIED`]`.len()`
+/// tallies count refusals, the next as many count the same reasons' would-be refusals
+/// (observe-only mode).
+pub(crate) const TALLIED: [RejectReason; handoff::TALLIES / 2] = [
     RejectReason::Open,
     RejectReason::Throttled,
     RejectReason::RateLimited,

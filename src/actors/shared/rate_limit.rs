@@ -60,6 +60,24 @@ impl Token {
             Token::Lease => None,
         }
     }
+
+    /// The token, to go with at once (a rate limit that only observes makes no call wait):
+    /// `None` for a place in the wait for a fleet lease, which observing does not wait for.
+    pub(crate) fn without_wait(self) -> Option<Token> {
+        match self {
+            Token::Local(reservation) => Some(Token::Local(reservation.without_wait())),
+            Token::Fleet(token) => Some(Token::Fleet(token.without_wait())),
+            Token::Lease => None,
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same limit but for their `mode`.
+fn same_but_mode(a: &RateLimitConfig, b: &RateLimitConfig) -> bool {
+    *a == RateLimitConfig {
+        mode: a.mode,
+        ..b.clone()
+    }
 }
 
 /// The wake-ups between a fleet quota's callers and its lease driver.
@@ -169,6 +187,16 @@ impl RateLimitCell {
     pub(crate) fn set(&self, config: Option<RateLimitConfig>) {
         let mut limiter = self.lock();
         match (limiter.as_mut(), config) {
+            // Only the mode changes: the limiter goes on as it is (the callers read the mode
+            // from the supervisor's published modes).
+            (Some(Limiter::Local(current)), Some(config))
+                if same_but_mode(current.config(), &config) =>
+            {
+                current.set_mode(config.mode);
+            }
+            (Some(Limiter::Fleet { limit, .. }), Some(config)) if same_but_mode(limit, &config) => {
+                limit.mode = config.mode;
+            }
             (Some(Limiter::Local(current)), Some(config)) => {
                 current.reconfigure(config, Instant::now().into_std());
             }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shadow::Shadow;
 use super::Published;
 use crate::breaker::Permit;
 use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind, RejectReason};
@@ -21,6 +22,9 @@ pub(crate) struct AttemptRecord {
     pub(crate) first: bool,
     /// Calls in flight when the call was admitted, itself included.
     pub(crate) in_flight: u32,
+    /// The policies the attempt is not recorded into (observe-only mode: enforcing, they
+    /// would have refused the call or its retry).
+    pub(crate) shadow: Shadow,
 }
 
 /// What a caller hands over without waiting: an attempt that needs no decision (a success, an
@@ -59,7 +63,7 @@ impl Report {
     }
 
     /// An attempt given up without an outcome: its permit goes back.
-    pub(crate) fn cancelled(permit: Permit, first: bool, in_flight: u32) -> Self {
+    pub(crate) fn cancelled(permit: Permit, first: bool, in_flight: u32, shadow: Shadow) -> Self {
         Report {
             attempt: Some(AttemptRecord {
                 permit,
@@ -67,6 +71,7 @@ impl Report {
                 duration: Duration::ZERO,
                 first,
                 in_flight,
+                shadow,
             }),
             ..Report::default()
         }
@@ -80,6 +85,8 @@ impl Report {
 pub(crate) struct HeldPermit {
     permit: Option<Permit>,
     published: Arc<Published>,
+    /// The policies the permit's attempt is a shadow for.
+    shadow: Shadow,
 }
 
 impl HeldPermit {
@@ -87,7 +94,19 @@ impl HeldPermit {
         HeldPermit {
             permit: Some(permit),
             published,
+            shadow: Shadow::NONE,
         }
+    }
+
+    /// The same permit, of an attempt that is a shadow for `shadow`.
+    pub(crate) fn shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// The policies the permit's attempt is a shadow for.
+    pub(crate) fn shadows(&self) -> Shadow {
+        self.shadow
     }
 
     /// Takes the permit: from now on the caller hands it back.
@@ -99,7 +118,8 @@ impl HeldPermit {
 impl Drop for HeldPermit {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
-            self.published.report(Report::cancelled(permit, false, 0));
+            self.published
+                .report(Report::cancelled(permit, false, 0, self.shadow));
         }
     }
 }

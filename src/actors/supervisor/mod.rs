@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::shared::member::KeyShare;
+use super::shared::shadow::Modes;
 use super::shared::{Published, TALLIED};
 use crate::breaker::Breaker;
 use crate::config::SupervisorConfig;
@@ -109,11 +110,14 @@ struct Settings {
     initial_limit: u32,
     /// The rate limiter's factor while a retry-after hint lasts (1: ignore hints).
     retry_after_factor: f64,
+    /// The policies that only observe (also published for the callers).
+    modes: Modes,
 }
 
 impl Settings {
     fn of(config: &SupervisorConfig) -> Self {
         Settings {
+            modes: Modes::of(config),
             max_in_flight: config.max_in_flight,
             mailbox_capacity: config.mailbox_capacity,
             initial_limit: config.initial_limit(),
@@ -183,6 +187,11 @@ impl ServiceSupervisor {
             alive,
             member,
         };
+        supervisor
+            .published
+            .observing
+            .publish(supervisor.settings.modes);
+        supervisor.publish_limit(supervisor.settings.initial_limit);
         if let Some(hedge) = &supervisor.hedge {
             // A fixed delay holds from the first call; a derived one once the window knows
             // the dependency's latency.
@@ -213,12 +222,21 @@ impl ServiceSupervisor {
             .reports
             .drain(|report| self.apply(ctx, report, now));
         let tallies = self.published.reports.take_tallies();
-        for (reason, calls) in TALLIED.into_iter().zip(tallies) {
+        let (refused, would_reject) = tallies.split_at(TALLIED.len());
+        for (reason, &calls) in TALLIED.into_iter().zip(refused) {
             if calls == 0 {
                 continue;
             }
             self.record_refusals(now, reason, calls);
             self.emit(now, Signal::Refused { reason, calls });
+        }
+        for (reason, &calls) in TALLIED.into_iter().zip(would_reject) {
+            if calls == 0 {
+                continue;
+            }
+            // Recorded as the refusal it would have been (a throttle counts it).
+            self.record_refusals(now, reason, calls);
+            self.emit(now, Signal::WouldReject { reason, calls });
         }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();
         if drained > 0 {
