@@ -239,7 +239,12 @@ impl ServiceSupervisor {
             self.emit(now, Signal::WouldReject { reason, calls });
         }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();
-        if drained > 0 {
+        // Also without new reports: the window ages (a bucket leaving it moves the
+        // probability), and the callers gate on what was published last. Refreshed at every
+        // drain, the published probability depends on the window and the time alone, not on
+        // how many reports happened to wake the supervisor (an observing throttle's shadows
+        // bring more of them than the calls an enforcing one lets through).
+        if drained > 0 || self.throttle.is_some() {
             self.update_throttle(now);
         }
         drained
