@@ -312,3 +312,57 @@ impl RateLimitCell {
         }
     }
 }
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_its_wait_goes_now_and_stays_taken() {
+        let cell = RateLimitCell::default();
+        cell.set(Some(
+            RateLimitConfig::per_second(10.0)
+                .burst(1)
+                .max_wait(Duration::from_millis(250)),
+        ));
+        let now = cell.acquire().unwrap().unwrap();
+        assert!(!now.must_wait());
+        // The next token is reserved 100 ms ahead: without its wait it goes at once.
+        let later = cell.acquire().unwrap().unwrap();
+        assert_eq!(later.wait(), Some(Duration::from_millis(100)));
+        let at_once = later.without_wait().unwrap();
+        assert!(!at_once.must_wait() && at_once.wait().is_none());
+        // Still taken: the one after that waits 200 ms, as it would have.
+        let third = cell.acquire().unwrap().unwrap();
+        assert_eq!(third.wait(), Some(Duration::from_millis(200)));
+        // And handed back as a token of this bucket.
+        cell.release(third);
+        cell.release(at_once);
+        assert_eq!(
+            cell.acquire().unwrap().unwrap().wait(),
+            Some(Duration::from_millis(100))
+        );
+        // A place in the wait for a fleet lease is not waited for at all.
+        assert!(Token::Lease.without_wait().is_none());
+        drop(now);
+    }
+
+    #[test]
+    fn a_mode_switch_keeps_the_bucket() {
+        let cell = RateLimitCell::default();
+        let config = RateLimitConfig::per_second(1.0).burst(2);
+        cell.set(Some(config.clone()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _first = cell.acquire().unwrap();
+            cell.set(Some(config.clone().observe()));
+            assert_eq!(cell.config(), Some(config.clone().observe()));
+            let _second = cell.acquire().unwrap();
+            assert!(cell.acquire().is_err(), "the burst of 2 was spent across the switch");
+        });
+    }
+}
