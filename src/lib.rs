@@ -82,6 +82,16 @@
 //! | has one quota for many replicas | [fleet] | the rate limit and retry budget shared through Redis |
 //! | is one hop of a chain with one budget | [`Deadline`] (and [`tower::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
+//! # Observe before enforcing
+//!
+//! The breaker, the throttle, the adaptive concurrency limit and the rate limiter each take a
+//! [`PolicyMode`]: `mode = "observe"` (or `.observe()` on their configuration) makes every
+//! decision and refuses nothing — a call the policy would have refused runs, counted
+//! `would_reject{reason}` (metric `warden_would_reject_total`, [`messages::CallCounts`], an
+//! event), and is a *shadow* the policy does not record, so it decides exactly as it would
+//! enforcing. Switch it to `enforce` with a reload once its would-be refusals look right; it
+//! keeps its state. See [`mode`].
+//!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`], and [`fleet`]'s quota and budget) know nothing of actix or tokio: they take `now` as an argument and a
 //! seeded RNG, and are usable on their own.

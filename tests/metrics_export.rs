@@ -428,5 +428,8 @@ async fn an_observed_half_open_breaker_counts_each_would_be_refusal_once() {
     assert_eq!(rejected_total("observed_half_open", "open"), 0.0);
     // The probe alone decided: it succeeded, the breaker closed; the shadow retry's failure
     // was not recorded into it.
-    assert_eq!(svc.breaker_status().await.unwrap().state, BreakerState::Closed);
+    assert_eq!(
+        svc.breaker_status().await.unwrap().state,
+        BreakerState::Closed
+    );
 }

@@ -103,7 +103,10 @@ impl Trace {
     #[track_caller]
     fn assert_nothing_refused(&self) {
         assert_eq!(self.ran, self.calls, "every call ran");
-        assert_eq!(self.refused_answers, 0, "no call was answered with a refusal");
+        assert_eq!(
+            self.refused_answers, 0,
+            "no call was answered with a refusal"
+        );
         let c = &self.counts;
         assert_eq!(
             (
@@ -196,7 +199,11 @@ async fn breaker_run(name: &str, mode: PolicyMode) -> Trace {
         }));
         tokio::time::sleep(10 * MS).await;
     }
-    let answers: Vec<_> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    let answers: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     trace.calls = answers.len() as u64;
     trace.ran = ran.load(Ordering::SeqCst);
     trace.refused_answers = answers.iter().filter(|a| refused(a)).count() as u64;
@@ -228,7 +235,11 @@ async fn an_observed_breaker_decides_as_an_enforced_one_and_refuses_nothing() {
         .count();
     assert!(opened >= 2, "{:?}", enforced.decisions);
     assert!(enforced.decisions.iter().any(|d| d.contains("ProbeFailed")));
-    assert!(enforced.refused_answers > 50, "{}", enforced.refused_answers);
+    assert!(
+        enforced.refused_answers > 50,
+        "{}",
+        enforced.refused_answers
+    );
     assert!(enforced.counts.rejected_open > 0);
     assert!(
         enforced.refused_answers > enforced.counts.rejected_open,
@@ -238,8 +249,7 @@ async fn an_observed_breaker_decides_as_an_enforced_one_and_refuses_nothing() {
     assert_eq!(observed.decisions, enforced.decisions);
     assert_eq!(observed.refusals, enforced.refusals);
     assert_eq!(
-        observed.counts.would_reject_open,
-        enforced.refused_answers,
+        observed.counts.would_reject_open, enforced.refused_answers,
         "every refusal, of a call or of a retry, is one would-be refusal"
     );
     // And nothing was refused: the shadows ran (and were retried) in the refused calls' place.
@@ -323,9 +333,7 @@ async fn throttle_run(name: &str, mode: PolicyMode) -> Trace {
     for event in received(receiver) {
         if let EventKind::ThrottleChanged { from, to, .. } = event.kind {
             let at = (event.at - start_std).as_millis() / 10;
-            trace
-                .decisions
-                .push(format!("{at}0ms {from:.4}→{to:.4}"));
+            trace.decisions.push(format!("{at}0ms {from:.4}→{to:.4}"));
         }
     }
     trace
@@ -337,7 +345,11 @@ async fn an_observed_throttle_decides_as_an_enforced_one_and_refuses_nothing() {
     let enforced = throttle_run("throttle-enforced", PolicyMode::Enforce).await;
     let observed = throttle_run("throttle-observed", PolicyMode::Observe).await;
     println!("{:#?}", enforced.decisions);
-    assert!(enforced.counts.rejected_throttled > 50, "{:?}", enforced.counts);
+    assert!(
+        enforced.counts.rejected_throttled > 50,
+        "{:?}",
+        enforced.counts
+    );
     assert!(enforced.decisions.len() >= 2, "{:?}", enforced.decisions);
     assert_eq!(observed.decisions, enforced.decisions);
     assert_eq!(observed.refusals, enforced.refusals);
@@ -392,7 +404,11 @@ async fn limit_run(name: &str, mode: PolicyMode) -> Trace {
                 handle.limit()
             }
             PolicyMode::Observe => {
-                assert_eq!(handle.limit(), 64, "the bulkhead admits up to max_in_flight");
+                assert_eq!(
+                    handle.limit(),
+                    64,
+                    "the bulkhead admits up to max_in_flight"
+                );
                 handle.observed_limit().expect("the limit observes")
             }
         };
@@ -447,13 +463,23 @@ async fn an_observed_concurrency_limit_decides_as_an_enforced_one_and_refuses_no
     let limits: Vec<u32> = enforced
         .decisions
         .iter()
-        .filter_map(|d| d.strip_prefix("step ")?.split("limit ").nth(1)?.parse().ok())
+        .filter_map(|d| {
+            d.strip_prefix("step ")?
+                .split("limit ")
+                .nth(1)?
+                .parse()
+                .ok()
+        })
         .collect();
     // The limit grew, backed off in the overload, and grew again.
     let peak = *limits[..40].iter().max().unwrap();
     assert!(peak > 10, "{limits:?}");
     assert!(limits[79] < peak, "{limits:?}");
-    assert!(enforced.counts.rejected_overloaded > 100, "{:?}", enforced.counts);
+    assert!(
+        enforced.counts.rejected_overloaded > 100,
+        "{:?}",
+        enforced.counts
+    );
     assert_eq!(observed.decisions, enforced.decisions);
     assert_eq!(observed.refusals, enforced.refusals);
     assert_eq!(
@@ -511,7 +537,11 @@ async fn rate_run(name: &str, mode: PolicyMode) -> (Trace, Vec<Duration>) {
         }));
         t += if t % 1000 < 300 { 10 } else { 100 };
     }
-    let answers: Vec<_> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    let answers: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     trace.calls = answers.len() as u64;
     trace.ran = ran.load(Ordering::SeqCst);
     trace.refused_answers = answers.iter().filter(|(a, _)| refused(a)).count() as u64;
@@ -525,7 +555,11 @@ async fn an_observed_rate_limit_decides_as_an_enforced_one_and_refuses_nothing()
     pause_aligned().await;
     let (enforced, enforced_waits) = rate_run("rate-enforced", PolicyMode::Enforce).await;
     let (observed, observed_waits) = rate_run("rate-observed", PolicyMode::Observe).await;
-    assert!(enforced.counts.rejected_rate_limited > 20, "{:?}", enforced.counts);
+    assert!(
+        enforced.counts.rejected_rate_limited > 20,
+        "{:?}",
+        enforced.counts
+    );
     assert!(
         enforced_waits.iter().any(|w| *w > Duration::ZERO),
         "some enforced calls waited for their token"
@@ -569,7 +603,9 @@ async fn a_reload_switches_a_policy_between_enforce_and_observe_without_losing_i
     // Breaker, limit and rate limit to observe: the breaker stays open, the limit keeps its
     // value (now observed), the bucket its tokens (one left of two).
     config.breaker.mode = PolicyMode::Observe;
-    config.concurrency_limit = config.concurrency_limit.map(ConcurrencyLimitConfig::observe);
+    config.concurrency_limit = config
+        .concurrency_limit
+        .map(ConcurrencyLimitConfig::observe);
     config.rate_limit = config.rate_limit.map(RateLimitConfig::observe);
     let change = svc.reconfigure(config.clone()).await.unwrap();
     assert_eq!(
@@ -617,8 +653,8 @@ async fn an_operator_forcing_the_breaker_open_is_obeyed_even_while_it_observes()
     assert_eq!((counts.rejected_open, counts.would_reject_open), (1, 0));
 }
 
-#[test]
-fn mode_observe_parses_on_each_policy_and_an_unknown_mode_names_its_field() {
+#[actix::test]
+async fn mode_observe_parses_on_each_policy_and_an_unknown_mode_names_its_field() {
     let file = ServicesFile::from_toml_str(
         r#"
         [services.s]
@@ -649,10 +685,33 @@ fn mode_observe_parses_on_each_policy_and_an_unknown_mode_names_its_field() {
     assert_eq!(g.rate_limit.as_ref().unwrap().mode, PolicyMode::Enforce);
     assert_eq!(g.breaker.mode, PolicyMode::Enforce, "the default");
 
+    // The README's example.
+    let readme = ServicesFile::from_toml_str(
+        r#"
+        [services.payments]
+        breaker = { consecutive_failures = 5, open_duration = { base = "30s" }, mode = "observe" }
+        throttle = { k = 2.0, mode = "observe" }
+        concurrency_limit = { algorithm = "gradient", max_limit = 200, mode = "observe" }
+        rate_limit = { rate = 50.0, burst = 50, mode = "observe" }
+        "#,
+    )
+    .unwrap();
+    let payments = start("payments-readme", readme.services["payments"].clone());
+    assert_eq!(
+        payments.observing(),
+        ["breaker", "throttle", "concurrency_limit", "rate_limit"]
+    );
+
     for (body, field) in [
         ("breaker.mode = \"dark\"", "services.s.breaker.mode"),
-        ("throttle = { mode = \"shadow\" }", "services.s.throttle.mode"),
-        ("rate_limit = { mode = \"Observe\" }", "services.s.rate_limit.mode"),
+        (
+            "throttle = { mode = \"shadow\" }",
+            "services.s.throttle.mode",
+        ),
+        (
+            "rate_limit = { mode = \"Observe\" }",
+            "services.s.rate_limit.mode",
+        ),
         // An internally tagged table is read whole: the error names the table.
         (
             "concurrency_limit = { algorithm = \"aimd\", mode = \"watch\" }",

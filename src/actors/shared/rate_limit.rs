@@ -325,8 +325,8 @@ mod tests {
                 .burst(1)
                 .max_wait(Duration::from_millis(250)),
         ));
-        let now = cell.acquire().unwrap().unwrap();
-        assert!(!now.must_wait());
+        let first = cell.acquire().unwrap().unwrap();
+        assert!(!first.must_wait());
         // The next token is reserved 100 ms ahead: without its wait it goes at once.
         let later = cell.acquire().unwrap().unwrap();
         assert_eq!(later.wait(), Some(Duration::from_millis(100)));
@@ -344,7 +344,6 @@ mod tests {
         );
         // A place in the wait for a fleet lease is not waited for at all.
         assert!(Token::Lease.without_wait().is_none());
-        drop(now);
     }
 
     #[test]
@@ -362,7 +361,10 @@ mod tests {
             cell.set(Some(config.clone().observe()));
             assert_eq!(cell.config(), Some(config.clone().observe()));
             let _second = cell.acquire().unwrap();
-            assert!(cell.acquire().is_err(), "the burst of 2 was spent across the switch");
+            assert!(
+                cell.acquire().is_err(),
+                "the burst of 2 was spent across the switch"
+            );
         });
     }
 }

@@ -77,7 +77,11 @@ impl Modes {
         if config.breaker.mode.is_observe() {
             bits |= BREAKER;
         }
-        if config.throttle.as_ref().is_some_and(|t| t.mode.is_observe()) {
+        if config
+            .throttle
+            .as_ref()
+            .is_some_and(|t| t.mode.is_observe())
+        {
             bits |= THROTTLE;
         }
         if config
@@ -87,7 +91,11 @@ impl Modes {
         {
             bits |= LIMIT;
         }
-        if config.rate_limit.as_ref().is_some_and(|r| r.mode.is_observe()) {
+        if config
+            .rate_limit
+            .as_ref()
+            .is_some_and(|r| r.mode.is_observe())
+        {
             bits |= RATE_LIMIT;
         }
         Modes(bits)

@@ -9,9 +9,9 @@
 use actix::prelude::*;
 
 use super::signals::Signal;
-use crate::actors::shared::shadow::Modes;
 use super::{ServiceSupervisor, Settings};
 use crate::actors::shared::settings::CallSettings;
+use crate::actors::shared::shadow::Modes;
 use crate::chaos::FaultConfig;
 use crate::config::SupervisorConfig;
 use crate::error::ConfigError;
@@ -152,8 +152,10 @@ impl ServiceSupervisor {
             self.settings.modes = modes;
             self.published.observing.publish(modes);
         }
-        let limit_mode_only = match (&self.configured.concurrency_limit, &config.concurrency_limit)
-        {
+        let limit_mode_only = match (
+            &self.configured.concurrency_limit,
+            &config.concurrency_limit,
+        ) {
             (Some(running), Some(new)) => running != new && running.same_but_mode(new),
             _ => false,
         };
