@@ -92,6 +92,8 @@ fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period()
                 }
                 // HalfOpen: probes are the supervisor's to count.
                 Admission::AskSupervisor => {}
+                // Never the published state's answer (observe-only mode makes it in the gates).
+                Admission::Shadow => panic!("the admission word never answers Shadow"),
             }
         }
         publisher.join().unwrap();

@@ -4,7 +4,7 @@
 //! | cell | written by | read by |
 //! |---|---|---|
 //! | [`admission`]: breaker state, epoch, end of the open period | supervisor | every call |
-//! | [`bulkhead`]: calls in flight, the limit in force | calls (slots), supervisor (limit) | every call |
+//! | [`bulkhead`]: calls in flight, the limit in force (and an observed one) | calls (slots), supervisor (limit) | every call |
 //! | [`throttle`]: the adaptive throttle's reject probability | supervisor | closed-state calls |
 //! | [`shadow`]: the policies that only observe | supervisor | calls a policy would refuse |
 //! | [`rate_limit`]: the token bucket | calls (tokens), supervisor (config, penalty) | every call |
