@@ -81,7 +81,7 @@ pub(super) enum Stopped {
 /// for the breaker ([`Admission::Shadow`]). A breaker an operator forced open refuses in
 /// either mode.
 #[inline]
-pub(crate) fn breaker(handle: &ServiceHandle, admission: Admission) -> Result<Admission, Refusal> {
+pub(super) fn breaker(handle: &ServiceHandle, admission: Admission) -> Result<Admission, Refusal> {
     let Admission::Refused(retry_after) = admission else {
         return Ok(admission);
     };
