@@ -77,7 +77,10 @@ fn loom_an_observed_limit_admits_at_most_its_limit_and_lets_the_rest_through() {
             let slot = SlotGuard::try_take(shared).expect("the bulkhead of 2 has room");
             if !slot.over_limit {
                 let now = admitted.fetch_add(1, Ordering::SeqCst) + 1;
-                assert!(now <= 1, "{now} calls admitted under an observed limit of 1");
+                assert!(
+                    now <= 1,
+                    "{now} calls admitted under an observed limit of 1"
+                );
                 admitted.fetch_sub(1, Ordering::SeqCst);
             }
             drop(slot);
