@@ -42,7 +42,6 @@ mod gates;
 mod guard;
 mod hedge;
 
-pub(crate) use self::gates::Refusal;
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
 use super::handle::ServiceHandle;
@@ -96,7 +95,7 @@ impl ServiceHandle {
             Admission::Refused(_) if !self.refuses_at_once() => None,
             Admission::Refused(retry_after) => {
                 tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
-                Refusal::Open(retry_after)
+                gates::Refusal::Open(retry_after)
                     .refuse::<(), E>(&self.published)
                     .err()
             }
