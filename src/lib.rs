@@ -84,6 +84,16 @@
 //! | is one of many hosts behind one HTTP client | [keyed supervisors](crate::keyed) (with `reqwest`: `reqwest::WardenMiddleware`) | a breaker per host, so one bad host opens only its own |
 //! | is one hop of a chain with one budget | [`Deadline`] (and [`deadline::DeadlineHeader`]) | the time left travels to every call below, in-process and over HTTP |
 //!
+//! # Observe before enforcing
+//!
+//! The breaker, the throttle, the adaptive concurrency limit and the rate limiter each take a
+//! [`PolicyMode`]: `mode = "observe"` (or `.observe()` on their configuration) makes every
+//! decision and refuses nothing — a call the policy would have refused runs, counted
+//! `would_reject{reason}` (metric `warden_would_reject_total`, [`messages::CallCounts`], an
+//! event), and is a *shadow* the policy does not record, so it decides exactly as it would
+//! enforcing. Switch it to `enforce` with a reload once its would-be refusals look right; it
+//! keeps its state. See [`mode`].
+//!
 //! The pure cores ([`breaker`], [`health`], [`retry`], [`throttle`], [`limit`], [`ratelimit`],
 //! [`hedge`], [`chaos`], and [`fleet`]'s quota and budget) know nothing of actix or tokio: they take `now` as an argument and a
 //! seeded RNG, and are usable on their own.
@@ -131,6 +141,7 @@ pub mod hedge;
 pub mod keyed;
 pub mod limit;
 pub mod messages;
+pub mod mode;
 pub mod observe;
 mod off;
 pub mod outcome;
@@ -153,6 +164,7 @@ pub use config::{ServicesFile, SupervisorConfig};
 pub use criticality::Criticality;
 pub use deadline::Deadline;
 pub use error::{CallError, ConfigError, ControlError, SupervisorGone};
+pub use mode::PolicyMode;
 
 /// The types most programs need, in one import.
 pub mod prelude {
@@ -171,6 +183,7 @@ pub mod prelude {
     pub use crate::keyed::KeyedConfig;
     pub use crate::limit::ConcurrencyLimitConfig;
     pub use crate::messages::{Call, GetHealth};
+    pub use crate::mode::PolicyMode;
     pub use crate::ratelimit::RateLimitConfig;
     pub use crate::retry::{Backoff, BudgetConfig, ErrorClass, RetryConfig};
     pub use crate::throttle::ThrottleConfig;

@@ -369,3 +369,67 @@ async fn a_call_refused_by_a_half_open_breaker_is_counted_once() {
     assert_eq!(counts.rejected_open, 1, "{counts:?}");
     assert_eq!(rejected_total("half_open_call", "open"), 1.0);
 }
+
+/// The value of `warden_would_reject_total{service="…",reason="…"}`, 0 when absent.
+fn would_reject_total(service: &str, reason: &str) -> f64 {
+    samples(service)
+        .get(&format!("warden_would_reject_total{{reason=\"{reason}\"}}"))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Issue 20, item 3: while the breaker only observes, a call and a retry that meet a half-open
+/// breaker with its only probe taken both run, each counted once as a would-be refusal — in
+/// `CallCounts`, in `warden_would_reject_total` — and never as a refusal.
+#[actix::test]
+async fn an_observed_half_open_breaker_counts_each_would_be_refusal_once() {
+    recorder();
+    pause_aligned().await;
+    let mut config = plain_config();
+    config.breaker.consecutive_failures = Some(1);
+    config.breaker.mode = PolicyMode::Observe;
+    config.breaker.open_duration = OpenDuration {
+        base: Duration::from_millis(100),
+        ..OpenDuration::default()
+    };
+    config.retry = RetryConfig::constant(2, Duration::from_millis(200))
+        .budget(warden::retry::BudgetConfig::off());
+    let svc = start("observed_half_open", config);
+
+    // Fails twice (the retry too, at 200 ms: the half-open breaker's probe is taken then).
+    let retrying = {
+        let svc = svc.clone();
+        actix::spawn(async move { fail(&svc).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let probe = {
+        let svc = svc.clone();
+        actix::spawn(async move { slow(&svc, Duration::from_millis(300)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // A new call while the probe is out: would have been refused, runs.
+    succeed(&svc).await.unwrap();
+    let answer = retrying.await.unwrap();
+    assert!(
+        matches!(answer, Err(CallError::RetriesExhausted { attempts: 2, .. })),
+        "{answer:?}"
+    );
+    probe.await.unwrap().unwrap();
+    settle().await;
+
+    let counts = svc.counts().await.unwrap();
+    assert_eq!(
+        (counts.would_reject_open, counts.rejected_open),
+        (2, 0),
+        "{counts:?}"
+    );
+    assert_eq!((counts.failure, counts.success), (1, 2), "{counts:?}");
+    assert_eq!(would_reject_total("observed_half_open", "open"), 2.0);
+    assert_eq!(rejected_total("observed_half_open", "open"), 0.0);
+    // The probe alone decided: it succeeded, the breaker closed; the shadow retry's failure
+    // was not recorded into it.
+    assert_eq!(
+        svc.breaker_status().await.unwrap().state,
+        BreakerState::Closed
+    );
+}

@@ -85,6 +85,51 @@ async fn every_service_appears_with_its_state() {
 }
 
 #[actix::test]
+async fn a_service_that_observes_shows_what_it_would_have_refused() {
+    let registry = warden::RegistryHandle::start().unwrap();
+    let page = StatusPage::start(registry.clone(), StatusConfig::default().sample_every(None))
+        .await
+        .unwrap();
+    let mut config = payments_config();
+    config.breaker.mode = PolicyMode::Observe;
+    config.concurrency_limit = Some(ConcurrencyLimitConfig::default().observe());
+    let dark = registry.spawn("dark", config).await.unwrap();
+    for _ in 0..3 {
+        fail(&dark).await.unwrap_err();
+    }
+    // Open, and observing: these run, counted as would-be refusals.
+    for _ in 0..2 {
+        succeed(&dark).await.unwrap();
+    }
+    dark.counts().await.unwrap();
+    let view = page.view().await.unwrap();
+    let service = &view.services[0];
+    assert_eq!(service.breaker, BreakerState::Open);
+    assert_eq!(service.observing, ["breaker", "concurrency_limit"]);
+    assert_eq!(service.observed_limit, Some(20));
+    assert_eq!(service.limit, 256);
+    assert_eq!(service.totals.would_reject_open, 2);
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["services"][0]["totals"]["would_reject_open"], 2);
+    assert_eq!(json["services"][0]["observing"][0], "breaker");
+    let html = render_html(&view);
+    assert!(
+        html.contains("observe: breaker, concurrency limit"),
+        "{html}"
+    );
+    assert!(html.contains("would have refused 2 (2 open)"), "{html}");
+    assert!(html.contains("limit 20 observed"), "{html}");
+
+    // A service that enforces everything says nothing of it.
+    registry.spawn("lit", plain_config()).await.unwrap();
+    let view = page.view().await.unwrap();
+    let lit = view.services.iter().find(|s| s.name == "lit").unwrap();
+    assert!(lit.observing.is_empty() && lit.observed_limit.is_none());
+    let json = serde_json::to_value(lit).unwrap();
+    assert!(json.get("observing").is_none() && json.get("observed_limit").is_none());
+}
+
+#[actix::test]
 async fn transitions_carry_their_reason_and_window() {
     let (_registry, page) = setup(StatusConfig::default()).await;
     let view = page.view().await.unwrap();

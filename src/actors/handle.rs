@@ -98,9 +98,34 @@ impl ServiceHandle {
     /// Whether a call starting now would be refused at once because the breaker is open (its
     /// open period still running) or forced open: read from the state the supervisor
     /// publishes, without a mailbox hop. False while closed, disabled or half-open (where the
-    /// supervisor hands out probe permits), and once an open period has ended.
+    /// supervisor hands out probe permits), and once an open period has ended. While the
+    /// breaker only observes ([`PolicyMode::Observe`](crate::PolicyMode)) this still says
+    /// whether it is open, but the call would run (counted `would_reject`).
     pub fn is_open(&self) -> bool {
         matches!(self.published.admission.admit(), Admission::Refused(_))
+    }
+
+    /// Whether a call starting now would be refused at once by the breaker: open (or forced
+    /// open), and enforcing.
+    #[cfg(feature = "tower")]
+    pub(crate) fn refuses_at_once(&self) -> bool {
+        self.is_open()
+            && (!self.published.observing.load().breaker()
+                || self.published.admission.state() == Some(BreakerState::ForcedOpen))
+    }
+
+    /// The policies of this service that only observe ([`PolicyMode::Observe`](crate::PolicyMode)),
+    /// by their configuration name (`breaker`, `throttle`, `concurrency_limit`, `rate_limit`),
+    /// as the supervisor last published them. Empty when every policy enforces.
+    pub fn observing(&self) -> Vec<&'static str> {
+        self.published.observing.load().names()
+    }
+
+    /// While the adaptive concurrency limit only observes: the limit it would enforce (the
+    /// calls in flight above it are counted `would_reject{reason="overloaded"}`; [`limit`](Self::limit)
+    /// is then `max_in_flight`). `None` otherwise.
+    pub fn observed_limit(&self) -> Option<u32> {
+        self.published.bulkhead.observed_limit()
     }
 
     /// Calls in flight now.
@@ -109,7 +134,8 @@ impl ServiceHandle {
     }
 
     /// Calls allowed in flight now: the bulkhead's `max_in_flight`, or the adaptive
-    /// concurrency limit when one is configured.
+    /// concurrency limit when one is configured (and enforced: see
+    /// [`observed_limit`](Self::observed_limit)).
     pub fn limit(&self) -> u32 {
         self.published.bulkhead.limit()
     }

@@ -1,5 +1,5 @@
 //! loom models of the lock-free cells a call uses in its caller's task, each checked alone: the
-//! bulkhead, the admission word, the outcome hand-off and the call settings. Every interleaving (and every
+//! bulkhead (and its observed limit), the admission word, the outcome hand-off and the call settings. Every interleaving (and every
 //! reordering the memory orderings allow) is explored.
 //!
 //! Run: `RUSTFLAGS="--cfg warden_loom" cargo test --lib --release loom_` (CI does, with its own
@@ -65,6 +65,39 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
     });
 }
 
+/// Observe-only mode: with an observed limit of 1 in a bulkhead of 2, both calls get a slot,
+/// at most one of them counted among the calls the limit admits, and the count comes back.
+#[test]
+fn loom_an_observed_limit_admits_at_most_its_limit_and_lets_the_rest_through() {
+    loom::model(|| {
+        let shared = published(2);
+        shared.bulkhead.set_observed_limit(Some(1));
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let take = |shared: &Arc<Published>, admitted: &AtomicUsize| {
+            let slot = SlotGuard::try_take(shared, crate::Criticality::Default)
+                .expect("the bulkhead of 2 has room");
+            if !slot.over_limit {
+                let now = admitted.fetch_add(1, Ordering::SeqCst) + 1;
+                assert!(
+                    now <= 1,
+                    "{now} calls admitted under an observed limit of 1"
+                );
+                admitted.fetch_sub(1, Ordering::SeqCst);
+            }
+            drop(slot);
+        };
+        let other = {
+            let (shared, admitted) = (Arc::clone(&shared), Arc::clone(&admitted));
+            thread::spawn(move || take(&shared, &admitted))
+        };
+        take(&shared, &admitted);
+        other.join().unwrap();
+        assert_eq!(shared.bulkhead.in_flight(), 0, "every slot comes back");
+        // And the count under the limit too: a call now is admitted.
+        assert!(!SlotGuard::try_take(&shared).unwrap().over_limit);
+    });
+}
+
 #[test]
 fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period() {
     loom::model(|| {
@@ -92,6 +125,8 @@ fn loom_admission_never_pairs_a_state_with_another_states_epoch_or_open_period()
                 }
                 // HalfOpen: probes are the supervisor's to count.
                 Admission::AskSupervisor => {}
+                // Never the published state's answer (observe-only mode makes it in the gates).
+                Admission::Shadow => panic!("the admission word never answers Shadow"),
             }
         }
         publisher.join().unwrap();

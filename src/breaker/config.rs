@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::open_duration::OpenDuration;
 use super::sliding_window::SlidingWindow;
 use crate::error::ConfigError;
+use crate::mode::PolicyMode;
 
 /// Configuration of one circuit breaker.
 ///
@@ -53,6 +54,12 @@ pub struct BreakerConfig {
     /// Longest time HalfOpen may wait for a decision before reopening. Default 60 s.
     #[serde(with = "humantime_serde")]
     pub half_open_max_wait: Duration,
+    /// `enforce` (the default) or `observe`: trip, probe and recover as configured, but refuse
+    /// nothing while open; a call an open breaker would refuse runs, counted
+    /// `would_reject{reason="open"}`, and its outcome is not recorded into the breaker (see
+    /// [`PolicyMode`]). A breaker forced open by an operator refuses in either mode.
+    #[serde(skip_serializing_if = "crate::mode::is_enforce")]
+    pub mode: PolicyMode,
 }
 
 impl Default for BreakerConfig {
@@ -67,6 +74,7 @@ impl Default for BreakerConfig {
             open_duration: OpenDuration::default(),
             half_open_probes: 1,
             half_open_max_wait: Duration::from_secs(60),
+            mode: PolicyMode::Enforce,
         }
     }
 }
@@ -134,6 +142,18 @@ impl BreakerConfig {
     pub fn half_open_max_wait(mut self, wait: Duration) -> Self {
         self.half_open_max_wait = wait;
         self
+    }
+
+    /// Enforces the breaker's decisions, or only observes them ([`PolicyMode`]).
+    pub fn mode(mut self, mode: PolicyMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Only observes: the breaker decides as configured and refuses nothing
+    /// ([`PolicyMode::Observe`]).
+    pub fn observe(self) -> Self {
+        self.mode(PolicyMode::Observe)
     }
 
     /// Check every field; the error names the first offending one (`window.size`,
@@ -450,6 +470,7 @@ mod tests {
                 },
                 half_open_probes: 3,
                 half_open_max_wait: secs(120),
+                mode: PolicyMode::Enforce,
             }
         );
         assert!(c.validate().is_ok());

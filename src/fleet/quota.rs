@@ -82,6 +82,15 @@ impl FleetToken {
             FleetToken::Local(reservation) => reservation.wait(),
         }
     }
+
+    /// The same token, to be used at once instead of after its wait (see
+    /// [`Reservation::without_wait`]).
+    pub(crate) fn without_wait(self) -> FleetToken {
+        match self {
+            FleetToken::Local(reservation) => FleetToken::Local(reservation.without_wait()),
+            token => token,
+        }
+    }
 }
 
 /// What [`FleetQuota::try_acquire`] answers.

@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ConfigError;
+use crate::mode::PolicyMode;
 
 /// Settings of one adaptive concurrency limit: the algorithm and its parameters.
 ///
@@ -43,6 +44,35 @@ impl ConcurrencyLimitConfig {
         }
     }
 
+    /// Whether the limit is enforced or only observed ([`PolicyMode`]).
+    pub fn mode(&self) -> PolicyMode {
+        match self {
+            ConcurrencyLimitConfig::Aimd(c) => c.mode,
+            ConcurrencyLimitConfig::Gradient(c) => c.mode,
+        }
+    }
+
+    /// The same limit, enforced or only observed ([`PolicyMode`]).
+    pub fn with_mode(mut self, mode: PolicyMode) -> Self {
+        match &mut self {
+            ConcurrencyLimitConfig::Aimd(c) => c.mode = mode,
+            ConcurrencyLimitConfig::Gradient(c) => c.mode = mode,
+        }
+        self
+    }
+
+    /// The same limit, only observed: computed and published as configured, but a call above
+    /// it is not refused ([`PolicyMode::Observe`]).
+    pub fn observe(self) -> Self {
+        self.with_mode(PolicyMode::Observe)
+    }
+
+    /// Whether `other` is this limit but for its `mode` (a reload that only switches the mode
+    /// keeps what the limit learned).
+    pub(crate) fn same_but_mode(&self, other: &ConcurrencyLimitConfig) -> bool {
+        *self == other.clone().with_mode(self.mode())
+    }
+
     /// Checks every field of the chosen algorithm; the error names the first offending one
     /// (`min_limit`, `max_limit`, `initial_limit`, `backoff_ratio`, `smoothing`, ...).
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -77,6 +107,12 @@ pub struct AimdConfig {
     /// A sample slower than this lowers the limit like a drop. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub latency_threshold: Duration,
+    /// `enforce` (the default) or `observe`: the limit is computed and published as
+    /// configured, but the bulkhead admits up to `max_in_flight`; a call above the limit runs,
+    /// counted `would_reject{reason="overloaded"}`, and is not a sample of the limit (see
+    /// [`PolicyMode`]).
+    #[serde(skip_serializing_if = "crate::mode::is_enforce")]
+    pub mode: PolicyMode,
 }
 
 impl Default for AimdConfig {
@@ -87,6 +123,7 @@ impl Default for AimdConfig {
             max_limit: 200,
             backoff_ratio: 0.9,
             latency_threshold: Duration::from_secs(5),
+            mode: PolicyMode::Enforce,
         }
     }
 }
@@ -144,6 +181,12 @@ pub struct GradientConfig {
     pub short_window: u32,
     /// Calls the limit may grow by per step when there is no queueing. Default `sqrt`.
     pub queue_size: QueueSize,
+    /// `enforce` (the default) or `observe`: the limit is computed and published as
+    /// configured, but the bulkhead admits up to `max_in_flight`; a call above the limit runs,
+    /// counted `would_reject{reason="overloaded"}`, and is not a sample of the limit (see
+    /// [`PolicyMode`]).
+    #[serde(skip_serializing_if = "crate::mode::is_enforce")]
+    pub mode: PolicyMode,
 }
 
 impl Default for GradientConfig {
@@ -157,6 +200,7 @@ impl Default for GradientConfig {
             long_window: 600,
             short_window: 10,
             queue_size: QueueSize::Sqrt,
+            mode: PolicyMode::Enforce,
         }
     }
 }

@@ -8,7 +8,7 @@ use actix::{Message, Recipient};
 
 use crate::breaker::Transition;
 use crate::health::{HealthStats, HealthStatus};
-use crate::outcome::{FaultKind, RetryReason};
+use crate::outcome::{FaultKind, RejectReason, RetryReason};
 
 /// Something a supervisor wants its subscribers to know. Delivered to every
 /// [`Subscribe`]d recipient, in the order it happened.
@@ -109,6 +109,17 @@ pub enum EventKind {
         requests: u64,
         /// Requests the dependency accepted in the window.
         accepts: u64,
+    },
+    /// A policy that only observes ([`PolicyMode::Observe`](crate::PolicyMode)) would have
+    /// refused `calls` calls (or retries) for `reason`, and let them through. Reported in
+    /// batches (at most one event per reason each time the supervisor drains its callers'
+    /// reports, about once per millisecond while calls flow), not once per call.
+    WouldReject {
+        /// Which policy would have refused: `Open` (breaker), `Throttled`, `RateLimited`,
+        /// `Overloaded` (adaptive concurrency limit).
+        reason: RejectReason,
+        /// How many calls.
+        calls: u64,
     },
 }
 

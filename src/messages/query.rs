@@ -81,6 +81,19 @@ pub struct CallCounts {
     /// fallback), by [criticality](crate::criticality), least critical first (as
     /// [`Criticality::ALL`](crate::Criticality::ALL)): where the cut falls under overload.
     pub shed: [u64; 3],
+    /// Calls (or retries) an open breaker, or a half-open one with every probe taken, would
+    /// have refused, let through because the breaker only observes
+    /// ([`PolicyMode::Observe`](crate::PolicyMode)). Each is also counted by how it was
+    /// answered, so none is in [`total`](Self::total) twice.
+    pub would_reject_open: u64,
+    /// Calls above the adaptive concurrency limit, let through because the limit only
+    /// observes.
+    pub would_reject_overloaded: u64,
+    /// Calls the adaptive throttle would have refused, let through because it only observes.
+    pub would_reject_throttled: u64,
+    /// Calls the rate limiter had no token for in time, let through (without a token) because
+    /// it only observes.
+    pub would_reject_rate_limited: u64,
 }
 
 impl CallCounts {
@@ -111,7 +124,28 @@ impl CallCounts {
             coalesced: self.coalesced.saturating_sub(earlier.coalesced),
             cancelled: self.cancelled.saturating_sub(earlier.cancelled),
             shed: std::array::from_fn(|c| self.shed[c].saturating_sub(earlier.shed[c])),
+            would_reject_open: self
+                .would_reject_open
+                .saturating_sub(earlier.would_reject_open),
+            would_reject_overloaded: self
+                .would_reject_overloaded
+                .saturating_sub(earlier.would_reject_overloaded),
+            would_reject_throttled: self
+                .would_reject_throttled
+                .saturating_sub(earlier.would_reject_throttled),
+            would_reject_rate_limited: self
+                .would_reject_rate_limited
+                .saturating_sub(earlier.would_reject_rate_limited),
         }
+    }
+
+    /// Calls policies that only observe would have refused (every reason), each let through
+    /// and counted by its answer too.
+    pub fn would_reject(&self) -> u64 {
+        self.would_reject_open
+            + self.would_reject_overloaded
+            + self.would_reject_throttled
+            + self.would_reject_rate_limited
     }
 
     /// Calls answered, all outcomes.

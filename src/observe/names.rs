@@ -24,6 +24,11 @@ pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
 /// Counter: calls refused before their first attempt (any reason), by `service` and
 /// `criticality` ([`Criticality`](crate::Criticality)): where the cut falls under overload.
 pub const CALLS_SHED_TOTAL: &str = "warden_calls_shed_total";
+/// Counter: calls or retries a policy in observe-only mode ([`PolicyMode::Observe`](crate::PolicyMode))
+/// would have refused and let through, by `service` and `reason`
+/// ([`RejectReason`](crate::outcome::RejectReason): `open`, `throttled`, `rate_limited`,
+/// `overloaded`).
+pub const WOULD_REJECT_TOTAL: &str = "warden_would_reject_total";
 
 /// Gauge: the probability with which the `service`'s adaptive throttle refuses a new call
 /// (0 when it is off or nothing is refused).
@@ -93,7 +98,7 @@ pub const LABEL_CRITICALITY: &str = "criticality";
 pub const OTHER_KEYS: &str = "_other";
 
 /// Every metric family the crate exports, with its help text.
-pub const METRIC_FAMILIES: [(&str, &str); 23] = [
+pub const METRIC_FAMILIES: [(&str, &str); 24] = [
     (CALLS_TOTAL, "Calls answered, by outcome."),
     (
         CALL_DURATION_SECONDS,
@@ -124,6 +129,10 @@ pub const METRIC_FAMILIES: [(&str, &str); 23] = [
     (
         CALLS_SHED_TOTAL,
         "Calls refused before their first attempt, by criticality.",
+    ),
+    (
+        WOULD_REJECT_TOTAL,
+        "Calls or retries a policy in observe-only mode would have refused and let through, by reason.",
     ),
     (
         THROTTLE_PROBABILITY,

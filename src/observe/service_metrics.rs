@@ -9,6 +9,14 @@ use crate::criticality::Criticality;
 use crate::health::HealthStatus;
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
+/// The reasons a policy in observe-only mode may count (a retry budget always enforces).
+const WOULD_REJECT: [RejectReason; 4] = [
+    RejectReason::Open,
+    RejectReason::Overloaded,
+    RejectReason::Throttled,
+    RejectReason::RateLimited,
+];
+
 /// Pre-registered handles for one service. Cheap to share (`Arc`) with handles on other threads.
 #[derive(Debug)]
 pub(crate) struct ServiceMetrics {
@@ -19,6 +27,8 @@ pub(crate) struct ServiceMetrics {
     timeouts: Counter,
     rejected: [Counter; 5],
     shed: [Counter; 3],
+    /// By [`WOULD_REJECT`] order.
+    would_reject: [Counter; 4],
     faults: [Counter; 3],
     hedges_started: Counter,
     hedges_won: Counter,
@@ -50,6 +60,9 @@ impl ServiceMetrics {
             }),
             shed: Criticality::ALL.map(|c| {
                 counter!(CALLS_SHED_TOTAL, LABEL_SERVICE => s(), LABEL_CRITICALITY => c.as_str())
+            }),
+            would_reject: WOULD_REJECT.map(|r| {
+                counter!(WOULD_REJECT_TOTAL, LABEL_SERVICE => s(), LABEL_REASON => r.as_str())
             }),
             faults: FaultKind::ALL.map(|k| {
                 counter!(FAULTS_INJECTED_TOTAL, LABEL_SERVICE => s(), LABEL_KIND => k.as_str())
@@ -115,6 +128,13 @@ impl ServiceMetrics {
     /// a fallback).
     pub(crate) fn shed(&self, criticality: Criticality) {
         self.shed[criticality.index()].increment(1);
+    }
+
+    /// `calls` calls a policy that observes would have refused for `reason` went ahead.
+    pub(crate) fn would_reject(&self, reason: RejectReason, calls: u64) {
+        if let Some(i) = WOULD_REJECT.iter().position(|r| *r == reason) {
+            self.would_reject[i].increment(calls);
+        }
     }
 
     /// A fault was injected on purpose.

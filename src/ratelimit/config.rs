@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::mode::PolicyMode;
 
 /// Lowest rate accepted: one call per about 31.7 years (keeps the interval within `u64` ns).
 const MIN_RATE: f64 = 1e-9;
@@ -36,6 +37,13 @@ pub struct RateLimitConfig {
     /// burst is dropped: in `[0, 1]`, where 1 ignores hints and 0 stops calls until then.
     /// Default 0.5.
     pub retry_after_factor: f64,
+    /// `enforce` (the default) or `observe`: tokens are taken as configured, but nothing is
+    /// refused and nothing waits; a call with no token in time runs without one, counted
+    /// `would_reject{reason="rate_limited"}`, and a call that would wait for its token goes at
+    /// once (its token still taken, so the bucket decides as when enforced; a fleet call
+    /// waiting for a lease goes at once without one, not counted) (see [`PolicyMode`]).
+    #[serde(skip_serializing_if = "crate::mode::is_enforce")]
+    pub mode: PolicyMode,
 }
 
 impl Default for RateLimitConfig {
@@ -45,6 +53,7 @@ impl Default for RateLimitConfig {
             burst: 100,
             max_wait: Duration::ZERO,
             retry_after_factor: 0.5,
+            mode: PolicyMode::Enforce,
         }
     }
 }
@@ -61,6 +70,7 @@ impl RateLimitConfig {
             },
             max_wait: Duration::ZERO,
             retry_after_factor: 0.5,
+            mode: PolicyMode::Enforce,
         }
     }
 
@@ -80,6 +90,18 @@ impl RateLimitConfig {
     pub fn retry_after_factor(mut self, factor: f64) -> Self {
         self.retry_after_factor = factor;
         self
+    }
+
+    /// Enforces the rate limit, or only observes it ([`PolicyMode`]).
+    pub fn mode(mut self, mode: PolicyMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Only observes: tokens are taken as configured, nothing is refused or waited for
+    /// ([`PolicyMode::Observe`]).
+    pub fn observe(self) -> Self {
+        self.mode(PolicyMode::Observe)
     }
 
     /// Checks every field; the error names `rate`, `burst` or `retry_after_factor`.
@@ -147,6 +169,7 @@ mod tests {
                 burst: 10,
                 max_wait: Duration::from_millis(200),
                 retry_after_factor: 0.5,
+                mode: PolicyMode::Enforce,
             }
         );
         assert_eq!(

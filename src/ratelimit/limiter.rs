@@ -37,6 +37,12 @@ impl Reservation {
     pub fn wait(&self) -> Option<Duration> {
         self.wait
     }
+
+    /// The same token, to be used at once instead of after its wait (a rate limit that only
+    /// observes does not make a call wait): the bucket is as the wait left it.
+    pub(crate) fn without_wait(self) -> Reservation {
+        Reservation { wait: None, ..self }
+    }
 }
 
 /// What a clamp of the count (a penalty: at most 0; a reconfiguration or the refill: at most a
@@ -145,6 +151,12 @@ impl RateLimiter {
             clamps: VecDeque::new(),
             latest_turn: None,
         }
+    }
+
+    /// Changes the configuration's `mode` only (nothing else of the limiter changes: the
+    /// limiter itself enforces nothing, its owner does).
+    pub(crate) fn set_mode(&mut self, mode: crate::PolicyMode) {
+        self.config.mode = mode;
     }
 
     /// Applies a new configuration (assumed validated) at `now`: the tokens in the bucket (or

@@ -133,6 +133,8 @@ struct Live {
     counts: CallCounts,
     in_flight: u32,
     limit: u32,
+    observing: Vec<&'static str>,
+    observed_limit: Option<u32>,
 }
 
 impl StatusPage {
@@ -274,6 +276,8 @@ impl StatusPage {
                         .and_then(|point| point.calls_per_sec),
                     in_flight: live.in_flight,
                     limit: live.limit,
+                    observing: live.observing,
+                    observed_limit: live.observed_limit,
                     totals: live.counts,
                     breaker_window: live.breaker.window,
                     history: record
@@ -362,6 +366,8 @@ impl StatusPage {
                     counts,
                     in_flight: handle.in_flight(),
                     limit: handle.limit(),
+                    observing: handle.observing(),
+                    observed_limit: handle.observed_limit(),
                 },
             );
         }

@@ -166,14 +166,15 @@ fn row(html: &mut String, service: &ServiceStatus, capacity: usize) {
     let name = escape(&service.name);
     let _ = write!(
         html,
-        "\n<tr data-service=\"{name}\" data-breaker=\"{}\" data-health=\"{}\"><th scope=\"row\">{name}{}</th>",
+        "\n<tr data-service=\"{name}\" data-breaker=\"{}\" data-health=\"{}\"><th scope=\"row\">{name}{}{}</th>",
         service.breaker.as_str(),
         service.health.as_str(),
         if service.critical {
             " <small class=\"tag\">critical</small>"
         } else {
             ""
-        }
+        },
+        observing(service),
     );
     let mut probe = match service.retry_after_ms {
         Some(ms) => format!("<br><small>probe in {}</small>", seconds(ms as f64)),
@@ -217,7 +218,13 @@ fn row(html: &mut String, service: &ServiceStatus, capacity: usize) {
         millis(service.p99_ms),
         rate(service.calls_per_sec),
         service.in_flight,
-        service.limit,
+        match service.observed_limit {
+            Some(observed) => format!(
+                "{}<br><small>limit {observed} observed</small>",
+                service.limit
+            ),
+            None => service.limit.to_string(),
+        },
     );
     let _ = write!(
         html,
@@ -234,6 +241,34 @@ fn row(html: &mut String, service: &ServiceStatus, capacity: usize) {
             None => "—".to_string(),
         }
     );
+}
+
+/// For a service with policies that only observe: which, and what they would have refused.
+fn observing(service: &ServiceStatus) -> String {
+    if service.observing.is_empty() {
+        return String::new();
+    }
+    let totals = &service.totals;
+    let reasons: Vec<String> = [
+        ("open", totals.would_reject_open),
+        ("throttled", totals.would_reject_throttled),
+        ("rate limited", totals.would_reject_rate_limited),
+        ("overloaded", totals.would_reject_overloaded),
+    ]
+    .into_iter()
+    .filter(|(_, calls)| *calls > 0)
+    .map(|(reason, calls)| format!("{calls} {reason}"))
+    .collect();
+    format!(
+        " <small class=\"tag\">observe: {}</small><br><small>would have refused {}{}</small>",
+        service.observing.join(", ").replace('_', " "),
+        totals.would_reject(),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    )
 }
 
 fn breaker_badge(state: BreakerState) -> String {

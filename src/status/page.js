@@ -57,6 +57,16 @@
   function row(s, capacity) {
     var name = el("th", { scope: "row" }, [s.name]);
     if (s.critical) { name.appendChild(document.createTextNode(" ")); name.appendChild(el("small", { "class": "tag" }, ["critical"])); }
+    if (s.observing && s.observing.length) {
+      var t = s.totals, reasons = [["open", t.would_reject_open], ["throttled", t.would_reject_throttled],
+        ["rate limited", t.would_reject_rate_limited], ["overloaded", t.would_reject_overloaded]]
+        .filter(function (r) { return r[1] > 0; }).map(function (r) { return r[1] + " " + r[0]; });
+      var total = t.would_reject_open + t.would_reject_throttled + t.would_reject_rate_limited + t.would_reject_overloaded;
+      name.appendChild(document.createTextNode(" "));
+      name.appendChild(el("small", { "class": "tag" }, ["observe: " + s.observing.map(words).join(", ")]));
+      name.appendChild(el("br"));
+      name.appendChild(el("small", {}, ["would have refused " + total + (reasons.length ? " (" + reasons.join(", ") + ")" : "")]));
+    }
     var breaker = el("td", {}, [badge("b-" + s.breaker, BREAKER[s.breaker] || "", words(s.breaker))]);
     if (s.retry_after_ms != null) { breaker.appendChild(el("br")); breaker.appendChild(el("small", {}, ["probe in " + secs(s.retry_after_ms)])); }
     var last = s.transitions[0];
@@ -69,7 +79,9 @@
       el("td", { "class": "num" }, [pct(s.success_rate), el("br"), el("small", {}, [s.window_failures + " of " + s.window_calls + " failed"])]),
       el("td", { "class": "num" }, [millis(s.p50_ms) + " / " + millis(s.p95_ms) + " / " + millis(s.p99_ms)]),
       el("td", { "class": "num" }, [rate(s.calls_per_sec)]),
-      el("td", { "class": "num" }, [s.in_flight + " / " + s.limit]),
+      el("td", { "class": "num" }, s.observed_limit != null
+        ? [s.in_flight + " / " + s.limit, el("br"), el("small", {}, ["limit " + s.observed_limit + " observed"])]
+        : [s.in_flight + " / " + s.limit]),
       el("td", { "class": "spark" }, [spark(s.history, capacity, "success_rate", "ok"), spark(s.history, capacity, "p95_ms", "p95")]),
       lastCell
     ]);

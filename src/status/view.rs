@@ -65,6 +65,15 @@ pub struct ServiceStatus {
     pub in_flight: u32,
     /// Calls allowed in flight now (bulkhead or adaptive limit).
     pub limit: u32,
+    /// The policies that only observe ([`PolicyMode::Observe`](crate::PolicyMode)): `breaker`,
+    /// `throttle`, `concurrency_limit`, `rate_limit`. Their would-be refusals are in
+    /// [`totals`](Self::totals) (`would_reject_*`). Omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observing: Vec<&'static str>,
+    /// While the adaptive concurrency limit only observes: the limit it would enforce
+    /// ([`limit`](Self::limit) is then `max_in_flight`). Omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_limit: Option<u32>,
     /// Totals since the supervisor started, by outcome.
     pub totals: CallCounts,
     /// The breaker's window now.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::mode::PolicyMode;
 
 /// Most buckets a window may be split into.
 const MAX_BUCKETS: u32 = 1_000;
@@ -42,6 +43,12 @@ pub struct ThrottleConfig {
     /// Upper bound of the reject probability, in `[0, 1]` (0 never rejects). Default 0.9, so
     /// some requests always reach the backend and can see it recover.
     pub max_reject_probability: f64,
+    /// `enforce` (the default) or `observe`: the reject probability is computed and published
+    /// as configured, but nothing is refused; a call the throttle would refuse runs, counted
+    /// `would_reject{reason="throttled"}` (and as a refused request in the throttle's window,
+    /// as when enforced), and its attempts are not counted as accepts (see [`PolicyMode`]).
+    #[serde(skip_serializing_if = "crate::mode::is_enforce")]
+    pub mode: PolicyMode,
 }
 
 impl Default for ThrottleConfig {
@@ -52,6 +59,7 @@ impl Default for ThrottleConfig {
             buckets: 12,
             minimum_requests: 20,
             max_reject_probability: 0.9,
+            mode: PolicyMode::Enforce,
         }
     }
 }
@@ -68,6 +76,18 @@ impl ThrottleConfig {
         self.window = window;
         self.buckets = buckets;
         self
+    }
+
+    /// Enforces the throttle's decisions, or only observes them ([`PolicyMode`]).
+    pub fn mode(mut self, mode: PolicyMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Only observes: the throttle decides as configured and refuses nothing
+    /// ([`PolicyMode::Observe`]).
+    pub fn observe(self) -> Self {
+        self.mode(PolicyMode::Observe)
     }
 
     /// Checks every field; the error names the first offending one (`k`, `window`, `buckets`,
@@ -198,6 +218,7 @@ mod tests {
                 buckets: 30,
                 minimum_requests: 5,
                 max_reject_probability: 0.5,
+                mode: PolicyMode::Enforce,
             }
         );
         assert_eq!(toml::from_str::<ThrottleConfig>("").unwrap(), d());

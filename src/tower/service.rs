@@ -78,8 +78,9 @@ impl<S, C, P, D> WardenService<S, C, P, D> {
         if !self.handle.is_alive() {
             return Poll::Ready(Err(CallError::SupervisorGone));
         }
-        if self.handle.is_open() {
-            // Ready: the request will be refused at once, without the inner service.
+        if self.handle.refuses_at_once() {
+            // Ready: the request will be refused at once, without the inner service (unless
+            // the breaker only observes: then it runs).
             self.inner_ready = false;
             return Poll::Ready(Ok(()));
         }

@@ -96,6 +96,7 @@ impl Params {
             },
             half_open_probes: self.probes,
             half_open_max_wait: self.max_wait,
+            ..BreakerConfig::default()
         }
     }
 }

@@ -128,6 +128,7 @@ fn check_aimd(p: AimdParams, samples: Vec<Sample>) -> Result<(), TestCaseError> 
         max_limit: p.max,
         backoff_ratio: f64::from(p.backoff_pct) / 100.0,
         latency_threshold: Duration::from_micros(p.threshold_us),
+        ..AimdConfig::default()
     });
     prop_assert_eq!(config.validate(), Ok(()));
     let mut real = ConcurrencyLimit::new(&config);
@@ -191,6 +192,7 @@ fn aimd_reference_follows_a_hand_checked_sequence() {
         max_limit: 50,
         backoff_ratio: 0.75,
         latency_threshold: Duration::from_millis(10),
+        ..AimdConfig::default()
     });
     let mut l = ConcurrencyLimit::new(&config);
     let t0 = Instant::now() + Duration::from_secs(1);
@@ -259,6 +261,7 @@ fn gradient_params() -> impl Strategy<Value = GradientParams> {
                     short_window: short,
                     long_window: short + extra,
                     queue_size: queue,
+                    ..GradientConfig::default()
                 },
             },
         )

@@ -40,6 +40,7 @@ mod health_model;
 mod http_dependency;
 mod keyed;
 mod limit_model;
+mod observe;
 mod panic_isolation;
 mod placement;
 mod plain_tokio;

@@ -44,6 +44,7 @@ impl Params {
             buckets: self.buckets,
             minimum_requests: self.minimum_requests,
             max_reject_probability: self.cap,
+            ..ThrottleConfig::default()
         }
     }
 }
@@ -295,6 +296,7 @@ fn backend_receives_about_k_times_what_it_accepts() {
             buckets: 10,
             minimum_requests: 0,
             max_reject_probability: 1.0,
+            ..ThrottleConfig::default()
         };
         let t0 = Instant::now();
         let mut throttle = Throttle::new(config, 99);

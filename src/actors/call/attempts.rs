@@ -14,8 +14,11 @@ use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use super::hedge::{hedged, Runner};
 use crate::actors::handle::ServiceHandle;
-use crate::actors::shared::admission::Admission;
+use crate::actors::shared::admission::{shadow_permit, Admission};
+use crate::actors::shared::shadow::Shadow;
+use crate::actors::shared::Published;
 use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
+use crate::breaker::BreakerState;
 use crate::error::CallError;
 use crate::messages::Call;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
@@ -56,10 +59,16 @@ where
             };
             return guard.answer(Err(error), CallOutcome::Timeout);
         }
-        let admitted = match admission
-            .take()
-            .unwrap_or_else(|| published.admission.admit())
-        {
+        // A shadow for the breaker (observe-only mode) does not ask it again: enforcing, the
+        // breaker would never have seen the call.
+        let admission = admission.take().unwrap_or_else(|| {
+            if guard.shadow.breaker() {
+                Admission::Shadow
+            } else {
+                published.admission.admit()
+            }
+        });
+        let admitted = match admission {
             Admission::Local(permit) => Ok(permit),
             Admission::Refused(retry_after) => Err(retry_after),
             Admission::AskSupervisor => match handle.addr.send(Admit).await {
@@ -67,6 +76,23 @@ where
                 Ok(Ok(held)) => Ok(held.take()),
                 Ok(Err(rejected)) => Err(rejected.retry_after),
             },
+            // Even a shadow stops at a breaker an operator forced open.
+            Admission::Shadow if forced_open(published) => Err(None),
+            Admission::Shadow => Ok(shadow_permit()),
+        };
+        let admitted = match admitted {
+            // The breaker only observes: the attempt goes ahead, a shadow for it.
+            Err(retry_after)
+                if !guard.shadow.breaker()
+                    && published.observing.load().breaker()
+                    && !forced_open(published) =>
+            {
+                tracing::debug!(?retry_after, "circuit open, observed: attempt let through");
+                published.would_reject(RejectReason::Open);
+                guard.shadow.insert(Shadow::BREAKER);
+                Ok(shadow_permit())
+            }
+            admitted => admitted,
         };
         let permit = match admitted {
             Ok(permit) => permit,
@@ -184,6 +210,12 @@ where
         {
             None => return Err(CallError::SupervisorGone),
             Some(RetryDecision::RetryAfter(delay)) => delay,
+            Some(RetryDecision::ShadowRetryAfter(delay)) => {
+                // The breaker only observes and would have stopped this retry: from now on the
+                // call is a shadow for it.
+                guard.shadow.insert(Shadow::BREAKER);
+                delay
+            }
             Some(RetryDecision::Stop(stop)) => {
                 let (error, answer) = last.answer(attempts, stop);
                 return guard.answer(Err(error), answer);
@@ -199,4 +231,9 @@ where
         previous_delay = delay;
         retrying = Some(last);
     }
+}
+
+/// Whether an operator forced the breaker open: then it refuses even while it only observes.
+fn forced_open(published: &Published) -> bool {
+    published.admission.state() == Some(BreakerState::ForcedOpen)
 }

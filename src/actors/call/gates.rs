@@ -5,6 +5,11 @@
 //! (wait for the supervisor to drain when its hand-off is backed up), and the **bulkhead** (a
 //! slot, or refused). A refusal allocates nothing and takes no slot; it is answered by
 //! [`fallback::refused`](super::fallback::refused).
+//!
+//! A gate whose policy only observes ([`PolicyMode::Observe`](crate::PolicyMode)) refuses
+//! nothing: at its refusal point it counts the call `would_reject` and lets it through, a
+//! shadow for that policy ([`Shadow`]). Nothing is read for it on the path of a call that no
+//! gate would refuse.
 
 use std::time::Duration;
 
@@ -14,7 +19,9 @@ use crate::actors::shared::bulkhead::SlotGuard;
 use crate::actors::shared::handoff::Drain;
 use crate::actors::shared::rate_limit::Token;
 use crate::actors::shared::report::Report;
+use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
+use crate::breaker::BreakerState;
 use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::outcome::{CallOutcome, RejectReason};
@@ -74,31 +81,58 @@ pub(super) enum Stopped {
     NoRuntime,
 }
 
+/// The breaker gate: a refusal of the published state (`admission`), unless the breaker only
+/// observes: then the refusal is counted `would_reject` and the call goes ahead as a shadow
+/// for the breaker ([`Admission::Shadow`]). A breaker an operator forced open refuses in
+/// either mode.
+#[inline]
+pub(super) fn breaker(handle: &ServiceHandle, admission: Admission) -> Result<Admission, Refusal> {
+    let Admission::Refused(retry_after) = admission else {
+        return Ok(admission);
+    };
+    let published = &handle.published;
+    if published.observing.load().breaker()
+        && published.admission.state() != Some(BreakerState::ForcedOpen)
+    {
+        tracing::debug!(service = %handle.name, ?retry_after, "circuit open, observed: call let through");
+        published.would_reject(RejectReason::Open);
+        return Ok(Admission::Shadow);
+    }
+    tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
+    Err(Refusal::Open(retry_after))
+}
+
 /// The breaker gate from the published state (or the admission [`precheck`](super::precheck)
-/// made), then the throttle.
+/// made), then the throttle; with the policies the call is a shadow for (observe-only mode).
 #[inline]
 pub(super) fn admission(
     handle: &ServiceHandle,
     prechecked: Option<Admission>,
     criticality: Criticality,
-) -> Result<Admission, Refusal> {
+) -> Result<(Admission, Shadow), Refusal> {
     let published = &handle.published;
-    let admission = match prechecked.unwrap_or_else(|| published.admission.admit()) {
-        Admission::Refused(retry_after) => {
-            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            return Err(Refusal::Open(retry_after));
-        }
-        admission => admission,
+    let admission = match prechecked {
+        Some(admission) => admission,
+        None => breaker(handle, published.admission.admit())?,
     };
     // The throttle only sheds calls the breaker admits on its own (closed), the less
     // critical first.
     if matches!(admission, Admission::Local(_)) {
         if let Some(probability) = published.throttle.refuses(criticality) {
-            tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
-            return Err(Refusal::Throttled(probability));
+            if !published.observing.load().throttle() {
+                tracing::debug!(service = %handle.name, probability, "call rejected: throttled");
+                return Err(Refusal::Throttled(probability));
+            }
+            tracing::debug!(service = %handle.name, probability, "throttled, observed: call let through");
+            published.would_reject(RejectReason::Throttled);
+            return Ok((admission, Shadow::THROTTLE));
         }
     }
-    Ok(admission)
+    let shadow = match admission {
+        Admission::Shadow => Shadow::BREAKER,
+        _ => Shadow::NONE,
+    };
+    Ok((admission, shadow))
 }
 
 /// What [`slot_at_once`] found.
@@ -118,8 +152,13 @@ pub(super) enum Slot {
 pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot {
     let published = &handle.published;
     let reserved = published.reserves.of(criticality);
-    let token = match published.rate_limit.acquire_keeping(reserved) {
+    let mut token = match published.rate_limit.acquire_keeping(reserved) {
         Ok(token) => token,
+        Err(limited) if published.observing.load().rate_limit() => {
+            tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "rate limited, observed: call let through without a token");
+            published.would_reject(RejectReason::RateLimited);
+            None
+        }
         Err(limited) => {
             tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "call rejected: rate limited");
             return Slot::Ready(Err(Stopped::Refused(Refusal::RateLimited(
@@ -127,10 +166,35 @@ pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> 
             ))));
         }
     };
-    if token.as_ref().is_some_and(Token::must_wait) || published.reports.is_backed_up() {
+    if token.as_ref().is_some_and(Token::must_wait) {
+        if published.observing.load().rate_limit() {
+            token = token.and_then(|token| without_waiting(handle, token));
+        } else {
+            return Slot::Wait(token);
+        }
+    }
+    if published.reports.is_backed_up() {
         return Slot::Wait(token);
     }
     Slot::Ready(take_slot(handle, token, criticality))
+}
+
+/// A rate limit that only observes makes no call wait: the call goes at once with its token
+/// (taken as when enforced, so the bucket decides alike), unless enforcing would have refused
+/// it (its inherited deadline passes before the token's turn): then it goes without the token,
+/// handed back, counted `would_reject`. A fleet call waiting for a lease goes at once without a
+/// token, not counted: whether the lease would have come in time is not known without waiting.
+fn without_waiting(handle: &ServiceHandle, token: Token) -> Option<Token> {
+    let published = &handle.published;
+    match token.wait() {
+        Some(wait) if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) => {
+            tracing::debug!(service = %handle.name, retry_after = ?wait, "rate limited, observed: call let through without a token");
+            give_back(published, Some(token));
+            published.would_reject(RejectReason::RateLimited);
+            None
+        }
+        _ => token.without_wait(),
+    }
 }
 
 /// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
@@ -210,7 +274,13 @@ fn take_slot(
 ) -> Result<(SlotGuard, Option<Token>), Stopped> {
     let published = &handle.published;
     match SlotGuard::try_take(published, criticality) {
-        Some(slot) => Ok((slot, token)),
+        Some(slot) => {
+            if slot.over_limit {
+                tracing::debug!(service = %handle.name, "concurrency limit reached, observed: call let through");
+                published.would_reject(RejectReason::Overloaded);
+            }
+            Ok((slot, token))
+        }
         None => {
             tracing::debug!(service = %handle.name, "call rejected: too many in flight");
             give_back(published, token);

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::bulkhead::SlotGuard;
 use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
+use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::{AttemptFailed, RetryDecision, RetryQuestion};
 use crate::breaker::Permit;
@@ -39,14 +40,23 @@ pub(super) struct CallGuard<'a> {
     refused: Option<RejectReason>,
     /// A hedge answered the call with its value.
     pub(super) hedge_won: bool,
+    /// The policies the call is a shadow for (observe-only mode): its attempts are not
+    /// recorded into them.
+    pub(super) shadow: Shadow,
     answered: bool,
 }
 
 impl<'a> CallGuard<'a> {
     #[inline]
-    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard) -> Self {
+    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard, shadow: Shadow) -> Self {
+        let shadow = if slot.over_limit {
+            shadow.with(Shadow::LIMIT)
+        } else {
+            shadow
+        };
         CallGuard {
             published,
+            shadow,
             in_flight: slot.in_flight,
             criticality: slot.criticality,
             slot: Some(slot),
@@ -62,7 +72,7 @@ impl<'a> CallGuard<'a> {
     }
 
     fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
-        let (in_flight, criticality) = (self.in_flight, self.criticality);
+        let (in_flight, criticality, shadow) = (self.in_flight, self.criticality, self.shadow);
         self.permit.take().map(|(permit, first)| AttemptRecord {
             permit,
             outcome,
@@ -70,6 +80,7 @@ impl<'a> CallGuard<'a> {
             first,
             in_flight,
             criticality,
+            shadow,
         })
     }
 
@@ -149,7 +160,7 @@ impl<'a> CallGuard<'a> {
     ) -> Option<RetryDecision> {
         let (permit, first) = self.permit.take()?;
         let message = AttemptFailed {
-            permit: HeldPermit::new(permit, Arc::clone(self.published)),
+            permit: HeldPermit::new(permit, Arc::clone(self.published)).shadow(self.shadow),
             outcome,
             duration,
             first,

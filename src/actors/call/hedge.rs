@@ -32,6 +32,7 @@ use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::report::{AttemptRecord, Report};
+use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::Hedge;
 use crate::breaker::Permit;
@@ -63,7 +64,7 @@ impl Runner {
     fn record(
         &mut self,
         outcome: AttemptOutcome,
-        (in_flight, criticality): (u32, Criticality),
+        (in_flight, criticality, shadow): (u32, Criticality, Shadow),
         cap: Duration,
     ) -> Option<AttemptRecord> {
         let permit = self.permit.take()?;
@@ -74,6 +75,7 @@ impl Runner {
             first: self.first,
             in_flight,
             criticality,
+            shadow,
         })
     }
 }
@@ -83,6 +85,8 @@ struct Race<'a, A> {
     published: &'a Arc<Published>,
     /// Calls in flight when the call was admitted, and its criticality.
     admitted: (u32, Criticality),
+    /// The policies the call is a shadow for (its hedges too).
+    shadow: Shadow,
     running: Vec<(Runner, Pin<Box<A>>)>,
 }
 
@@ -90,7 +94,8 @@ impl<A> Race<'_, A> {
     /// Hands over the record of an attempt that ended (or lost) with `outcome`, its duration
     /// at most `cap`.
     fn report(&self, runner: &mut Runner, outcome: AttemptOutcome, cap: Duration) {
-        if let Some(record) = runner.record(outcome, self.admitted, cap) {
+        let (in_flight, criticality) = self.admitted;
+        if let Some(record) = runner.record(outcome, (in_flight, criticality, self.shadow), cap) {
             self.published.report(Report {
                 attempt: Some(record),
                 ..Report::default()
@@ -151,6 +156,7 @@ where
     let mut race = Race {
         published,
         admitted: (guard.in_flight, guard.criticality),
+        shadow: guard.shadow,
         running: Vec::with_capacity(1 + settings.max_hedges as usize),
     };
     let first_started = first.started;

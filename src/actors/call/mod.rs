@@ -42,7 +42,6 @@ mod gates;
 mod guard;
 mod hedge;
 
-pub(crate) use self::gates::Refusal;
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
 use super::handle::ServiceHandle;
@@ -86,10 +85,23 @@ impl ServiceHandle {
     }
 
     /// The refusal a call starting now gets without running (supervisor gone, breaker open),
-    /// counted as a call would count it; `None` when a call would go ahead.
+    /// counted as a call would count it; `None` when a call would go ahead (the breaker only
+    /// observes: the call's own gates count the would-be refusal, once).
     #[cfg(feature = "tower")]
     pub(crate) fn refusal<E>(&self) -> Option<CallError<E>> {
-        precheck(self).err()
+        if !self.is_alive() {
+            return Some(CallError::SupervisorGone);
+        }
+        match self.published.admission.admit() {
+            Admission::Refused(_) if !self.refuses_at_once() => None,
+            Admission::Refused(retry_after) => {
+                tracing::debug!(service = %self.name, ?retry_after, "call rejected: circuit open");
+                gates::Refusal::Open(retry_after)
+                    .refuse::<(), E>(&self.published, Criticality::current())
+                    .err()
+            }
+            _ => None,
+        }
     }
 }
 
@@ -100,12 +112,9 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
     if !handle.is_alive() {
         return Err(CallError::SupervisorGone);
     }
-    match handle.published.admission.admit() {
-        Admission::Refused(retry_after) => {
-            tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            Refusal::Open(retry_after).refuse(&handle.published, Criticality::current())
-        }
-        admission => Ok(Prechecked(admission)),
+    match gates::breaker(handle, handle.published.admission.admit()) {
+        Err(refusal) => refusal.refuse(&handle.published, Criticality::current()),
+        Ok(admission) => Ok(Prechecked(admission)),
     }
 }
 
@@ -136,7 +145,7 @@ where
     // When a coalesced call started (a follower's duration is timed from it).
     let started = coalesce.as_ref().map(|_| Instant::now());
     // One round for a call; more only for a coalesced call whose leader was cancelled.
-    let (admission, slot, flight) = loop {
+    let (admission, shadow, slot, flight) = loop {
         if let Some(Joined::Follow(answer)) = coalesce
             .as_ref()
             .map(|coalesce| coalesce.join(&published.flights, false))
@@ -154,14 +163,14 @@ where
             }
         }
         let gated = match gates::admission(handle, prechecked.take(), criticality) {
-            Ok(admission) => match gates::slot_at_once(handle, criticality) {
+            Ok((admission, shadow)) => match gates::slot_at_once(handle, criticality) {
                 Slot::Ready(slot) => slot,
                 Slot::Wait(token) => gates::slot_after_waiting(handle, token, criticality).await,
             }
-            .map(|slot| (admission, slot)),
+            .map(|slot| (admission, shadow, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
         };
-        let (admission, (slot, token)) = match gated {
+        let (admission, shadow, (slot, token)) = match gated {
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
                 return fallback::refused(published, refusal, criticality, fallback).await
@@ -196,14 +205,14 @@ where
         };
         // The call is sent: its token is spent (a reservation dropped keeps it spent).
         let _spent = token;
-        break (admission, slot, flight);
+        break (admission, shadow, slot, flight);
     };
     let span = tracing::debug_span!(
         "call",
         service = %handle.name,
         call_id = published.next_call_id()
     );
-    let mut guard = CallGuard::new(published, slot);
+    let mut guard = CallGuard::new(published, slot, shadow);
     // Declared after the call's guard, so dropped before it: the flight ends (its followers
     // start over) before the slot is given back.
     let flight = flight.and_then(|id| {

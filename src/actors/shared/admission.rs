@@ -24,6 +24,17 @@ pub(crate) enum Admission {
     Refused(Option<Duration>),
     /// HalfOpen, or an open period that has just ended: only the supervisor decides.
     AskSupervisor,
+    /// Not the published state's answer: the breaker only observes and would have refused the
+    /// call (or its retry), which goes ahead as a shadow for the breaker, with a
+    /// [`shadow_permit`] (never recorded).
+    Shadow,
+}
+
+/// The permit of an attempt the breaker does not see (a shadow for the breaker, see
+/// [`Shadow`](super::shadow::Shadow)): of an epoch no breaker state is published with (the
+/// admission word keeps 56 bits of it), so even recorded it would be stale and ignored.
+pub(crate) fn shadow_permit() -> Permit {
+    Permit::closed_at(u64::MAX)
 }
 
 /// The published breaker state (see the module docs).

@@ -4,9 +4,10 @@
 //! | cell | written by | read by |
 //! |---|---|---|
 //! | [`admission`]: breaker state, epoch, end of the open period | supervisor | every call |
-//! | [`bulkhead`]: calls in flight, the limit in force | calls (slots), supervisor (limit) | every call |
+//! | [`bulkhead`]: calls in flight, the limit in force (and an observed one) | calls (slots), supervisor (limit) | every call |
 //! | [`criticality`]: the shares of each capacity reserved for more critical calls | supervisor | every call |
 //! | [`throttle`]: the adaptive throttle's reject probability, per criticality | supervisor | closed-state calls |
+//! | [`shadow`]: the policies that only observe | supervisor | calls a policy would refuse |
 //! | [`rate_limit`]: the token bucket | calls (tokens), supervisor (config, penalty) | every call |
 //! | [`settings`]: timeouts, attempts, hedging; the hedge delay | supervisor | every call |
 //! | [`faults`]: the faults being injected | supervisor | every attempt |
@@ -29,6 +30,7 @@ pub(crate) mod member;
 pub(crate) mod rate_limit;
 pub(crate) mod report;
 pub(crate) mod settings;
+pub(crate) mod shadow;
 pub(crate) mod throttle;
 
 use self::admission::AdmissionWord;
@@ -39,6 +41,7 @@ use self::handoff::{Drain, Handoff};
 use self::rate_limit::RateLimitCell;
 use self::report::Report;
 use self::settings::{CallSettings, HedgeDelay, SettingsCell};
+use self::shadow::Observing;
 use self::throttle::ThrottleGate;
 use crate::criticality::Criticality;
 use crate::flights::Flights;
@@ -54,6 +57,8 @@ pub(crate) struct Published {
     pub(crate) reserves: Reserves,
     pub(crate) throttle: ThrottleGate,
     pub(crate) rate_limit: RateLimitCell,
+    /// The policies that only observe (read on refusal paths only).
+    pub(crate) observing: Observing,
     /// The settings a call reads; replaced as a whole on a reload.
     pub(crate) settings: SettingsCell,
     pub(crate) hedge_delay: HedgeDelay,
@@ -77,6 +82,7 @@ impl Published {
             reserves: Reserves::default(),
             throttle: ThrottleGate::default(),
             rate_limit: RateLimitCell::default(),
+            observing: Observing::default(),
             settings: SettingsCell::new(settings),
             hedge_delay: HedgeDelay::default(),
             faults: FaultsCell::default(),
@@ -109,6 +115,14 @@ impl Published {
         }
     }
 
+    /// Counts a call that a policy observing would have refused for `reason`, and that goes
+    /// ahead (observe-only mode), through the hand-off's tallies like a refusal.
+    pub(crate) fn would_reject(&self, reason: RejectReason) {
+        if self.reports.tally(REFUSAL_TALLIES + reason_index(reason)) {
+            self.wake_supervisor();
+        }
+    }
+
     /// Wakes the supervisor to drain the reports (one message per batch window at most).
     fn wake_supervisor(&self) {
         if let Some(drain) = self.supervisor.get().and_then(WeakRecipient::upgrade) {
@@ -133,31 +147,47 @@ impl Published {
 }
 
 /// The refusals a caller counts in a tally, and of which criticality, in tally order.
-pub(crate) const TALLIED: [(RejectReason, Criticality); handoff::TALLIES] = {
+pub(crate) const TALLIED: [(RejectReason, Criticality); REFUSAL_TALLIES] = {
     const REASONS: [RejectReason; 4] = [
         RejectReason::Open,
         RejectReason::Throttled,
         RejectReason::RateLimited,
         RejectReason::Overloaded,
     ];
-    let mut tallied = [(RejectReason::Open, Criticality::Default); handoff::TALLIES];
+    let mut tallied = [(RejectReason::Open, Criticality::Default); REFUSAL_TALLIES];
     let mut tally = 0;
-    while tally < handoff::TALLIES {
+    while tally < REFUSAL_TALLIES {
         tallied[tally] = (REASONS[tally / 3], Criticality::ALL[tally % 3]);
         tally += 1;
     }
     tallied
 };
 
+/// Tallies of refusals: one per reason a caller refuses for, and criticality.
+const REFUSAL_TALLIES: usize = 12;
+
+/// The would-be refusals a caller counts in a tally (observe-only mode), in tally order, after
+/// the [`TALLIED`] refusals.
+pub(crate) const WOULD_REJECT_TALLIED: [RejectReason; handoff::TALLIES - REFUSAL_TALLIES] = [
+    RejectReason::Open,
+    RejectReason::Throttled,
+    RejectReason::RateLimited,
+    RejectReason::Overloaded,
+];
+
 /// The tally of a caller's refusal (a retry refused by the budget is the supervisor's own).
 fn tally_of(reason: RejectReason, criticality: Criticality) -> usize {
-    let reason = match reason {
+    reason_index(reason) * 3 + criticality.index()
+}
+
+/// The place of `reason` in the refusals a caller tallies.
+fn reason_index(reason: RejectReason) -> usize {
+    match reason {
         RejectReason::Open | RejectReason::Budget => 0,
         RejectReason::Throttled => 1,
         RejectReason::RateLimited => 2,
         RejectReason::Overloaded => 3,
-    };
-    reason * 3 + criticality.index()
+    }
 }
 
 #[cfg(all(test, not(warden_loom)))]
@@ -174,6 +204,9 @@ mod tests {
                 tally,
                 "{reason:?} {criticality:?}"
             );
+        }
+        for (tally, reason) in WOULD_REJECT_TALLIED.into_iter().enumerate() {
+            assert_eq!(reason_index(reason), tally, "{reason:?}");
         }
     }
 }

@@ -60,6 +60,24 @@ impl Token {
             Token::Lease => None,
         }
     }
+
+    /// The token, to go with at once (a rate limit that only observes makes no call wait):
+    /// `None` for a place in the wait for a fleet lease, which observing does not wait for.
+    pub(crate) fn without_wait(self) -> Option<Token> {
+        match self {
+            Token::Local(reservation) => Some(Token::Local(reservation.without_wait())),
+            Token::Fleet(token) => Some(Token::Fleet(token.without_wait())),
+            Token::Lease => None,
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same limit but for their `mode`.
+fn same_but_mode(a: &RateLimitConfig, b: &RateLimitConfig) -> bool {
+    *a == RateLimitConfig {
+        mode: a.mode,
+        ..b.clone()
+    }
 }
 
 /// The wake-ups between a fleet quota's callers and its lease driver.
@@ -179,6 +197,16 @@ impl RateLimitCell {
     pub(crate) fn set(&self, config: Option<RateLimitConfig>) {
         let mut limiter = self.lock();
         match (limiter.as_mut(), config) {
+            // Only the mode changes: the limiter goes on as it is (the callers read the mode
+            // from the supervisor's published modes).
+            (Some(Limiter::Local(current)), Some(config))
+                if same_but_mode(current.config(), &config) =>
+            {
+                current.set_mode(config.mode);
+            }
+            (Some(Limiter::Fleet { limit, .. }), Some(config)) if same_but_mode(limit, &config) => {
+                limit.mode = config.mode;
+            }
             (Some(Limiter::Local(current)), Some(config)) => {
                 current.reconfigure(config, Instant::now().into_std());
             }
@@ -292,5 +320,61 @@ impl RateLimitCell {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_its_wait_goes_now_and_stays_taken() {
+        let cell = RateLimitCell::default();
+        cell.set(Some(
+            RateLimitConfig::per_second(10.0)
+                .burst(1)
+                .max_wait(Duration::from_millis(250)),
+        ));
+        let first = cell.acquire().unwrap().unwrap();
+        assert!(!first.must_wait());
+        // The next token is reserved 100 ms ahead: without its wait it goes at once.
+        let later = cell.acquire().unwrap().unwrap();
+        assert_eq!(later.wait(), Some(Duration::from_millis(100)));
+        let at_once = later.without_wait().unwrap();
+        assert!(!at_once.must_wait() && at_once.wait().is_none());
+        // Still taken: the one after that waits 200 ms, as it would have.
+        let third = cell.acquire().unwrap().unwrap();
+        assert_eq!(third.wait(), Some(Duration::from_millis(200)));
+        // And handed back as a token of this bucket.
+        cell.release(third);
+        cell.release(at_once);
+        assert_eq!(
+            cell.acquire().unwrap().unwrap().wait(),
+            Some(Duration::from_millis(100))
+        );
+        // A place in the wait for a fleet lease is not waited for at all.
+        assert!(Token::Lease.without_wait().is_none());
+    }
+
+    #[test]
+    fn a_mode_switch_keeps_the_bucket() {
+        let cell = RateLimitCell::default();
+        let config = RateLimitConfig::per_second(1.0).burst(2);
+        cell.set(Some(config.clone()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _first = cell.acquire().unwrap();
+            cell.set(Some(config.clone().observe()));
+            assert_eq!(cell.config(), Some(config.clone().observe()));
+            let _second = cell.acquire().unwrap();
+            assert!(
+                cell.acquire().is_err(),
+                "the burst of 2 was spent across the switch"
+            );
+        });
     }
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shadow::Shadow;
 use super::Published;
 use crate::breaker::Permit;
 use crate::criticality::Criticality;
@@ -24,6 +25,9 @@ pub(crate) struct AttemptRecord {
     pub(crate) in_flight: u32,
     /// The call's criticality.
     pub(crate) criticality: Criticality,
+    /// The policies the attempt is not recorded into (observe-only mode: enforcing, they
+    /// would have refused the call or its retry).
+    pub(crate) shadow: Shadow,
 }
 
 /// What a caller hands over without waiting: an attempt that needs no decision (a success, an
@@ -70,7 +74,7 @@ impl Report {
     }
 
     /// An attempt given up without an outcome: its permit goes back.
-    pub(crate) fn cancelled(permit: Permit, first: bool, in_flight: u32) -> Self {
+    pub(crate) fn cancelled(permit: Permit, first: bool, in_flight: u32, shadow: Shadow) -> Self {
         Report {
             attempt: Some(AttemptRecord {
                 permit,
@@ -79,6 +83,7 @@ impl Report {
                 first,
                 in_flight,
                 criticality: Criticality::Default,
+                shadow,
             }),
             ..Report::default()
         }
@@ -92,6 +97,8 @@ impl Report {
 pub(crate) struct HeldPermit {
     permit: Option<Permit>,
     published: Arc<Published>,
+    /// The policies the permit's attempt is a shadow for.
+    shadow: Shadow,
 }
 
 impl HeldPermit {
@@ -99,7 +106,19 @@ impl HeldPermit {
         HeldPermit {
             permit: Some(permit),
             published,
+            shadow: Shadow::NONE,
         }
+    }
+
+    /// The same permit, of an attempt that is a shadow for `shadow`.
+    pub(crate) fn shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// The policies the permit's attempt is a shadow for.
+    pub(crate) fn shadows(&self) -> Shadow {
+        self.shadow
     }
 
     /// Takes the permit: from now on the caller hands it back.
@@ -111,7 +130,8 @@ impl HeldPermit {
 impl Drop for HeldPermit {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
-            self.published.report(Report::cancelled(permit, false, 0));
+            self.published
+                .report(Report::cancelled(permit, false, 0, self.shadow));
         }
     }
 }

@@ -18,42 +18,59 @@ use crate::breaker::{Breaker, BreakerState, Rejected};
 use crate::outcome::{AttemptOutcome, RejectReason, RetryReason};
 use crate::retry::RetryPolicy;
 
+/// How a retry decision treats a breaker that will still be open when the retry's delay ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OpenBreaker {
+    /// No retry into it: [`Stop::Open`].
+    Stops,
+    /// The breaker only observes: the retry goes (unless something else stops it), as a
+    /// shadow for the breaker ([`RetryDecision::ShadowRetryAfter`]); the would-be refusal is
+    /// reported with the decision.
+    Observed,
+    /// The call is a shadow for the breaker already (enforcing, it would not be running): the
+    /// breaker is not asked.
+    Ignored,
+}
+
 /// Whether the call that asked `question` after a failed attempt (with the dependency's
 /// `retry_after` hint) is retried at `now`, and after how long. In order: no
 /// attempts left; a hint above `max_delay` (deferred); the deadline before the delay ends; an
-/// open breaker that will still be open then; the budget. Takes a budget token when it says
-/// retry.
+/// open breaker that will still be open then (as `open` says); the budget. Takes a budget token
+/// when it says retry. Also answers whether a breaker that only observes would have stopped the
+/// retry (then counted `would_reject`, whatever the decision).
 pub(super) fn decide_retry(
     question: RetryQuestion,
     retry_after: Option<Duration>,
     now: Instant,
     retry: &mut RetryPolicy,
-    breaker: &Breaker,
+    (breaker, open): (&Breaker, OpenBreaker),
     budget: &mut Budget,
-) -> RetryDecision {
+) -> (RetryDecision, bool) {
     let max_attempts = if question.no_retry {
         1
     } else {
         retry.config().max_attempts
     };
     if question.attempts_made >= max_attempts {
-        return RetryDecision::Stop(Stop::Exhausted);
+        return (RetryDecision::Stop(Stop::Exhausted), false);
     }
     if let Some(hint) = retry_after.filter(|hint| *hint > retry.config().max_delay) {
-        return RetryDecision::Stop(Stop::Deferred(hint));
+        return (RetryDecision::Stop(Stop::Deferred(hint)), false);
     }
     let Some(delay) =
         retry.next_delay(question.attempts_made, question.previous_delay, retry_after)
     else {
-        return RetryDecision::Stop(Stop::Exhausted);
+        return (RetryDecision::Stop(Stop::Exhausted), false);
     };
     if question.deadline_left.is_some_and(|left| delay >= left) {
-        return RetryDecision::Stop(Stop::NoTimeLeft);
+        return (RetryDecision::Stop(Stop::NoTimeLeft), false);
     }
     // Not retried into an open breaker: if it will still be open when the delay ends, stop
-    // now instead of sleeping to be rejected.
+    // now instead of sleeping to be rejected. A breaker forced open by an operator stops the
+    // retry in either mode.
     let still_open = match breaker.state() {
-        BreakerState::ForcedOpen => Some(None),
+        BreakerState::ForcedOpen => return (RetryDecision::Stop(Stop::Open(None)), false),
+        _ if open == OpenBreaker::Ignored => None,
         BreakerState::Open => breaker
             .open_until()
             .map(Instant::from_std)
@@ -61,13 +78,19 @@ pub(super) fn decide_retry(
             .map(|until| Some(until - now)),
         _ => None,
     };
-    if let Some(retry_after) = still_open {
-        return RetryDecision::Stop(Stop::Open(retry_after));
-    }
+    let observed = match still_open {
+        Some(retry_after) if open == OpenBreaker::Stops => {
+            return (RetryDecision::Stop(Stop::Open(retry_after)), false)
+        }
+        still_open => still_open.is_some(),
+    };
     if !budget.try_retry(now) {
-        return RetryDecision::Stop(Stop::Budget);
+        return (RetryDecision::Stop(Stop::Budget), observed);
     }
-    RetryDecision::RetryAfter(delay)
+    if observed {
+        return (RetryDecision::ShadowRetryAfter(delay), true);
+    }
+    (RetryDecision::RetryAfter(delay), false)
 }
 
 impl ServiceSupervisor {
@@ -100,7 +123,7 @@ impl ServiceSupervisor {
         decision: RetryDecision,
     ) {
         match decision {
-            RetryDecision::RetryAfter(delay) => {
+            RetryDecision::RetryAfter(delay) | RetryDecision::ShadowRetryAfter(delay) => {
                 let reason = if outcome == AttemptOutcome::TimedOut {
                     RetryReason::Timeout
                 } else {
@@ -153,6 +176,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
     fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
         self.drain(ctx, now);
+        let shadow = msg.permit.shadows();
         let record = AttemptRecord {
             permit: msg.permit.take(),
             outcome: msg.outcome,
@@ -160,6 +184,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
             first: msg.first,
             in_flight: msg.in_flight,
             criticality: msg.criticality,
+            shadow,
         };
         self.record_attempt(ctx, record, now);
         self.update_throttle(now);
@@ -169,14 +194,26 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
         let Some(question) = msg.retry else {
             return MessageResult(RetryDecision::Stop(Stop::Final));
         };
-        let decision = decide_retry(
+        let open = if shadow.breaker() {
+            OpenBreaker::Ignored
+        } else if self.settings.modes.breaker() {
+            OpenBreaker::Observed
+        } else {
+            OpenBreaker::Stops
+        };
+        let (decision, would_reject) = decide_retry(
             question,
             msg.retry_after,
             now,
             &mut self.retry,
-            &self.breaker,
+            (&self.breaker, open),
             &mut self.budget,
         );
+        if would_reject {
+            tracing::debug!(service = %self.name, "circuit open, observed: retry let through");
+            let (reason, calls) = (RejectReason::Open, 1);
+            self.emit(now, Signal::WouldReject { reason, calls });
+        }
         self.signal_decision(now, question, msg.outcome, decision);
         MessageResult(decision)
     }
@@ -252,12 +289,21 @@ mod tests {
         }
 
         fn decide(&mut self, question: RetryQuestion, hint: Option<Duration>) -> RetryDecision {
+            self.decide_with(question, hint, OpenBreaker::Stops).0
+        }
+
+        fn decide_with(
+            &mut self,
+            question: RetryQuestion,
+            hint: Option<Duration>,
+            open: OpenBreaker,
+        ) -> (RetryDecision, bool) {
             decide_retry(
                 question,
                 hint,
                 Instant::now(),
                 &mut self.retry,
-                &self.breaker,
+                (&self.breaker, open),
                 &mut self.budget,
             )
         }
@@ -341,6 +387,59 @@ mod tests {
         assert_eq!(
             cores.decide(question(1), None),
             RetryDecision::Stop(Stop::Open(None))
+        );
+    }
+
+    #[test]
+    fn a_breaker_that_observes_lets_the_retry_go_as_its_shadow_and_says_so() {
+        let mut cores =
+            Cores::new(RetryConfig::constant(3, DELAY).budget(crate::retry::BudgetConfig::off()));
+        let now = Instant::now().into_std();
+        let permit = cores.breaker.try_acquire(now).unwrap();
+        cores.breaker.record(permit, Outcome::failure(DELAY), now);
+        assert_eq!(cores.breaker.state(), BreakerState::Open);
+        // Enforced: stopped, nothing observed.
+        let (decision, observed) = cores.decide_with(question(1), None, OpenBreaker::Stops);
+        assert!(matches!(decision, RetryDecision::Stop(Stop::Open(Some(_)))));
+        assert!(!observed);
+        // Observed: the same retry goes, a shadow for the breaker, and the would-be refusal is
+        // reported.
+        assert_eq!(
+            cores.decide_with(question(1), None, OpenBreaker::Observed),
+            (RetryDecision::ShadowRetryAfter(DELAY), true)
+        );
+        // A shadow already: the breaker is not asked, nothing is reported again.
+        assert_eq!(
+            cores.decide_with(question(1), None, OpenBreaker::Ignored),
+            (RetryDecision::RetryAfter(DELAY), false)
+        );
+        // The rest of the decision still applies: no attempts left is no attempts left.
+        assert_eq!(
+            cores.decide_with(question(3), None, OpenBreaker::Observed),
+            (RetryDecision::Stop(Stop::Exhausted), false)
+        );
+        // A breaker forced open by an operator stops the retry in either mode.
+        cores.breaker.force_open(now);
+        assert_eq!(
+            cores.decide_with(question(1), None, OpenBreaker::Observed),
+            (RetryDecision::Stop(Stop::Open(None)), false)
+        );
+    }
+
+    #[test]
+    fn an_observed_open_breaker_is_reported_even_when_the_budget_stops_the_retry() {
+        let budget = BudgetConfig {
+            min_per_second: 0,
+            ratio: 0.0,
+            ..BudgetConfig::default()
+        };
+        let mut cores = Cores::new(RetryConfig::constant(3, DELAY).budget(budget));
+        let now = Instant::now().into_std();
+        let permit = cores.breaker.try_acquire(now).unwrap();
+        cores.breaker.record(permit, Outcome::failure(DELAY), now);
+        assert_eq!(
+            cores.decide_with(question(1), None, OpenBreaker::Observed),
+            (RetryDecision::Stop(Stop::Budget), true)
         );
     }
 

@@ -19,9 +19,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::shared::member::KeyShare;
-use super::shared::{Published, TALLIED};
+use super::shared::shadow::Modes;
+use super::shared::{Published, TALLIED, WOULD_REJECT_TALLIED};
 use crate::breaker::Breaker;
 use crate::config::SupervisorConfig;
+use crate::criticality::Criticality;
 use crate::health::{HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
@@ -111,11 +113,14 @@ struct Settings {
     initial_limit: u32,
     /// The rate limiter's factor while a retry-after hint lasts (1: ignore hints).
     retry_after_factor: f64,
+    /// The policies that only observe (also published for the callers).
+    modes: Modes,
 }
 
 impl Settings {
     fn of(config: &SupervisorConfig) -> Self {
         Settings {
+            modes: Modes::of(config),
             max_in_flight: config.max_in_flight,
             mailbox_capacity: config.mailbox_capacity,
             initial_limit: config.initial_limit(),
@@ -186,6 +191,11 @@ impl ServiceSupervisor {
             alive,
             member,
         };
+        supervisor
+            .published
+            .observing
+            .publish(supervisor.settings.modes);
+        supervisor.publish_limit(supervisor.settings.initial_limit);
         if let Some(hedge) = &supervisor.hedge {
             // A fixed delay holds from the first call; a derived one once the window knows
             // the dependency's latency.
@@ -216,7 +226,8 @@ impl ServiceSupervisor {
             .reports
             .drain(|report| self.apply(ctx, report, now));
         let tallies = self.published.reports.take_tallies();
-        for ((reason, criticality), calls) in TALLIED.into_iter().zip(tallies) {
+        let (refused, would_reject) = tallies.split_at(TALLIED.len());
+        for (&(reason, criticality), &calls) in TALLIED.iter().zip(refused) {
             if calls == 0 {
                 continue;
             }
@@ -230,8 +241,22 @@ impl ServiceSupervisor {
                 },
             );
         }
+        for (reason, &calls) in WOULD_REJECT_TALLIED.into_iter().zip(would_reject) {
+            if calls == 0 {
+                continue;
+            }
+            // Recorded as the refusal it would have been (a throttle counts it; tallied
+            // without their criticality, would-be refusals count as default calls).
+            self.record_refusals(now, reason, Criticality::Default, calls);
+            self.emit(now, Signal::WouldReject { reason, calls });
+        }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();
-        if drained > 0 {
+        // Also without new reports: the window ages (a bucket leaving it moves the
+        // probability), and the callers gate on what was published last. Refreshed at every
+        // drain, the published probability depends on the window and the time alone, not on
+        // how many reports happened to wake the supervisor (an observing throttle's shadows
+        // bring more of them than the calls an enforcing one lets through).
+        if drained > 0 || self.throttle.is_some() {
             self.update_throttle(now);
         }
         drained

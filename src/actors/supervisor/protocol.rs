@@ -53,6 +53,10 @@ pub(crate) struct RetryQuestion {
 pub(crate) enum RetryDecision {
     /// Sleep this long, then admit the retry like any attempt.
     RetryAfter(Duration),
+    /// The breaker only observes, and would have stopped the retry (open now and when the
+    /// delay ends; counted `would_reject` by the supervisor): sleep this long, then retry
+    /// without asking the breaker, a shadow for it from now on.
+    ShadowRetryAfter(Duration),
     /// No retry: the call ends with its last failure, for this reason.
     Stop(Stop),
 }

@@ -2,13 +2,16 @@
 //! where the change allows. The breaker keeps its state (an open breaker stays open until its
 //! period ends), the health window its samples, the retry budget its counts; settings the
 //! callers read (timeout, deadline, attempts, bulkhead limit, throttle, rate limit) are
-//! replaced in the shared state, for the calls that start afterwards.
+//! replaced in the shared state, for the calls that start afterwards. A policy switched between
+//! `mode = "enforce"` and `"observe"` keeps its state (the adaptive limit what it learned, the
+//! rate limiter its tokens).
 
 use actix::prelude::*;
 
 use super::signals::Signal;
 use super::{ServiceSupervisor, Settings};
 use crate::actors::shared::settings::CallSettings;
+use crate::actors::shared::shadow::Modes;
 use crate::chaos::FaultConfig;
 use crate::config::SupervisorConfig;
 use crate::error::ConfigError;
@@ -142,7 +145,22 @@ impl ServiceSupervisor {
             self.update_throttle(now);
         }
 
-        if config.concurrency_limit != self.configured.concurrency_limit {
+        // Switching a policy between enforcing and observing keeps its state: the same
+        // decisions go on, refused or let through from the next call on.
+        let modes = Modes::of(&config);
+        let modes_changed = modes != self.settings.modes;
+        if modes_changed {
+            self.settings.modes = modes;
+            self.published.observing.publish(modes);
+        }
+        let limit_mode_only = match (
+            &self.configured.concurrency_limit,
+            &config.concurrency_limit,
+        ) {
+            (Some(running), Some(new)) => running != new && running.same_but_mode(new),
+            _ => false,
+        };
+        if config.concurrency_limit != self.configured.concurrency_limit && !limit_mode_only {
             change.changed.push("concurrency_limit");
             if self.limiter.is_some() && config.concurrency_limit.is_some() {
                 change.reset.push("concurrency_limit");
@@ -151,9 +169,14 @@ impl ServiceSupervisor {
                 .concurrency_limit
                 .as_ref()
                 .map(|limit| Box::new(ConcurrencyLimit::new(limit).ceiling(config.max_in_flight)));
-        } else if let Some(limiter) = &mut self.limiter {
-            // The same algorithm keeps what it learned, within the new bulkhead.
-            limiter.set_ceiling(config.max_in_flight);
+        } else {
+            if limit_mode_only {
+                change.changed.push("concurrency_limit");
+            }
+            if let Some(limiter) = &mut self.limiter {
+                // The same algorithm keeps what it learned, within the new bulkhead.
+                limiter.set_ceiling(config.max_in_flight);
+            }
         }
         if change.changed.contains(&"max_in_flight")
             || change.changed.contains(&"concurrency_limit")
@@ -163,7 +186,8 @@ impl ServiceSupervisor {
                 .as_ref()
                 .map_or(config.max_in_flight, |limiter| limiter.limit())
                 .min(config.max_in_flight);
-            self.published.bulkhead.set_limit(limit);
+            self.settings.max_in_flight = config.max_in_flight;
+            self.publish_limit(limit);
             // The new limit is reported as the configuration's change, not as a move.
             self.limit_reported = limit;
             self.emit(now, Signal::LimitChanged { to: limit });

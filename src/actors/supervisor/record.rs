@@ -1,6 +1,7 @@
 //! What the supervisor records: each caller's report ([`apply`](ServiceSupervisor::apply)),
 //! each attempt into the breaker, the health window, the retry budget, the throttle and the
-//! adaptive limit ([`record_attempt`](ServiceSupervisor::record_attempt)), and what follows a
+//! adaptive limit ([`record_attempt`](ServiceSupervisor::record_attempt); a shadow attempt of
+//! observe-only mode skips the policies it is a shadow for), and what follows a
 //! breaker change (the state published for the handles, the timer of the next time-driven
 //! transition).
 
@@ -79,13 +80,18 @@ impl ServiceSupervisor {
             first,
             in_flight,
             criticality,
+            shadow,
         } = record;
-        self.sample_limit(now, outcome, duration, in_flight);
+        // A shadow (observe-only mode) is recorded everywhere but into the policies that,
+        // enforcing, would have refused it: they decide as if it had never run.
+        if !shadow.limit() {
+            self.sample_limit(now, outcome, duration, in_flight);
+        }
         self.emit(now, Signal::Attempt);
         if first {
             self.budget.record_call(now);
         }
-        if let Some(throttle) = &mut self.throttle {
+        if let (Some(throttle), false) = (&mut self.throttle, shadow.throttle()) {
             // Accepted: the dependency answered (or the answer says nothing about it).
             let accepted = match outcome {
                 AttemptOutcome::Success | AttemptOutcome::Ignored => Some(true),
@@ -100,8 +106,10 @@ impl ServiceSupervisor {
         }
         let (breaker_outcome, healthy) = match outcome {
             AttemptOutcome::Cancelled => {
-                self.breaker.release(permit, now.into_std());
-                self.after_breaker_change(ctx, now);
+                if !shadow.breaker() {
+                    self.breaker.release(permit, now.into_std());
+                    self.after_breaker_change(ctx, now);
+                }
                 return;
             }
             // A hedge race's loser: its running time (at most the hedge delay) is a lower bound
@@ -118,11 +126,13 @@ impl ServiceSupervisor {
                 (Outcome::failure(duration), false)
             }
         };
-        if let (Some(share), false) = (&self.member, healthy) {
-            // One key of a keyed service trips only while the cap on open keys allows it.
-            self.breaker.hold_closed(!share.may_open());
+        if !shadow.breaker() {
+            if let (Some(share), false) = (&self.member, healthy) {
+                // One key of a keyed service trips only while the cap on open keys allows it.
+                self.breaker.hold_closed(!share.may_open());
+            }
+            self.breaker.record(permit, breaker_outcome, now.into_std());
         }
-        self.breaker.record(permit, breaker_outcome, now.into_std());
         self.health.record(now.into_std(), healthy, duration);
         self.after_breaker_change(ctx, now);
         match self.health_due {
@@ -217,8 +227,23 @@ impl ServiceSupervisor {
         let Some(limit) = limiter.on_sample(now.into_std(), duration, in_flight, dropped) else {
             return;
         };
-        self.published.bulkhead.set_limit(limit);
+        self.publish_limit(limit);
         self.emit(now, Signal::LimitChanged { to: limit });
+    }
+
+    /// Publishes the calls allowed in flight for the handles: `limit` (at most
+    /// `max_in_flight`), or, while the adaptive limit only observes, `max_in_flight` with
+    /// `limit` beside it as the observed limit.
+    pub(super) fn publish_limit(&self, limit: u32) {
+        let max_in_flight = self.settings.max_in_flight;
+        let bulkhead = &self.published.bulkhead;
+        if self.settings.modes.limit() {
+            bulkhead.set_limit(max_in_flight);
+            bulkhead.set_observed_limit(Some(limit.min(max_in_flight)));
+        } else {
+            bulkhead.set_observed_limit(None);
+            bulkhead.set_limit(limit.min(max_in_flight));
+        }
     }
 
     /// The dependency asked for `hint` of quiet (a 429's `Retry-After`): the rate limiter, if

@@ -8,6 +8,7 @@
 //! | `Answered` | by outcome (a refusal by reason) | `calls_total`, `call_duration_seconds` | | |
 //! | `Rejected` | `rejected_budget` (the others count as answers), `shed` | `calls_rejected_total`, `calls_shed_total` | | |
 //! | `Refused` | by reason, `shed` | `calls_rejected_total`, `calls_shed_total`, `calls_total`, `call_duration_seconds` | | |
+//! | `WouldReject` | `would_reject_*` by reason | `would_reject_total` | debug | `WouldReject` |
 //! | `Attempt` | `attempts` | | | |
 //! | `TimedOut` | | `timeouts_total` | debug | `TimedOut` |
 //! | `Retry` | `retries` | `retry_attempts_total` | debug | `RetryScheduled` |
@@ -56,6 +57,9 @@ pub(super) enum Signal {
         criticality: Criticality,
         calls: u64,
     },
+    /// `calls` calls (or retries) would have been refused for `reason` by a policy that only
+    /// observes, and went ahead.
+    WouldReject { reason: RejectReason, calls: u64 },
     /// An attempt ran the operation (recorded).
     Attempt,
     /// An attempt timed out.
@@ -155,6 +159,17 @@ impl ServiceSupervisor {
                 self.counts.shed[criticality.index()] += calls;
                 metrics.refused(reason, criticality, calls);
                 None
+            }
+            Signal::WouldReject { reason, calls } => {
+                *would_reject(&mut self.counts, reason) += calls;
+                metrics.would_reject(reason, calls);
+                tracing::debug!(
+                    service,
+                    reason = reason.as_str(),
+                    calls,
+                    "would have been rejected (observe-only mode): let through"
+                );
+                Some(EventKind::WouldReject { reason, calls })
             }
             Signal::Attempt => {
                 self.counts.attempts += 1;
@@ -328,6 +343,17 @@ impl ServiceSupervisor {
         for subscriber in &self.subscribers {
             subscriber.deliver(event.clone());
         }
+    }
+}
+
+/// The count of calls a policy that observes would have refused for `reason` (a retry budget
+/// always enforces: nothing is counted `budget`).
+fn would_reject(counts: &mut CallCounts, reason: RejectReason) -> &mut u64 {
+    match reason {
+        RejectReason::Open | RejectReason::Budget => &mut counts.would_reject_open,
+        RejectReason::Overloaded => &mut counts.would_reject_overloaded,
+        RejectReason::Throttled => &mut counts.would_reject_throttled,
+        RejectReason::RateLimited => &mut counts.would_reject_rate_limited,
     }
 }
 
