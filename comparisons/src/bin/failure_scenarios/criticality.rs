@@ -109,6 +109,7 @@ fn config(mode: &str, seed: u64) -> SupervisorConfig {
                 max_limit: 1_000,
                 backoff_ratio: 0.9,
                 latency_threshold: SERVICE * 3 / 2,
+                ..AimdConfig::default()
             })),
             criticality: Some(reserves),
             ..base
