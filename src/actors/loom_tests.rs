@@ -94,7 +94,11 @@ fn loom_an_observed_limit_admits_at_most_its_limit_and_lets_the_rest_through() {
         other.join().unwrap();
         assert_eq!(shared.bulkhead.in_flight(), 0, "every slot comes back");
         // And the count under the limit too: a call now is admitted.
-        assert!(!SlotGuard::try_take(&shared).unwrap().over_limit);
+        assert!(
+            !SlotGuard::try_take(&shared, crate::Criticality::Default)
+                .unwrap()
+                .over_limit
+        );
     });
 }
 
