@@ -254,6 +254,31 @@ impl<E> CallError<E> {
         }
     }
 
+    /// The variant's snake_case name (`open`, `timed_out`, `deadline_exceeded`, `failed`,
+    /// `retries_exhausted`, `budget_exhausted`, `retry_refused`, `retry_deferred`,
+    /// `throttled`, `rate_limited`, `overloaded`, `panicked`, `injected`, `supervisor_gone`,
+    /// `no_runtime`): a bounded value that names the answer without the operation's error,
+    /// recorded as `error.type` on a failed call's [span](crate::observe::spans).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Open { .. } => "open",
+            CallError::TimedOut { .. } => "timed_out",
+            CallError::DeadlineExceeded { .. } => "deadline_exceeded",
+            CallError::Failed { .. } => "failed",
+            CallError::RetriesExhausted { .. } => "retries_exhausted",
+            CallError::BudgetExhausted { .. } => "budget_exhausted",
+            CallError::RetryRefused { .. } => "retry_refused",
+            CallError::RetryDeferred { .. } => "retry_deferred",
+            CallError::Throttled { .. } => "throttled",
+            CallError::RateLimited { .. } => "rate_limited",
+            CallError::Overloaded => "overloaded",
+            CallError::Panicked { .. } => "panicked",
+            CallError::Injected { .. } => "injected",
+            CallError::SupervisorGone => "supervisor_gone",
+            CallError::NoRuntime { .. } => "no_runtime",
+        }
+    }
+
     /// True when the call was refused before any attempt ran (open breaker, throttle, rate
     /// limit, overload): the dependency saw no traffic from it. False for
     /// [`SupervisorGone`](CallError::SupervisorGone), which can also end a call mid-attempt.

@@ -13,6 +13,7 @@ use super::answer::{classify, Failure, Last};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use super::hedge::{hedged, Runner};
+use super::trace::{AttemptSpan, CallTrace};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::admission::Admission;
 use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
@@ -20,14 +21,15 @@ use crate::error::CallError;
 use crate::messages::Call;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 
-/// Runs the attempts of `call`. Leaves in `guard` what is still to report: the last attempt
-/// (when the supervisor was not asked about it) and how the call ended (`None`: nobody to
-/// count it to).
+/// Runs the attempts of `call`, each in its span under the call's (`trace`). Leaves in
+/// `guard` what is still to report: the last attempt (when the supervisor was not asked about
+/// it) and how the call ended (`None`: nobody to count it to).
 pub(super) async fn drive<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     first_admission: Admission,
     guard: &mut CallGuard<'_>,
+    trace: &CallTrace,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -38,6 +40,7 @@ where
     let started = guard.started;
     // The sooner of the supervisor's deadline and the one the call inherits (`Deadline`).
     let deadline = crate::deadline::call_deadline(settings.deadline, started);
+    trace.deadline(deadline, started);
     let mut admission = Some(first_admission);
     // A call that must not run twice is never hedged, even when every call is.
     let hedgeable =
@@ -62,11 +65,14 @@ where
         {
             Admission::Local(permit) => Ok(permit),
             Admission::Refused(retry_after) => Err(retry_after),
-            Admission::AskSupervisor => match handle.addr.send(Admit).await {
+            Admission::AskSupervisor => {
+                let span = trace.span().clone();
+                match handle.addr.send(Admit { span }).await {
                 Err(_) => return Err(CallError::SupervisorGone),
                 Ok(Ok(held)) => Ok(held.take()),
-                Ok(Err(rejected)) => Err(rejected.retry_after),
-            },
+                    Ok(Err(rejected)) => Err(rejected.retry_after),
+                }
+            }
         };
         let permit = match admitted {
             Ok(permit) => permit,
@@ -90,28 +96,35 @@ where
         } else {
             Instant::now()
         };
-        let span = tracing::debug_span!("attempt", attempt = attempts);
+        let span = AttemptSpan::start(
+            trace.span(),
+            attempts,
+            false,
+            published,
+            deadline,
+            attempt_started,
+        );
         // A probe (half-open) is never hedged.
         let hedge_delay = (hedgeable && !permit.is_probe())
             .then(|| published.hedge_delay())
             .flatten();
-        let (attempt, attempt_started) = match hedge_delay {
+        // The decisive attempt: the one with its span (a hedge, when it decided the race).
+        let (attempt, attempt_started, span) = match hedge_delay {
             None => {
                 guard.permit = Some((permit, attempts == 1));
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
                 let attempt = start_attempt(&mut call, published, attempt_deadline)
-                    .instrument(span)
+                    .instrument(span.span().clone())
                     .await;
-                (attempt, attempt_started)
+                (attempt, attempt_started, span)
             }
             Some(delay) => {
-                let first = Runner::new(permit, attempts == 1, attempt_started, false);
+                let first = Runner::new(permit, attempts == 1, attempt_started, false, span);
                 // Boxed: a call that is not hedged keeps its future as small as before.
                 Box::pin(hedged(
-                    handle, &mut call, guard, first, attempts, deadline, delay,
+                    handle, &mut call, guard, first, attempts, deadline, delay, trace,
                 ))
-                .instrument(span)
                 .await
             }
         };
@@ -120,8 +133,12 @@ where
         let deadline_passed = deadline.is_some_and(|d| finished >= d);
 
         let (outcome, failure, retry_after) = match attempt {
-            Attempt::Value(value) => return guard.succeed(value, duration, finished),
+            Attempt::Value(value) => {
+                span.ended(AttemptOutcome::Success);
+                return guard.succeed(value, duration, finished);
+            }
             Attempt::NoRuntime => {
+                span.ended(AttemptOutcome::Cancelled);
                 guard.cancel_attempt();
                 return guard.answer(
                     Err(CallError::NoRuntime { attempts }),
@@ -161,11 +178,26 @@ where
             Attempt::Error(error) => classify(&call, error, attempts),
             Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
         };
+        span.ended(outcome);
         let last = match failure {
             // The call ends here whatever the supervisor says.
             Failure::Final(error, answer) => {
+                let stop = if matches!(error, CallError::DeadlineExceeded { .. }) {
+                    Stop::NoTimeLeft
+                } else {
+                    Stop::Final
+                };
+                span.decided(RetryDecision::Stop(stop), outcome);
                 return guard
-                    .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
+                    .end_with_failure(
+                        handle,
+                        outcome,
+                        duration,
+                        retry_after,
+                        Err(error),
+                        answer,
+                        span.span(),
+                    )
                     .await;
             }
             Failure::Retryable(last) => last,
@@ -178,17 +210,29 @@ where
             deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
             no_retry: call.no_retry,
         };
-        let delay = match guard
-            .ask(handle, outcome, duration, retry_after, Some(question))
+        let Some(decision) = guard
+            .ask(
+                handle,
+                outcome,
+                duration,
+                retry_after,
+                Some(question),
+                span.span(),
+            )
             .await
-        {
-            None => return Err(CallError::SupervisorGone),
-            Some(RetryDecision::RetryAfter(delay)) => delay,
-            Some(RetryDecision::Stop(stop)) => {
+        else {
+            return Err(CallError::SupervisorGone);
+        };
+        span.decided(decision, outcome);
+        let delay = match decision {
+            RetryDecision::RetryAfter(delay) => delay,
+            RetryDecision::Stop(stop) => {
                 let (error, answer) = last.answer(attempts, stop);
                 return guard.answer(Err(error), answer);
             }
         };
+        // The attempt's span ends with the decision, before the backoff.
+        drop(span);
         if tokio::runtime::Handle::try_current().is_err() {
             return guard.answer(
                 Err(CallError::NoRuntime { attempts }),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Span;
 
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::bulkhead::SlotGuard;
@@ -108,7 +109,8 @@ impl<'a> CallGuard<'a> {
 
     /// The last attempt failed and the call ends with `result`: a failure the breaker counts is
     /// recorded by the supervisor before the caller has its answer (so trips are exact); an
-    /// ignored error is handed over with the answer.
+    /// ignored error is handed over with the answer. `span` is the attempt's.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn end_with_failure<T, E>(
         &mut self,
         handle: &ServiceHandle,
@@ -117,13 +119,14 @@ impl<'a> CallGuard<'a> {
         retry_after: Option<Duration>,
         result: Result<T, CallError<E>>,
         answer: CallOutcome,
+        span: &Span,
     ) -> Result<T, CallError<E>> {
         if outcome == AttemptOutcome::Ignored {
             self.last_attempt = self.record(outcome, duration);
             return self.answer(result, answer);
         }
         if self
-            .ask(handle, outcome, duration, retry_after, None)
+            .ask(handle, outcome, duration, retry_after, None, span)
             .await
             .is_none()
         {
@@ -132,8 +135,8 @@ impl<'a> CallGuard<'a> {
         self.answer(result, answer)
     }
 
-    /// Records the failed attempt with the supervisor, asking `retry` if given. `None` when the
-    /// supervisor is gone.
+    /// Records the failed attempt with the supervisor, asking `retry` if given; the supervisor
+    /// reports what it does inside `span`, the attempt's. `None` when the supervisor is gone.
     pub(super) async fn ask(
         &mut self,
         handle: &ServiceHandle,
@@ -141,6 +144,7 @@ impl<'a> CallGuard<'a> {
         duration: Duration,
         retry_after: Option<Duration>,
         retry: Option<RetryQuestion>,
+        span: &Span,
     ) -> Option<RetryDecision> {
         let (permit, first) = self.permit.take()?;
         let message = AttemptFailed {
@@ -151,6 +155,7 @@ impl<'a> CallGuard<'a> {
             in_flight: self.in_flight,
             retry_after,
             retry,
+            span: span.clone(),
         };
         handle.addr.send(message).await.ok()
     }

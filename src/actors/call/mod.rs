@@ -15,7 +15,9 @@
 //!   [`hedge`]: one attempt raced against hedges;
 //! - [`answer`]: the supervisor's decision turned into the caller's [`CallError`];
 //! - [`guard`]: what a call in flight holds, and its last report;
-//! - [`fallback`]: the fallback, for failures and refusals.
+//! - [`fallback`]: the fallback, for failures and refusals;
+//! - [`trace`]: the call's span and its attempts' spans
+//!   ([`observe::spans`](crate::observe::spans) names their attributes).
 //!
 //! What is decided where: admission reads the state the supervisor publishes (Closed admits
 //! here, Open refuses here, HalfOpen asks the supervisor for a probe permit); a success is
@@ -41,16 +43,19 @@ mod fallback;
 mod gates;
 mod guard;
 mod hedge;
+mod trace;
 
 pub(crate) use self::gates::Refusal;
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
+use self::trace::CallTrace;
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
 use super::supervisor::ServiceSupervisor;
 use crate::error::CallError;
 use crate::flights::{FlightGuard, Joined};
 use crate::messages::Call;
+use crate::outcome::CallOutcome;
 
 /// The ways to run a call from a handle: [`call`](ServiceHandle::call) for a closure,
 /// [`send`](ServiceHandle::send) for a prepared [`Call`].
@@ -95,14 +100,19 @@ impl ServiceHandle {
 /// The first checks of a call without a fallback, made before the call and its attempt loop
 /// are even built: the supervisor is running, and the published state admits the call. The
 /// refusal is counted; the admission is handed to [`run`], which does not check again.
+/// A refused call still has its span (opened and closed at once).
 pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallError<E>> {
     if !handle.is_alive() {
-        return Err(CallError::SupervisorGone);
+        let gone = Err(CallError::SupervisorGone);
+        CallTrace::refused(handle, None, &gone);
+        return gone;
     }
     match handle.published.admission.admit() {
         Admission::Refused(retry_after) => {
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            Refusal::Open(retry_after).refuse(&handle.published)
+            let refused = Refusal::Open(retry_after).refuse(&handle.published);
+            CallTrace::refused(handle, Some(CallOutcome::Rejected), &refused);
+            refused
         }
         admission => Ok(Prechecked(admission)),
     }
@@ -113,11 +123,31 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
 pub(crate) struct Prechecked(Admission);
 
 /// Runs `call` through the supervisor behind `handle`, in the current task (see the module
-/// docs).
+/// docs), inside the call's span.
 pub(crate) async fn run<T, E, F, Fut>(
+    handle: &ServiceHandle,
+    call: Call<T, E, F>,
+    prechecked: Option<Prechecked>,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut trace = CallTrace::start(handle);
+    let span = trace.span().clone();
+    let answer = answer(handle, call, prechecked, &mut trace)
+        .instrument(span)
+        .await;
+    trace.end(&answer);
+    answer
+}
+
+/// The call's answer (see [`run`]), how it was counted left in `trace`.
+async fn answer<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
+    trace: &mut CallTrace,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -146,14 +176,22 @@ where
             )
             .await
             {
-                Some(answer) => return answer,
+                Some((answer, outcome)) => {
+                    trace.counted(outcome);
+                    return answer;
+                }
                 None => continue,
             }
         }
-        let gated = match gates::admission(handle, prechecked.take()) {
+        let admitted = gates::admission(handle, prechecked.take());
+        trace.admitted(published);
+        let gated = match admitted {
             Ok(admission) => match gates::slot_at_once(handle) {
                 Slot::Ready(slot) => slot,
-                Slot::Wait(token) => gates::slot_after_waiting(handle, token).await,
+                Slot::Wait(token) => {
+                    trace::waiting(token.as_ref());
+                    gates::slot_after_waiting(handle, token).await
+                }
             }
             .map(|slot| (admission, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
@@ -161,7 +199,9 @@ where
         let (admission, (slot, token)) = match gated {
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
-                return fallback::refused(published, refusal, fallback).await
+                let (answer, outcome) = fallback::refused(published, refusal, fallback).await;
+                trace.counted(outcome);
+                return answer;
             }
             Err(Stopped::Gone) => return Err(CallError::SupervisorGone),
             Err(Stopped::NoRuntime) => return Err(CallError::NoRuntime { attempts: 0 }),
@@ -185,7 +225,10 @@ where
                 )
                 .await
                 {
-                    Some(answer) => return answer,
+                    Some((answer, outcome)) => {
+                        trace.counted(outcome);
+                        return answer;
+                    }
                     None => continue,
                 }
             }
@@ -195,11 +238,6 @@ where
         let _spent = token;
         break (admission, slot, flight);
     };
-    let span = tracing::debug_span!(
-        "call",
-        service = %handle.name,
-        call_id = published.next_call_id()
-    );
     let mut guard = CallGuard::new(published, slot);
     // Declared after the call's guard, so dropped before it: the flight ends (its followers
     // start over) before the slot is given back.
@@ -207,7 +245,7 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
-    let driven = attempts::drive(handle, call, admission, &mut guard).instrument(span);
+    let driven = attempts::drive(handle, call, admission, &mut guard, trace);
     let answer = until_supervisor_gone(handle, driven).await;
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
@@ -228,6 +266,9 @@ where
         }
         (result, _) => result,
     };
+    if let Some(outcome) = guard.outcome {
+        trace.counted(outcome);
+    }
     guard.finish();
     result
 }
