@@ -139,6 +139,8 @@ pub const EVENTS: [&str; 7] = [
 ];
 
 /// `duration` in whole milliseconds, as the `…_ms` attributes and event fields carry it.
-pub(crate) fn millis(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+/// Numbers are recorded as `i64`, OpenTelemetry's integer (`tracing-opentelemetry` records
+/// any other integer type as a string).
+pub(crate) fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -68,8 +68,8 @@ where
             Admission::AskSupervisor => {
                 let span = trace.span().clone();
                 match handle.addr.send(Admit { span }).await {
-                Err(_) => return Err(CallError::SupervisorGone),
-                Ok(Ok(held)) => Ok(held.take()),
+                    Err(_) => return Err(CallError::SupervisorGone),
+                    Ok(Ok(held)) => Ok(held.take()),
                     Ok(Err(rejected)) => Err(rejected.retry_after),
                 }
             }
@@ -109,7 +109,7 @@ where
             .then(|| published.hedge_delay())
             .flatten();
         // The decisive attempt: the one with its span (a hedge, when it decided the race).
-        let (attempt, attempt_started, span) = match hedge_delay {
+        let (attempt, attempt_started, mut span) = match hedge_delay {
             None => {
                 guard.permit = Some((permit, attempts == 1));
                 let limit = time_limit(settings.timeout, deadline, attempt_started);

@@ -215,14 +215,8 @@ where
                 // The permit is handed back unused (dropped), and no hedge follows.
                 Some(_) if deadline.is_some_and(|d| now >= d) => hedging = false,
                 Some(held) => {
-                    let span = AttemptSpan::start(
-                        trace.span(),
-                        attempts,
-                        true,
-                        published,
-                        deadline,
-                        now,
-                    );
+                    let span =
+                        AttemptSpan::start(trace.span(), attempts, true, published, deadline, now);
                     let attempt = start_attempt(call, published, attempt_deadline(now))
                         .instrument(span.span().clone());
                     let runner = Runner::new(held.take(), false, now, true, span);

@@ -47,7 +47,7 @@ impl CallTrace {
             { spans::OTEL_NAME } = spans::CALL_SPAN,
             { spans::OTEL_KIND } = spans::KIND_CLIENT,
             { spans::SERVICE } = &*handle.name,
-            { spans::CALL_ID } = handle.published.next_call_id(),
+            { spans::CALL_ID } = handle.published.next_call_id() as i64,
             { spans::BREAKER_STATE } = Empty,
             { spans::DEADLINE_MS } = Empty,
             { spans::OUTCOME } = Empty,
@@ -133,9 +133,13 @@ impl Drop for CallTrace {
     }
 }
 
-/// An attempt's span, a child of its call's.
+/// An attempt's span, a child of its call's. Dropped before it [ended](Self::ended) (its call
+/// was dropped), it records the attempt `cancelled`.
 #[derive(Debug)]
-pub(super) struct AttemptSpan(Span);
+pub(super) struct AttemptSpan {
+    span: Span,
+    ended: bool,
+}
 
 impl AttemptSpan {
     /// Opens the span of attempt `number` of the call traced by `call` (a hedge of it when
@@ -155,7 +159,7 @@ impl AttemptSpan {
             "attempt",
             { spans::OTEL_NAME } = spans::ATTEMPT_SPAN,
             { spans::OTEL_KIND } = spans::KIND_CLIENT,
-            { spans::ATTEMPT } = number,
+            { spans::ATTEMPT } = i64::from(number),
             { spans::HEDGE } = hedge,
             { spans::BREAKER_STATE } = Empty,
             { spans::DEADLINE_MS } = Empty,
@@ -167,36 +171,46 @@ impl AttemptSpan {
             breaker_state(&span, published);
             deadline_ms(&span, deadline, now);
         }
-        AttemptSpan(span)
+        AttemptSpan { span, ended: false }
     }
 
     pub(super) fn span(&self) -> &Span {
-        &self.0
+        &self.span
     }
 
     /// The attempt ended `outcome`.
     #[inline]
-    pub(super) fn ended(&self, outcome: AttemptOutcome) {
-        if self.0.is_disabled() {
+    pub(super) fn ended(&mut self, outcome: AttemptOutcome) {
+        self.ended = true;
+        if self.span.is_disabled() {
             return;
         }
-        self.0.record(spans::OUTCOME, outcome.as_str());
+        self.span.record(spans::OUTCOME, outcome.as_str());
         if outcome.is_error() {
-            self.0.record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
+            self.span
+                .record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
         }
     }
 
     /// The supervisor's decision after the attempt (which ended `outcome`) failed.
     #[inline]
     pub(super) fn decided(&self, decision: RetryDecision, outcome: AttemptOutcome) {
-        if self.0.is_disabled() {
+        if self.span.is_disabled() {
             return;
         }
         let reason = match decision {
             RetryDecision::RetryAfter(_) => RetryReason::after(outcome).as_str(),
             RetryDecision::Stop(stop) => stop.as_str(),
         };
-        self.0.record(spans::RETRY_REASON, reason);
+        self.span.record(spans::RETRY_REASON, reason);
+    }
+}
+
+impl Drop for AttemptSpan {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended(AttemptOutcome::Cancelled);
+        }
     }
 }
 

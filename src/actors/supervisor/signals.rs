@@ -166,7 +166,7 @@ impl ServiceSupervisor {
                 tracing::debug!(
                     message = spans::EVENT_RETRY_SCHEDULED,
                     service,
-                    attempt,
+                    attempt = i64::from(attempt),
                     delay_ms = spans::millis(delay),
                     reason = reason.as_str()
                 );
@@ -180,7 +180,7 @@ impl ServiceSupervisor {
                 tracing::warn!(
                     message = spans::EVENT_RETRY_BUDGET_EXHAUSTED,
                     service,
-                    attempts
+                    attempts = i64::from(attempts)
                 );
                 Some(EventKind::RetryBudgetExhausted)
             }
@@ -268,7 +268,7 @@ impl ServiceSupervisor {
                 tracing::debug!(
                     message = spans::EVENT_HEDGE_STARTED,
                     service,
-                    hedge,
+                    hedge = i64::from(hedge),
                     after_ms = spans::millis(after)
                 );
                 Some(EventKind::Hedged { after, hedge })
