@@ -412,7 +412,7 @@ async fn a_call_dropped_by_its_caller_ends_its_spans_cancelled() {
     let otel = Otel::install();
     pause_aligned().await;
     let svc = start("otel-dropped", plain_config());
-    let pending = svc.call(|| std::future::pending::<Result<(), DepError>>());
+    let pending = svc.call(std::future::pending::<Result<(), DepError>>);
     assert!(tokio::time::timeout(ms(10), pending).await.is_err());
     let call = otel.call("otel-dropped");
     assert_eq!(text(&call, spans::OUTCOME), "cancelled");

@@ -7,13 +7,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::answer::{classify, Failure, Last};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use super::hedge::{hedged, Runner};
-use super::trace::{AttemptSpan, CallTrace};
+use super::trace::{AttemptSpan, CallSpan, InSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::admission::Admission;
 use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
@@ -29,7 +28,7 @@ pub(super) async fn drive<T, E, F, Fut>(
     mut call: Call<T, E, F>,
     first_admission: Admission,
     guard: &mut CallGuard<'_>,
-    trace: &CallTrace,
+    trace: &CallSpan,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -114,9 +113,8 @@ where
                 guard.permit = Some((permit, attempts == 1));
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
-                let attempt = start_attempt(&mut call, published, attempt_deadline)
-                    .instrument(span.span().clone())
-                    .await;
+                let attempt =
+                    InSpan::new(&span, start_attempt(&mut call, published, attempt_deadline)).await;
                 (attempt, attempt_started, span)
             }
             Some(delay) => {

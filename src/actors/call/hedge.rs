@@ -35,7 +35,7 @@ use tracing::Instrument;
 use super::answer::{classify, Failure};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
-use super::trace::{AttemptSpan, CallTrace};
+use super::trace::{AttemptSpan, CallSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::actors::shared::Published;
@@ -145,7 +145,7 @@ pub(super) async fn hedged<T, E, F, Fut>(
     attempts: u32,
     deadline: Option<Instant>,
     delay: Duration,
-    trace: &CallTrace,
+    trace: &CallSpan,
 ) -> (Attempt<T, E>, Instant, AttemptSpan)
 where
     F: FnMut() -> Fut,

@@ -33,7 +33,6 @@ use std::task::Poll;
 
 use actix::{AsyncContext, Context, Handler, ResponseFuture};
 use tokio::time::Instant;
-use tracing::Instrument;
 
 mod answer;
 mod attempt;
@@ -48,7 +47,7 @@ mod trace;
 pub(crate) use self::gates::Refusal;
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
-use self::trace::CallTrace;
+use self::trace::{CallSpan, Traced};
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
 use super::supervisor::ServiceSupervisor;
@@ -103,16 +102,15 @@ impl ServiceHandle {
 /// A refused call still has its span (opened and closed at once).
 pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallError<E>> {
     if !handle.is_alive() {
-        let gone = Err(CallError::SupervisorGone);
-        CallTrace::refused(handle, None, &gone);
-        return gone;
+        CallSpan::refused(handle, None, CallError::<()>::SupervisorGone.kind());
+        return Err(CallError::SupervisorGone);
     }
     match handle.published.admission.admit() {
         Admission::Refused(retry_after) => {
             tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
-            let refused = Refusal::Open(retry_after).refuse(&handle.published);
-            CallTrace::refused(handle, Some(CallOutcome::Rejected), &refused);
-            refused
+            let open = CallError::<()>::Open { retry_after }.kind();
+            CallSpan::refused(handle, Some(CallOutcome::Rejected), open);
+            Refusal::Open(retry_after).refuse(&handle.published)
         }
         admission => Ok(Prechecked(admission)),
     }
@@ -123,32 +121,30 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
 pub(crate) struct Prechecked(Admission);
 
 /// Runs `call` through the supervisor behind `handle`, in the current task (see the module
-/// docs), inside the call's span.
-pub(crate) async fn run<T, E, F, Fut>(
-    handle: &ServiceHandle,
+/// docs), inside the call's span. Inlined: the call's future is built in place, not copied.
+#[inline(always)]
+pub(crate) fn run<'a, T, E, F, Fut>(
+    handle: &'a ServiceHandle,
     call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
-) -> Result<T, CallError<E>>
+) -> Traced<
+    impl Future<Output = (Result<T, CallError<E>>, Option<CallOutcome>)> + use<'a, T, E, F, Fut>,
+>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut trace = CallTrace::start(handle);
-    let span = trace.span().clone();
-    let answer = answer(handle, call, prechecked, &mut trace)
-        .instrument(span)
-        .await;
-    trace.end(&answer);
-    answer
+    let span = CallSpan::start(handle);
+    Traced::new(span.clone(), answer(handle, call, prechecked, span))
 }
 
-/// The call's answer (see [`run`]), how it was counted left in `trace`.
+/// The call's answer (see [`run`]) and how it was counted (`None`: nobody counted it).
 async fn answer<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
-    trace: &mut CallTrace,
-) -> Result<T, CallError<E>>
+    trace: CallSpan,
+) -> (Result<T, CallError<E>>, Option<CallOutcome>)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -157,7 +153,7 @@ where
     let coalesce = call.coalesce.take();
     let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
     if prechecked.is_none() && !handle.is_alive() {
-        return Err(CallError::SupervisorGone);
+        return (Err(CallError::SupervisorGone), None);
     }
     let published = &handle.published;
     // When a coalesced call started (a follower's duration is timed from it).
@@ -176,10 +172,7 @@ where
             )
             .await
             {
-                Some((answer, outcome)) => {
-                    trace.counted(outcome);
-                    return answer;
-                }
+                Some((answer, outcome)) => return (answer, Some(outcome)),
                 None => continue,
             }
         }
@@ -200,11 +193,10 @@ where
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
                 let (answer, outcome) = fallback::refused(published, refusal, fallback).await;
-                trace.counted(outcome);
-                return answer;
+                return (answer, Some(outcome));
             }
-            Err(Stopped::Gone) => return Err(CallError::SupervisorGone),
-            Err(Stopped::NoRuntime) => return Err(CallError::NoRuntime { attempts: 0 }),
+            Err(Stopped::Gone) => return (Err(CallError::SupervisorGone), None),
+            Err(Stopped::NoRuntime) => return (Err(CallError::NoRuntime { attempts: 0 }), None),
         };
         // With its slot, a coalesced call leads its key's flight, unless another call of the
         // key took a slot first (it then gives its slot back and follows that one).
@@ -225,10 +217,7 @@ where
                 )
                 .await
                 {
-                    Some((answer, outcome)) => {
-                        trace.counted(outcome);
-                        return answer;
-                    }
+                    Some((answer, outcome)) => return (answer, Some(outcome)),
                     None => continue,
                 }
             }
@@ -245,7 +234,7 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
-    let driven = attempts::drive(handle, call, admission, &mut guard, trace);
+    let driven = attempts::drive(handle, call, admission, &mut guard, &trace);
     let answer = until_supervisor_gone(handle, driven).await;
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
@@ -266,11 +255,9 @@ where
         }
         (result, _) => result,
     };
-    if let Some(outcome) = guard.outcome {
-        trace.counted(outcome);
-    }
+    let outcome = guard.outcome;
     guard.finish();
-    result
+    (result, outcome)
 }
 
 /// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)

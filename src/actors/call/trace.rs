@@ -1,6 +1,7 @@
-//! A call's spans ([`spans`] names them): the call's own and one per attempt, hedges included,
-//! and the one place the caller's side writes to them — the attributes known late, recorded
-//! when the call or the attempt ends, and the events only the caller sees ([`note`]). What the
+//! A call's spans ([`spans`] names them): the call's own ([`CallSpan`], entered around the
+//! call's future by [`Traced`]) and one per attempt, hedges included ([`AttemptSpan`]); and the
+//! one place the caller's side writes to them — the attributes known late, recorded when the
+//! call or the attempt ends, and the events only the caller sees ([`note`]). What the
 //! supervisor decides for the call is reported by its signal fan-out, inside the span that
 //! asked (the span travels with the question: [`AttemptFailed`], [`Admit`], [`Hedge`]).
 //!
@@ -12,8 +13,12 @@
 //! [`Admit`]: crate::actors::supervisor::Admit
 //! [`Hedge`]: crate::actors::supervisor::Hedge
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Span;
@@ -29,19 +34,24 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RetryReason};
 /// The target of the call and attempt spans and of the caller's events.
 pub(crate) const TARGET: &str = "warden::call";
 
-/// A call's span, and how the call was counted. Dropped before [`end`](Self::end) (the
-/// caller dropped the call), it records the call `cancelled`.
-pub(super) struct CallTrace {
-    span: Span,
-    outcome: Option<CallOutcome>,
-    ended: bool,
-}
+/// A call's span (a handle to it: a clone is a copy while it is disabled).
+#[derive(Debug, Clone)]
+pub(super) struct CallSpan(Span);
 
-impl CallTrace {
+impl CallSpan {
     /// Opens the span of a call to `handle`'s service.
-    #[inline]
+    #[inline(always)]
     pub(super) fn start(handle: &ServiceHandle) -> Self {
-        let span = tracing::debug_span!(
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            Self::open(handle)
+        } else {
+            CallSpan(Span::none())
+        }
+    }
+
+    #[inline(never)]
+    fn open(handle: &ServiceHandle) -> Self {
+        CallSpan(tracing::debug_span!(
             target: TARGET,
             "call",
             { spans::OTEL_NAME } = spans::CALL_SPAN,
@@ -53,83 +63,158 @@ impl CallTrace {
             { spans::OUTCOME } = Empty,
             { spans::ERROR_TYPE } = Empty,
             { spans::OTEL_STATUS_CODE } = Empty,
-        );
-        CallTrace {
-            span,
-            outcome: None,
-            ended: false,
-        }
+        ))
     }
 
     pub(super) fn span(&self) -> &Span {
-        &self.span
+        &self.0
     }
 
     /// The call passes the breaker's gate: the state it was admitted (or refused) in.
     #[inline]
     pub(super) fn admitted(&self, published: &Published) {
-        if !self.span.is_disabled() {
-            breaker_state(&self.span, published);
+        if !self.0.is_disabled() {
+            breaker_state(&self.0, published);
         }
     }
 
     /// The call's deadline, once known (`now`: when the call started).
     #[inline]
     pub(super) fn deadline(&self, deadline: Option<Instant>, now: Instant) {
-        if !self.span.is_disabled() {
-            deadline_ms(&self.span, deadline, now);
+        if !self.0.is_disabled() {
+            deadline_ms(&self.0, deadline, now);
         }
     }
 
-    /// How the call is counted (when it is: not when the supervisor is gone).
-    #[inline]
-    pub(super) fn counted(&mut self, outcome: CallOutcome) {
-        self.outcome = Some(outcome);
-    }
-
-    /// The call's answer: its outcome, and on an error the error's kind and the status.
-    #[inline]
-    pub(super) fn end<T, E>(&mut self, answer: &Result<T, CallError<E>>) {
-        self.ended = true;
-        if self.span.is_disabled() {
+    /// The call was answered `answer`, counted `outcome` (`None`: nobody counted it, the
+    /// supervisor being gone or no runtime there to wait in): its outcome, and on an error the
+    /// error's kind and the status.
+    fn end<T, E>(&self, answer: &Result<T, CallError<E>>, outcome: Option<CallOutcome>) {
+        if self.0.is_disabled() {
             return;
         }
-        let outcome = self.outcome.unwrap_or(match answer {
-            Ok(_) => CallOutcome::Success,
-            // Nobody counted it: the supervisor is gone, or no runtime was there to wait in.
-            Err(_) => CallOutcome::Cancelled,
+        let error = answer.as_ref().err().map(CallError::kind);
+        self.record_end(outcome, error);
+    }
+
+    /// Records how the call ended: counted `outcome` (`None`: nobody counted it, the supervisor
+    /// being gone or no runtime there to wait in), failed with an error of kind `error`.
+    fn record_end(&self, outcome: Option<CallOutcome>, error: Option<&'static str>) {
+        let outcome = outcome.unwrap_or(match error {
+            None => CallOutcome::Success,
+            Some(_) => CallOutcome::Cancelled,
         });
-        self.span.record(spans::OUTCOME, outcome.as_str());
-        if let Err(error) = answer {
-            self.span.record(spans::ERROR_TYPE, error.kind());
-            self.span
-                .record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
+        self.0.record(spans::OUTCOME, outcome.as_str());
+        if let Some(kind) = error {
+            self.0.record(spans::ERROR_TYPE, kind);
+            self.0.record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
         }
     }
 
-    /// A call refused before it started (supervisor gone, breaker open): its span opened,
-    /// recorded and closed at once.
-    #[cold]
-    pub(super) fn refused<T, E>(
+    /// A call refused before it started, with an error of kind `error` (supervisor gone,
+    /// breaker open; counted `outcome`): its span opened, recorded and closed at once. Nothing
+    /// when `debug` is off.
+    #[inline(always)]
+    pub(super) fn refused(
         handle: &ServiceHandle,
         outcome: Option<CallOutcome>,
-        answer: &Result<T, CallError<E>>,
+        error: &'static str,
     ) {
-        let mut trace = CallTrace::start(handle);
-        if let Some(outcome) = outcome {
-            trace.admitted(&handle.published);
-            trace.counted(outcome);
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            Self::refused_traced(handle, outcome, error);
         }
-        trace.end(answer);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_traced(handle: &ServiceHandle, outcome: Option<CallOutcome>, error: &'static str) {
+        let span = CallSpan::open(handle);
+        if span.0.is_disabled() {
+            return;
+        }
+        if outcome.is_some() {
+            span.admitted(&handle.published);
+        }
+        span.record_end(outcome, Some(error));
     }
 }
 
-impl Drop for CallTrace {
-    fn drop(&mut self) {
-        if !self.ended && !self.span.is_disabled() {
-            self.span
-                .record(spans::OUTCOME, CallOutcome::Cancelled.as_str());
+pin_project! {
+    /// An attempt's future inside its span (borrowed: nothing cloned, nothing to drop).
+    pub(super) struct InSpan<'a, F> {
+        span: &'a AttemptSpan,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<'a, F> InSpan<'a, F> {
+    #[inline]
+    pub(super) fn new(span: &'a AttemptSpan, future: F) -> Self {
+        InSpan { span, future }
+    }
+}
+
+impl<F: Future> Future for InSpan<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.span.span.enter();
+        this.future.poll(cx)
+    }
+}
+
+pin_project! {
+    /// A call's future inside its span: entered while it is polled, ended with its answer and
+    /// how it was counted; dropped before its answer (the caller dropped the call), it ends
+    /// the span `cancelled`.
+    pub(crate) struct Traced<F> {
+        span: CallSpan,
+        #[pin]
+        future: F,
+        answered: bool,
+    }
+
+    impl<F> PinnedDrop for Traced<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.answered && !this.span.0.is_disabled() {
+                this.span
+                    .0
+                    .record(spans::OUTCOME, CallOutcome::Cancelled.as_str());
+            }
         }
+    }
+}
+
+impl<F> Traced<F> {
+    /// `future` (a call's answer and how it was counted) inside `span`.
+    #[inline]
+    pub(super) fn new(span: CallSpan, future: F) -> Self {
+        Traced {
+            span,
+            future,
+            answered: false,
+        }
+    }
+}
+
+impl<T, E, F> Future for Traced<F>
+where
+    F: Future<Output = (Result<T, CallError<E>>, Option<CallOutcome>)>,
+{
+    type Output = Result<T, CallError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.0.enter();
+        let (answer, outcome) = ready!(this.future.poll(cx));
+        *this.answered = true;
+        this.span.end(&answer, outcome);
+        Poll::Ready(answer)
     }
 }
 
@@ -144,8 +229,27 @@ pub(super) struct AttemptSpan {
 impl AttemptSpan {
     /// Opens the span of attempt `number` of the call traced by `call` (a hedge of it when
     /// `hedge`), admitted and started now.
-    #[inline]
+    #[inline(always)]
     pub(super) fn start(
+        call: &Span,
+        number: u32,
+        hedge: bool,
+        published: &Published,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Self {
+        if call.is_disabled() {
+            // (Both spans have the same level and target.)
+            return AttemptSpan {
+                span: Span::none(),
+                ended: false,
+            };
+        }
+        Self::open(call, number, hedge, published, deadline, now)
+    }
+
+    #[inline(never)]
+    fn open(
         call: &Span,
         number: u32,
         hedge: bool,
