@@ -397,6 +397,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kinds_are_distinct_snake_case_names() {
+        let errors: [CallError<()>; 15] = [
+            CallError::Open { retry_after: None },
+            CallError::TimedOut { attempts: 1 },
+            CallError::DeadlineExceeded {
+                attempts: 1,
+                last: None,
+            },
+            CallError::Failed {
+                last: (),
+                attempts: 1,
+            },
+            CallError::RetriesExhausted {
+                last: (),
+                attempts: 1,
+            },
+            CallError::BudgetExhausted {
+                last: (),
+                attempts: 1,
+            },
+            CallError::RetryRefused {
+                last: None,
+                attempts: 1,
+                retry_after: None,
+            },
+            CallError::RetryDeferred {
+                last: (),
+                attempts: 1,
+                retry_after: Duration::ZERO,
+            },
+            CallError::Throttled { probability: 0.5 },
+            CallError::RateLimited {
+                retry_after: Duration::ZERO,
+            },
+            CallError::Overloaded,
+            CallError::Panicked {
+                message: String::new(),
+                attempts: 1,
+            },
+            CallError::Injected { attempts: 1 },
+            CallError::SupervisorGone,
+            CallError::NoRuntime { attempts: 0 },
+        ];
+        let kinds: std::collections::HashSet<&str> = errors.iter().map(CallError::kind).collect();
+        assert_eq!(kinds.len(), errors.len());
+        assert!(kinds
+            .iter()
+            .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    }
+
+    #[test]
     fn map_last_maps_the_operations_error_and_keeps_every_other_field() {
         let error: CallError<u32> = CallError::RetriesExhausted {
             last: 7,

@@ -15,11 +15,11 @@
 //! └─ attempt  warden.attempt = 2, …
 //! ```
 //!
-//! Both spans are at `debug` level, under the target `warden::…` of the module that opens
-//! them. Fields whose value is only known later (the outcome, the retry reason, the status)
+//! Both spans are at `debug` level, under the target `warden::call`. Fields whose value is only known later (the outcome, the retry reason, the status)
 //! are declared empty and recorded when the call or the attempt ends. With no subscriber
 //! interested in them, a span is [`Span::none`](tracing::Span::none) and costs a level check:
-//! nothing is recorded, formatted or allocated.
+//! nothing is recorded, formatted or allocated. Numbers are recorded as `i64`, OpenTelemetry's
+//! integer (`tracing-opentelemetry` exports other integer types as strings).
 //!
 //! # Values
 //!
@@ -42,7 +42,9 @@
 //! event named by the message): the supervisor's decisions made while it handles the call's
 //! question (a breaker transition, a retry scheduled, a hedge started, a timeout) come from
 //! its one signal fan-out, run inside the asking span; what only the caller sees (a rate-limit
-//! wait, a fallback served) from the call's own helper. [`EVENTS`] lists them.
+//! wait, a fallback served) from the call's own helper. [`EVENTS`] lists them. A breaker that
+//! closes after a probe succeeded is the exception: the success is handed over without a round
+//! trip, so the transition is reported after the call has its answer, outside its span.
 //!
 //! [`CallOutcome::as_str`]: crate::outcome::CallOutcome::as_str
 //! [`RetryReason`]: crate::outcome::RetryReason
@@ -115,7 +117,7 @@ pub const EVENT_RETRY_SCHEDULED: &str = "retry scheduled";
 /// Event: the supervisor refused a retry because the retry budget is spent. In the failed
 /// attempt's span.
 pub const EVENT_RETRY_BUDGET_EXHAUSTED: &str = "retry budget exhausted";
-/// Event: the attempt timed out (`after`). In its span.
+/// Event: the attempt timed out (`after_ms`). In its span.
 pub const EVENT_TIMED_OUT: &str = "attempt timed out";
 /// Event: a hedge was started (`hedge`: its number, `after_ms`: how long the hedged attempt
 /// had run). In the call's span.
@@ -143,4 +145,30 @@ pub const EVENTS: [&str; 7] = [
 /// any other integer type as a string).
 pub(crate) fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn names_are_distinct() {
+        let events: HashSet<&str> = EVENTS.into_iter().collect();
+        assert_eq!(events.len(), EVENTS.len());
+        let attributes = [
+            SERVICE,
+            CALL_ID,
+            ATTEMPT,
+            OUTCOME,
+            BREAKER_STATE,
+            RETRY_REASON,
+            HEDGE,
+            DEADLINE_MS,
+            ERROR_TYPE,
+        ];
+        let distinct: HashSet<&str> = attributes.into_iter().collect();
+        assert_eq!(distinct.len(), attributes.len());
+    }
 }

@@ -367,3 +367,30 @@ fn deadline_ms(span: &Span, deadline: Option<Instant>, now: Instant) {
         );
     }
 }
+
+#[cfg(all(test, not(warden_loom)))]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use crate::actors::supervisor::Stop;
+    use crate::observe::spans::RETRY_REASONS;
+    use crate::outcome::RetryReason;
+
+    #[test]
+    fn every_stop_has_a_documented_retry_reason_and_none_is_a_retry_reason() {
+        let stops = [
+            Stop::Final,
+            Stop::Exhausted,
+            Stop::NoTimeLeft,
+            Stop::Budget,
+            Stop::Open(None),
+            Stop::Deferred(Duration::ZERO),
+        ];
+        let names: HashSet<&str> = stops.iter().map(|stop| stop.as_str()).collect();
+        assert_eq!(names, RETRY_REASONS.into_iter().collect());
+        for reason in RetryReason::ALL {
+            assert!(!names.contains(reason.as_str()));
+        }
+    }
+}
