@@ -47,7 +47,7 @@ mod trace;
 pub(crate) use self::gates::Refusal;
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
-use self::trace::{CallSpan, Traced};
+use self::trace::{CallSpan, Counted, Traced};
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
 use super::supervisor::ServiceSupervisor;
@@ -127,9 +127,7 @@ pub(crate) fn run<'a, T, E, F, Fut>(
     handle: &'a ServiceHandle,
     call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
-) -> Traced<
-    impl Future<Output = (Result<T, CallError<E>>, Option<CallOutcome>)> + use<'a, T, E, F, Fut>,
->
+) -> Traced<impl Future<Output = Counted<T, E>> + use<'a, T, E, F, Fut>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -144,7 +142,7 @@ async fn answer<T, E, F, Fut>(
     mut call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
     trace: CallSpan,
-) -> (Result<T, CallError<E>>, Option<CallOutcome>)
+) -> Counted<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,

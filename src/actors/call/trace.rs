@@ -166,6 +166,9 @@ impl<F: Future> Future for InSpan<'_, F> {
     }
 }
 
+/// A call's answer and how it was counted (`None`: nobody counted it).
+pub(super) type Counted<T, E> = (Result<T, CallError<E>>, Option<CallOutcome>);
+
 pin_project! {
     /// A call's future inside its span: entered while it is polled, ended with its answer and
     /// how it was counted; dropped before its answer (the caller dropped the call), it ends
@@ -203,7 +206,7 @@ impl<F> Traced<F> {
 
 impl<T, E, F> Future for Traced<F>
 where
-    F: Future<Output = (Result<T, CallError<E>>, Option<CallOutcome>)>,
+    F: Future<Output = Counted<T, E>>,
 {
     type Output = Result<T, CallError<E>>;
 
