@@ -5,16 +5,15 @@
 //! attributes, events, and the parent/child links by span id.
 //!
 //! Deterministic: the supervisor runs on the test's actix system (the test thread, where the
-//! subscriber is the default), the clock is paused, nothing sleeps to wait.
+//! subscriber is the default), the clock is paused, nothing sleeps to wait. (That a call
+//! allocates nothing for its spans when no subscriber wants them is checked in
+//! `tests/overload.rs`, with the counting allocator, where no subscriber is ever installed.)
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use common::*;
-use futures_util::FutureExt;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TracerProvider as _};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -420,77 +419,4 @@ async fn a_call_dropped_by_its_caller_ends_its_spans_cancelled() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(text(&attempts[0], spans::OUTCOME), "cancelled");
     assert_eq!(attempts[0].status, Status::Unset);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The cost when nobody listens.
-
-/// The system allocator, counting this thread's allocations.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-#[actix::test]
-async fn without_a_subscriber_a_call_allocates_nothing_for_its_spans() {
-    // No subscriber on this thread: every span is `Span::none()`.
-    let svc = start("otel-off", plain_config());
-    let open = start(
-        "otel-off-open",
-        SupervisorConfig {
-            breaker: BreakerConfig::consecutive(1).open_for(Duration::from_secs(3600)),
-            ..plain_config()
-        },
-    );
-    let _ = fail(&open).await;
-    // Warm up (the hand-off, the supervisor's first drain), then count while the supervisor
-    // does not run: the calls are answered at their first poll.
-    for _ in 0..100 {
-        assert!(succeed(&svc).now_or_never().unwrap().is_ok());
-    }
-    settle().await;
-    let before = allocations();
-    for _ in 0..100 {
-        assert!(matches!(
-            fail(&open).now_or_never().unwrap(),
-            Err(CallError::Open { .. })
-        ));
-    }
-    assert_eq!(
-        allocations() - before,
-        0,
-        "allocations for 100 refused calls"
-    );
-    let before = allocations();
-    for _ in 0..100 {
-        assert!(succeed(&svc).now_or_never().unwrap().is_ok());
-    }
-    // The successes allocate only the hand-off queue's blocks (one per 31 reports), as before
-    // spans existed.
-    let allocated = allocations() - before;
-    assert!(
-        allocated <= 100_u64.div_ceil(31),
-        "{allocated} allocations for 100 calls"
-    );
 }

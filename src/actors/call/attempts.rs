@@ -15,7 +15,7 @@ use super::hedge::{hedged, Runner};
 use super::trace::{AttemptSpan, CallSpan, InSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::admission::Admission;
-use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
+use crate::actors::supervisor::{Admit, Cause, RetryDecision, RetryQuestion, Stop};
 use crate::error::CallError;
 use crate::messages::Call;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
@@ -65,7 +65,7 @@ where
             Admission::Local(permit) => Ok(permit),
             Admission::Refused(retry_after) => Err(retry_after),
             Admission::AskSupervisor => {
-                let span = trace.span().clone();
+                let span = Cause::of(trace.span());
                 match handle.addr.send(Admit { span }).await {
                     Err(_) => return Err(CallError::SupervisorGone),
                     Ok(Ok(held)) => Ok(held.take()),
@@ -95,35 +95,31 @@ where
         } else {
             Instant::now()
         };
-        let span = AttemptSpan::start(
-            trace.span(),
-            attempts,
-            false,
-            published,
-            deadline,
-            attempt_started,
-        );
+        let mut span =
+            AttemptSpan::start(trace, attempts, false, published, deadline, attempt_started);
         // A probe (half-open) is never hedged.
         let hedge_delay = (hedgeable && !permit.is_probe())
             .then(|| published.hedge_delay())
             .flatten();
-        // The decisive attempt: the one with its span (a hedge, when it decided the race).
-        let (attempt, attempt_started, mut span) = match hedge_delay {
+        let (attempt, attempt_started) = match hedge_delay {
             None => {
                 guard.permit = Some((permit, attempts == 1));
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
                 let attempt =
                     InSpan::new(&span, start_attempt(&mut call, published, attempt_deadline)).await;
-                (attempt, attempt_started, span)
+                (attempt, attempt_started)
             }
             Some(delay) => {
-                let first = Runner::new(permit, attempts == 1, attempt_started, false, span);
+                let first = Runner::new(permit, attempts == 1, attempt_started, false, span.take());
                 // Boxed: a call that is not hedged keeps its future as small as before.
-                Box::pin(hedged(
+                let (attempt, started, decisive) = Box::pin(hedged(
                     handle, &mut call, guard, first, attempts, deadline, delay, trace,
                 ))
-                .await
+                .await;
+                // The decisive attempt's span (a hedge's, when one decided the race).
+                span = decisive;
+                (attempt, started)
             }
         };
         let finished = Instant::now();
@@ -186,6 +182,8 @@ where
                     Stop::Final
                 };
                 span.decided(RetryDecision::Stop(stop), outcome);
+                // The span is done with: only the supervisor's report goes inside it.
+                let cause = span.into_cause();
                 return guard
                     .end_with_failure(
                         handle,
@@ -194,7 +192,7 @@ where
                         retry_after,
                         Err(error),
                         answer,
-                        span.span(),
+                        cause,
                     )
                     .await;
             }
@@ -215,7 +213,7 @@ where
                 duration,
                 retry_after,
                 Some(question),
-                span.span(),
+                Cause::of(span.span()),
             )
             .await
         else {

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Span;
 
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::bulkhead::SlotGuard;
 use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
 use crate::actors::shared::Published;
-use crate::actors::supervisor::{AttemptFailed, RetryDecision, RetryQuestion};
+use crate::actors::supervisor::{AttemptFailed, Cause, RetryDecision, RetryQuestion};
 use crate::breaker::Permit;
 use crate::error::CallError;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
@@ -109,7 +108,7 @@ impl<'a> CallGuard<'a> {
 
     /// The last attempt failed and the call ends with `result`: a failure the breaker counts is
     /// recorded by the supervisor before the caller has its answer (so trips are exact); an
-    /// ignored error is handed over with the answer. `span` is the attempt's.
+    /// ignored error is handed over with the answer. `cause`: the attempt's span.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn end_with_failure<T, E>(
         &mut self,
@@ -119,14 +118,14 @@ impl<'a> CallGuard<'a> {
         retry_after: Option<Duration>,
         result: Result<T, CallError<E>>,
         answer: CallOutcome,
-        span: &Span,
+        cause: Cause,
     ) -> Result<T, CallError<E>> {
         if outcome == AttemptOutcome::Ignored {
             self.last_attempt = self.record(outcome, duration);
             return self.answer(result, answer);
         }
         if self
-            .ask(handle, outcome, duration, retry_after, None, span)
+            .ask(handle, outcome, duration, retry_after, None, cause)
             .await
             .is_none()
         {
@@ -136,7 +135,7 @@ impl<'a> CallGuard<'a> {
     }
 
     /// Records the failed attempt with the supervisor, asking `retry` if given; the supervisor
-    /// reports what it does inside `span`, the attempt's. `None` when the supervisor is gone.
+    /// reports what it does inside `cause`, the attempt's span. `None` when the supervisor is gone.
     pub(super) async fn ask(
         &mut self,
         handle: &ServiceHandle,
@@ -144,7 +143,7 @@ impl<'a> CallGuard<'a> {
         duration: Duration,
         retry_after: Option<Duration>,
         retry: Option<RetryQuestion>,
-        span: &Span,
+        cause: Cause,
     ) -> Option<RetryDecision> {
         let (permit, first) = self.permit.take()?;
         let message = AttemptFailed {
@@ -155,7 +154,7 @@ impl<'a> CallGuard<'a> {
             in_flight: self.in_flight,
             retry_after,
             retry,
-            span: span.clone(),
+            span: cause,
         };
         handle.addr.send(message).await.ok()
     }

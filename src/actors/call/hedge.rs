@@ -39,7 +39,7 @@ use super::trace::{AttemptSpan, CallSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::actors::shared::Published;
-use crate::actors::supervisor::Hedge;
+use crate::actors::supervisor::{Cause, Hedge};
 use crate::breaker::Permit;
 use crate::messages::Call;
 use crate::outcome::AttemptOutcome;
@@ -215,8 +215,7 @@ where
                 // The permit is handed back unused (dropped), and no hedge follows.
                 Some(_) if deadline.is_some_and(|d| now >= d) => hedging = false,
                 Some(held) => {
-                    let span =
-                        AttemptSpan::start(trace.span(), attempts, true, published, deadline, now);
+                    let span = AttemptSpan::start(trace, attempts, true, published, deadline, now);
                     let attempt = start_attempt(call, published, attempt_deadline(now))
                         .instrument(span.span().clone());
                     let runner = Runner::new(held.take(), false, now, true, span);
@@ -243,7 +242,7 @@ where
             asking = Some(Box::pin(handle.addr.send(Hedge {
                 after,
                 hedge: hedges,
-                span: trace.span().clone(),
+                span: Cause::of(trace.span()),
             })));
             continue;
         }

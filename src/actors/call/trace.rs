@@ -6,8 +6,9 @@
 //! asked (the span travels with the question: [`AttemptFailed`], [`Admit`], [`Hedge`]).
 //!
 //! Both spans are `debug`, under the target [`TARGET`]. When nobody is interested in them they
-//! are [`Span::none`] and everything here is one check of that: nothing is read, recorded or
-//! allocated.
+//! are `None` (one word in the call's future) and everything here is one check of that:
+//! nothing is read, recorded or allocated. An enabled span is boxed (the call's shared), so
+//! the call's future is as small with spans as without.
 //!
 //! [`AttemptFailed`]: crate::actors::supervisor::AttemptFailed
 //! [`Admit`]: crate::actors::supervisor::Admit
@@ -15,18 +16,20 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tracing::field::Empty;
+use tracing::subscriber::NoSubscriber;
 use tracing::Span;
 
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::rate_limit::Token;
 use crate::actors::shared::Published;
-use crate::actors::supervisor::RetryDecision;
+use crate::actors::supervisor::{Cause, RetryDecision};
 use crate::error::CallError;
 use crate::observe::spans;
 use crate::outcome::{AttemptOutcome, CallOutcome, RetryReason};
@@ -34,9 +37,13 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RetryReason};
 /// The target of the call and attempt spans and of the caller's events.
 pub(crate) const TARGET: &str = "warden::call";
 
-/// A call's span (a handle to it: a clone is a copy while it is disabled).
+/// A disabled span, for the spans that are off.
+static NONE: Span = Span::none();
+
+/// A call's span: shared (the call's future enters it, its attempts are children of it), and
+/// one word, `None`, while it is disabled.
 #[derive(Debug, Clone)]
-pub(super) struct CallSpan(Span);
+pub(super) struct CallSpan(Option<Arc<Span>>);
 
 impl CallSpan {
     /// Opens the span of a call to `handle`'s service.
@@ -45,13 +52,13 @@ impl CallSpan {
         if tracing::level_enabled!(tracing::Level::DEBUG) {
             Self::open(handle)
         } else {
-            CallSpan(Span::none())
+            CallSpan(None)
         }
     }
 
     #[inline(never)]
     fn open(handle: &ServiceHandle) -> Self {
-        CallSpan(tracing::debug_span!(
+        let span = tracing::debug_span!(
             target: TARGET,
             "call",
             { spans::OTEL_NAME } = spans::CALL_SPAN,
@@ -63,51 +70,40 @@ impl CallSpan {
             { spans::OUTCOME } = Empty,
             { spans::ERROR_TYPE } = Empty,
             { spans::OTEL_STATUS_CODE } = Empty,
-        ))
+        );
+        // A callsite every subscriber always wants opens a span on a thread without one too,
+        // with the no-op subscriber: not worth a box.
+        let real = !span.is_disabled()
+            && !tracing::dispatcher::get_default(|dispatch| dispatch.is::<NoSubscriber>());
+        CallSpan(real.then(|| Arc::new(span)))
     }
 
+    /// The span (a disabled one while it is off).
     pub(super) fn span(&self) -> &Span {
-        &self.0
+        self.0.as_deref().unwrap_or(&NONE)
     }
 
     /// The call passes the breaker's gate: the state it was admitted (or refused) in.
     #[inline]
     pub(super) fn admitted(&self, published: &Published) {
-        if !self.0.is_disabled() {
-            breaker_state(&self.0, published);
+        if let Some(span) = &self.0 {
+            breaker_state(span, published);
         }
     }
 
     /// The call's deadline, once known (`now`: when the call started).
     #[inline]
     pub(super) fn deadline(&self, deadline: Option<Instant>, now: Instant) {
-        if !self.0.is_disabled() {
-            deadline_ms(&self.0, deadline, now);
+        if let Some(span) = &self.0 {
+            deadline_ms(span, deadline, now);
         }
     }
 
     /// The call was answered `answer`, counted `outcome` (`None`: nobody counted it, the
-    /// supervisor being gone or no runtime there to wait in): its outcome, and on an error the
-    /// error's kind and the status.
+    /// supervisor being gone or no runtime there to wait in).
     fn end<T, E>(&self, answer: &Result<T, CallError<E>>, outcome: Option<CallOutcome>) {
-        if self.0.is_disabled() {
-            return;
-        }
-        let error = answer.as_ref().err().map(CallError::kind);
-        self.record_end(outcome, error);
-    }
-
-    /// Records how the call ended: counted `outcome` (`None`: nobody counted it, the supervisor
-    /// being gone or no runtime there to wait in), failed with an error of kind `error`.
-    fn record_end(&self, outcome: Option<CallOutcome>, error: Option<&'static str>) {
-        let outcome = outcome.unwrap_or(match error {
-            None => CallOutcome::Success,
-            Some(_) => CallOutcome::Cancelled,
-        });
-        self.0.record(spans::OUTCOME, outcome.as_str());
-        if let Some(kind) = error {
-            self.0.record(spans::ERROR_TYPE, kind);
-            self.0.record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
+        if let Some(span) = &self.0 {
+            record_end(span, outcome, answer.as_ref().err().map(CallError::kind));
         }
     }
 
@@ -128,14 +124,27 @@ impl CallSpan {
     #[cold]
     #[inline(never)]
     fn refused_traced(handle: &ServiceHandle, outcome: Option<CallOutcome>, error: &'static str) {
-        let span = CallSpan::open(handle);
-        if span.0.is_disabled() {
-            return;
+        let call = CallSpan::open(handle);
+        if let Some(span) = &call.0 {
+            if outcome.is_some() {
+                breaker_state(span, &handle.published);
+            }
+            record_end(span, outcome, Some(error));
         }
-        if outcome.is_some() {
-            span.admitted(&handle.published);
-        }
-        span.record_end(outcome, Some(error));
+    }
+}
+
+/// Records how a call ended: counted `outcome` (`None`: nobody counted it), failed with an
+/// error of kind `error`: its outcome, and on an error the error's kind and the status.
+fn record_end(span: &Span, outcome: Option<CallOutcome>, error: Option<&'static str>) {
+    let outcome = outcome.unwrap_or(match error {
+        None => CallOutcome::Success,
+        Some(_) => CallOutcome::Cancelled,
+    });
+    span.record(spans::OUTCOME, outcome.as_str());
+    if let Some(kind) = error {
+        span.record(spans::ERROR_TYPE, kind);
+        span.record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
     }
 }
 
@@ -161,7 +170,7 @@ impl<F: Future> Future for InSpan<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = this.span.span.enter();
+        let _entered = this.span.0.as_deref().map(|open| open.span.enter());
         this.future.poll(cx)
     }
 }
@@ -183,10 +192,8 @@ pin_project! {
     impl<F> PinnedDrop for Traced<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.answered && !this.span.0.is_disabled() {
-                this.span
-                    .0
-                    .record(spans::OUTCOME, CallOutcome::Cancelled.as_str());
+            if let (false, Some(span)) = (*this.answered, &this.span.0) {
+                span.record(spans::OUTCOME, CallOutcome::Cancelled.as_str());
             }
         }
     }
@@ -213,7 +220,7 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.0.enter();
+        let _entered = this.span.0.as_deref().map(Span::enter);
         let (answer, outcome) = ready!(this.future.poll(cx));
         *this.answered = true;
         this.span.end(&answer, outcome);
@@ -221,10 +228,13 @@ where
     }
 }
 
-/// An attempt's span, a child of its call's. Dropped before it [ended](Self::ended) (its call
-/// was dropped), it records the attempt `cancelled`.
+/// An attempt's span, a child of its call's: one word, `None`, while it is disabled. Dropped
+/// before it [ended](Self::ended) (its call was dropped), it records the attempt `cancelled`.
 #[derive(Debug)]
-pub(super) struct AttemptSpan {
+pub(super) struct AttemptSpan(Option<Box<OpenAttempt>>);
+
+#[derive(Debug)]
+struct OpenAttempt {
     span: Span,
     ended: bool,
 }
@@ -234,21 +244,18 @@ impl AttemptSpan {
     /// `hedge`), admitted and started now.
     #[inline(always)]
     pub(super) fn start(
-        call: &Span,
+        call: &CallSpan,
         number: u32,
         hedge: bool,
         published: &Published,
         deadline: Option<Instant>,
         now: Instant,
     ) -> Self {
-        if call.is_disabled() {
+        match &call.0 {
             // (Both spans have the same level and target.)
-            return AttemptSpan {
-                span: Span::none(),
-                ended: false,
-            };
+            None => AttemptSpan(None),
+            Some(call) => Self::open(call, number, hedge, published, deadline, now),
         }
-        Self::open(call, number, hedge, published, deadline, now)
     }
 
     #[inline(never)]
@@ -274,48 +281,61 @@ impl AttemptSpan {
             { spans::RETRY_REASON } = Empty,
             { spans::OTEL_STATUS_CODE } = Empty,
         );
-        if !span.is_disabled() {
-            breaker_state(&span, published);
-            deadline_ms(&span, deadline, now);
+        if span.is_disabled() {
+            return AttemptSpan(None);
         }
-        AttemptSpan { span, ended: false }
+        breaker_state(&span, published);
+        deadline_ms(&span, deadline, now);
+        AttemptSpan(Some(Box::new(OpenAttempt { span, ended: false })))
     }
 
+    /// The span (a disabled one while it is off).
     pub(super) fn span(&self) -> &Span {
-        &self.span
+        self.0.as_ref().map_or(&NONE, |open| &open.span)
+    }
+
+    /// The span as the cause of the supervisor's report about the attempt, which has ended.
+    pub(super) fn into_cause(mut self) -> Cause {
+        match self.0.take() {
+            Some(open) => Cause::of(&open.span),
+            None => Cause::of(&NONE),
+        }
+    }
+
+    /// The span, leaving a disabled one in its place.
+    pub(super) fn take(&mut self) -> Self {
+        AttemptSpan(self.0.take())
     }
 
     /// The attempt ended `outcome`.
     #[inline]
     pub(super) fn ended(&mut self, outcome: AttemptOutcome) {
-        self.ended = true;
-        if self.span.is_disabled() {
-            return;
-        }
-        self.span.record(spans::OUTCOME, outcome.as_str());
-        if outcome.is_error() {
-            self.span
-                .record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
+        if let Some(open) = &mut self.0 {
+            open.ended = true;
+            open.span.record(spans::OUTCOME, outcome.as_str());
+            if outcome.is_error() {
+                open.span
+                    .record(spans::OTEL_STATUS_CODE, spans::STATUS_ERROR);
+            }
         }
     }
 
     /// The supervisor's decision after the attempt (which ended `outcome`) failed.
     #[inline]
     pub(super) fn decided(&self, decision: RetryDecision, outcome: AttemptOutcome) {
-        if self.span.is_disabled() {
-            return;
+        if let Some(open) = &self.0 {
+            let reason = match decision {
+                RetryDecision::RetryAfter(_) => RetryReason::after(outcome).as_str(),
+                RetryDecision::Stop(stop) => stop.as_str(),
+            };
+            open.span.record(spans::RETRY_REASON, reason);
         }
-        let reason = match decision {
-            RetryDecision::RetryAfter(_) => RetryReason::after(outcome).as_str(),
-            RetryDecision::Stop(stop) => stop.as_str(),
-        };
-        self.span.record(spans::RETRY_REASON, reason);
     }
 }
 
 impl Drop for AttemptSpan {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.0.as_ref().is_some_and(|open| !open.ended) {
             self.ended(AttemptOutcome::Cancelled);
         }
     }

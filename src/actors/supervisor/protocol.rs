@@ -35,7 +35,27 @@ pub(crate) struct AttemptFailed {
     pub(crate) retry: Option<RetryQuestion>,
     /// The attempt's span: what the supervisor reports while it handles the failure (a
     /// transition, the retry) is reported inside it.
-    pub(crate) span: Span,
+    pub(crate) span: Cause,
+}
+
+/// The span a question comes from (a failed attempt's, a call's): the supervisor reports what
+/// it does about the question inside it. Boxed, and only while the span is enabled, so that
+/// a question — and the caller's future, which holds it while it is asked — grows by one word.
+#[derive(Debug)]
+pub(crate) struct Cause(Option<Box<Span>>);
+
+impl Cause {
+    /// `span` as a question's cause.
+    #[inline]
+    pub(crate) fn of(span: &Span) -> Self {
+        Cause((!span.is_disabled()).then(|| Box::new(span.clone())))
+    }
+
+    /// Enters the span, if there is one, until the guard is dropped.
+    #[inline]
+    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.0.as_deref().map(Span::enter)
+    }
 }
 
 /// What the supervisor needs to decide a retry.
@@ -103,7 +123,7 @@ pub(crate) struct Hedge {
     /// Which hedge of the attempt this is (1 = the first).
     pub(crate) hedge: u32,
     /// The call's span: the hedge is reported inside it.
-    pub(crate) span: Span,
+    pub(crate) span: Cause,
 }
 
 /// Admission through the supervisor (HalfOpen, or an open period that just ended).
@@ -111,5 +131,5 @@ pub(crate) struct Hedge {
 #[rtype(result = "Result<HeldPermit, Rejected>")]
 pub(crate) struct Admit {
     /// The call's span: a transition the admission causes is reported inside it.
-    pub(crate) span: Span,
+    pub(crate) span: Cause,
 }
