@@ -254,6 +254,31 @@ impl<E> CallError<E> {
         }
     }
 
+    /// The variant's snake_case name (`open`, `timed_out`, `deadline_exceeded`, `failed`,
+    /// `retries_exhausted`, `budget_exhausted`, `retry_refused`, `retry_deferred`,
+    /// `throttled`, `rate_limited`, `overloaded`, `panicked`, `injected`, `supervisor_gone`,
+    /// `no_runtime`): a bounded value that names the answer without the operation's error,
+    /// recorded as `error.type` on a failed call's [span](crate::observe::spans).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Open { .. } => "open",
+            CallError::TimedOut { .. } => "timed_out",
+            CallError::DeadlineExceeded { .. } => "deadline_exceeded",
+            CallError::Failed { .. } => "failed",
+            CallError::RetriesExhausted { .. } => "retries_exhausted",
+            CallError::BudgetExhausted { .. } => "budget_exhausted",
+            CallError::RetryRefused { .. } => "retry_refused",
+            CallError::RetryDeferred { .. } => "retry_deferred",
+            CallError::Throttled { .. } => "throttled",
+            CallError::RateLimited { .. } => "rate_limited",
+            CallError::Overloaded => "overloaded",
+            CallError::Panicked { .. } => "panicked",
+            CallError::Injected { .. } => "injected",
+            CallError::SupervisorGone => "supervisor_gone",
+            CallError::NoRuntime { .. } => "no_runtime",
+        }
+    }
+
     /// True when the call was refused before any attempt ran (open breaker, throttle, rate
     /// limit, overload): the dependency saw no traffic from it. False for
     /// [`SupervisorGone`](CallError::SupervisorGone), which can also end a call mid-attempt.
@@ -370,6 +395,57 @@ impl ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_are_distinct_snake_case_names() {
+        let errors: [CallError<()>; 15] = [
+            CallError::Open { retry_after: None },
+            CallError::TimedOut { attempts: 1 },
+            CallError::DeadlineExceeded {
+                attempts: 1,
+                last: None,
+            },
+            CallError::Failed {
+                last: (),
+                attempts: 1,
+            },
+            CallError::RetriesExhausted {
+                last: (),
+                attempts: 1,
+            },
+            CallError::BudgetExhausted {
+                last: (),
+                attempts: 1,
+            },
+            CallError::RetryRefused {
+                last: None,
+                attempts: 1,
+                retry_after: None,
+            },
+            CallError::RetryDeferred {
+                last: (),
+                attempts: 1,
+                retry_after: Duration::ZERO,
+            },
+            CallError::Throttled { probability: 0.5 },
+            CallError::RateLimited {
+                retry_after: Duration::ZERO,
+            },
+            CallError::Overloaded,
+            CallError::Panicked {
+                message: String::new(),
+                attempts: 1,
+            },
+            CallError::Injected { attempts: 1 },
+            CallError::SupervisorGone,
+            CallError::NoRuntime { attempts: 0 },
+        ];
+        let kinds: std::collections::HashSet<&str> = errors.iter().map(CallError::kind).collect();
+        assert_eq!(kinds.len(), errors.len());
+        assert!(kinds
+            .iter()
+            .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    }
 
     #[test]
     fn map_last_maps_the_operations_error_and_keeps_every_other_field() {

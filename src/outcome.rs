@@ -77,6 +77,15 @@ impl RetryReason {
             RetryReason::Timeout => "timeout",
         }
     }
+
+    /// The reason a retry after an attempt that ended `outcome` is counted under.
+    pub(crate) fn after(outcome: AttemptOutcome) -> Self {
+        if outcome == AttemptOutcome::TimedOut {
+            RetryReason::Timeout
+        } else {
+            RetryReason::Error
+        }
+    }
 }
 
 /// Why a call or retry was refused, as the `reason` label.
@@ -160,4 +169,28 @@ pub(crate) enum AttemptOutcome {
     /// time, at most the hedge delay, is a latency sample (a lower bound of its latency) for the
     /// health window; the breaker counts it as neither success nor failure.
     Superseded,
+}
+
+impl AttemptOutcome {
+    /// The value of an attempt span's `warden.outcome` ([`spans`](crate::observe::spans)).
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Failure => "failure",
+            AttemptOutcome::Ignored => "ignored",
+            AttemptOutcome::TimedOut => "timeout",
+            AttemptOutcome::Panicked => "panic",
+            AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Superseded => "superseded",
+        }
+    }
+
+    /// Whether the attempt failed (its span's status is `ERROR`): it ended without a value,
+    /// neither dropped nor beaten by another attempt.
+    pub(crate) const fn is_error(self) -> bool {
+        !matches!(
+            self,
+            AttemptOutcome::Success | AttemptOutcome::Cancelled | AttemptOutcome::Superseded
+        )
+    }
 }

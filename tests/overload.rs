@@ -2,11 +2,13 @@
 //! the same burst during an outage with the breaker open. Every call is answered; the excess is
 //! refused at once (`Overloaded`, `Open`) without queueing anywhere; memory is bounded and
 //! nothing is retained once the burst is answered (heap measured by a counting allocator,
-//! RSS printed); the supervisor serves normally afterwards.
+//! RSS printed); the supervisor serves normally afterwards. And without a `tracing` subscriber
+//! a call allocates nothing for its spans.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -24,12 +26,22 @@ const LIMIT: u32 = 16;
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Allocations made by this thread.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged to the system allocator.
         let ptr = unsafe { System.alloc(layout) };
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
         if !ptr.is_null() {
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
@@ -296,4 +308,46 @@ async fn during_an_outage_the_handle_refuses_a_burst_itself_and_recovery_follows
         BreakerState::Closed
     );
     succeed(&svc).await.unwrap();
+}
+
+#[actix::test]
+async fn without_a_subscriber_a_call_allocates_nothing_for_its_spans() {
+    let _serial = SERIAL.lock().await;
+    // No `tracing` subscriber in this process: every call and attempt span is off.
+    let svc = start("spans-off", plain_config());
+    let open = start(
+        "spans-off-open",
+        SupervisorConfig {
+            breaker: BreakerConfig::consecutive(1).open_for(Duration::from_secs(3600)),
+            ..plain_config()
+        },
+    );
+    let _ = open.call(|| async { Err::<(), _>(DepError("boom")) }).await;
+    // Warm up (the hand-off, the supervisor's first drain), then count while the supervisor
+    // does not run: the calls are answered at their first poll.
+    for _ in 0..100 {
+        assert!(succeed(&svc).now_or_never().unwrap().is_ok());
+    }
+    settle().await;
+    let before = allocations();
+    for _ in 0..100 {
+        let refused = open
+            .call(|| async { Ok::<(), DepError>(()) })
+            .now_or_never()
+            .unwrap();
+        assert!(matches!(refused, Err(CallError::Open { .. })));
+    }
+    let refusals = allocations() - before;
+    assert_eq!(refusals, 0, "allocations for 100 refused calls");
+    let before = allocations();
+    for _ in 0..100 {
+        assert!(succeed(&svc).now_or_never().unwrap().is_ok());
+    }
+    // The successes allocate only the hand-off queue's blocks (one per 31 reports), as before
+    // spans existed.
+    let allocated = allocations() - before;
+    assert!(
+        allocated <= 100_usize.div_ceil(31),
+        "{allocated} allocations for 100 calls"
+    );
 }

@@ -1,6 +1,7 @@
-//! Observability: metric names and label keys (one place), per-service metric handles and the
-//! Prometheus exporter. It sits below the engine ([`actors`](crate::actors) reports through it);
-//! the live status page, an application on top of the registry, is [`status`](crate::status).
+//! Observability: metric names and label keys (one place), span and attribute names
+//! ([`spans`]), per-service metric handles and the Prometheus exporter. It sits below the
+//! engine ([`actors`](crate::actors) reports through it); the live status page, an application
+//! on top of the registry, is [`status`](crate::status).
 //!
 //! Everything goes through the `metrics` facade: without an installed recorder the calls are
 //! no-ops and `tracing` events still report every transition, retry, timeout and rejection.
@@ -10,6 +11,7 @@ mod fleet_metrics;
 mod keyed_metrics;
 mod names;
 mod service_metrics;
+pub mod spans;
 
 pub use exporter::{
     describe_metrics, install_recorder, serve_metrics, ExporterError, DEFAULT_METRICS_ADDR,

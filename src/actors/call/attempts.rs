@@ -7,30 +7,31 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::answer::{classify, Failure, Last};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use super::hedge::{hedged, Runner};
+use super::trace::{AttemptSpan, CallSpan, InSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::admission::{shadow_permit, Admission};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
-use crate::actors::supervisor::{Admit, RetryDecision, RetryQuestion, Stop};
+use crate::actors::supervisor::{Admit, Cause, RetryDecision, RetryQuestion, Stop};
 use crate::breaker::BreakerState;
 use crate::error::CallError;
 use crate::messages::Call;
 use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 
-/// Runs the attempts of `call`. Leaves in `guard` what is still to report: the last attempt
-/// (when the supervisor was not asked about it) and how the call ended (`None`: nobody to
-/// count it to).
+/// Runs the attempts of `call`, each in its span under the call's (`trace`). Leaves in
+/// `guard` what is still to report: the last attempt (when the supervisor was not asked about
+/// it) and how the call ended (`None`: nobody to count it to).
 pub(super) async fn drive<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     first_admission: Admission,
     guard: &mut CallGuard<'_>,
+    trace: &CallSpan,
 ) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
@@ -41,6 +42,7 @@ where
     let started = guard.started;
     // The sooner of the supervisor's deadline and the one the call inherits (`Deadline`).
     let deadline = crate::deadline::call_deadline(settings.deadline, started);
+    trace.deadline(deadline, started);
     let mut admission = Some(first_admission);
     // A call that must not run twice is never hedged, even when every call is.
     let hedgeable =
@@ -71,11 +73,14 @@ where
         let admitted = match admission {
             Admission::Local(permit) => Ok(permit),
             Admission::Refused(retry_after) => Err(retry_after),
-            Admission::AskSupervisor => match handle.addr.send(Admit).await {
-                Err(_) => return Err(CallError::SupervisorGone),
-                Ok(Ok(held)) => Ok(held.take()),
-                Ok(Err(rejected)) => Err(rejected.retry_after),
-            },
+            Admission::AskSupervisor => {
+                let span = Cause::of(trace.span());
+                match handle.addr.send(Admit { span }).await {
+                    Err(_) => return Err(CallError::SupervisorGone),
+                    Ok(Ok(held)) => Ok(held.take()),
+                    Ok(Err(rejected)) => Err(rejected.retry_after),
+                }
+            }
             // Even a shadow stops at a breaker an operator forced open.
             Admission::Shadow if forced_open(published) => Err(None),
             Admission::Shadow => Ok(shadow_permit()),
@@ -116,7 +121,8 @@ where
         } else {
             Instant::now()
         };
-        let span = tracing::debug_span!("attempt", attempt = attempts);
+        let mut span =
+            AttemptSpan::start(trace, attempts, false, published, deadline, attempt_started);
         // A probe (half-open) is never hedged.
         let hedge_delay = (hedgeable && !permit.is_probe())
             .then(|| published.hedge_delay())
@@ -126,19 +132,20 @@ where
                 guard.permit = Some((permit, attempts == 1));
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
-                let attempt = start_attempt(&mut call, published, attempt_deadline)
-                    .instrument(span)
-                    .await;
+                let attempt =
+                    InSpan::new(&span, start_attempt(&mut call, published, attempt_deadline)).await;
                 (attempt, attempt_started)
             }
             Some(delay) => {
-                let first = Runner::new(permit, attempts == 1, attempt_started, false);
+                let first = Runner::new(permit, attempts == 1, attempt_started, false, span.take());
                 // Boxed: a call that is not hedged keeps its future as small as before.
-                Box::pin(hedged(
-                    handle, &mut call, guard, first, attempts, deadline, delay,
+                let (attempt, started, decisive) = Box::pin(hedged(
+                    handle, &mut call, guard, first, attempts, deadline, delay, trace,
                 ))
-                .instrument(span)
-                .await
+                .await;
+                // The decisive attempt's span (a hedge's, when one decided the race).
+                span = decisive;
+                (attempt, started)
             }
         };
         let finished = Instant::now();
@@ -146,8 +153,12 @@ where
         let deadline_passed = deadline.is_some_and(|d| finished >= d);
 
         let (outcome, failure, retry_after) = match attempt {
-            Attempt::Value(value) => return guard.succeed(value, duration, finished),
+            Attempt::Value(value) => {
+                span.ended(AttemptOutcome::Success);
+                return guard.succeed(value, duration, finished);
+            }
             Attempt::NoRuntime => {
+                span.ended(AttemptOutcome::Cancelled);
                 guard.cancel_attempt();
                 return guard.answer(
                     Err(CallError::NoRuntime { attempts }),
@@ -187,11 +198,28 @@ where
             Attempt::Error(error) => classify(&call, error, attempts),
             Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
         };
+        span.ended(outcome);
         let last = match failure {
             // The call ends here whatever the supervisor says.
             Failure::Final(error, answer) => {
+                let stop = if matches!(error, CallError::DeadlineExceeded { .. }) {
+                    Stop::NoTimeLeft
+                } else {
+                    Stop::Final
+                };
+                span.decided(RetryDecision::Stop(stop), outcome);
+                // The span is done with: only the supervisor's report goes inside it.
+                let cause = span.into_cause();
                 return guard
-                    .end_with_failure(handle, outcome, duration, retry_after, Err(error), answer)
+                    .end_with_failure(
+                        handle,
+                        outcome,
+                        duration,
+                        retry_after,
+                        Err(error),
+                        answer,
+                        cause,
+                    )
                     .await;
             }
             Failure::Retryable(last) => last,
@@ -204,23 +232,35 @@ where
             deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
             no_retry: call.no_retry,
         };
-        let delay = match guard
-            .ask(handle, outcome, duration, retry_after, Some(question))
+        let Some(decision) = guard
+            .ask(
+                handle,
+                outcome,
+                duration,
+                retry_after,
+                Some(question),
+                Cause::of(span.span()),
+            )
             .await
-        {
-            None => return Err(CallError::SupervisorGone),
-            Some(RetryDecision::RetryAfter(delay)) => delay,
-            Some(RetryDecision::ShadowRetryAfter(delay)) => {
+        else {
+            return Err(CallError::SupervisorGone);
+        };
+        span.decided(decision, outcome);
+        let delay = match decision {
+            RetryDecision::RetryAfter(delay) => delay,
+            RetryDecision::ShadowRetryAfter(delay) => {
                 // The breaker only observes and would have stopped this retry: from now on the
                 // call is a shadow for it.
                 guard.shadow.insert(Shadow::BREAKER);
                 delay
             }
-            Some(RetryDecision::Stop(stop)) => {
+            RetryDecision::Stop(stop) => {
                 let (error, answer) = last.answer(attempts, stop);
                 return guard.answer(Err(error), answer);
             }
         };
+        // The attempt's span ends with the decision, before the backoff.
+        drop(span);
         if tokio::runtime::Handle::try_current().is_err() {
             return guard.answer(
                 Err(CallError::NoRuntime { attempts }),

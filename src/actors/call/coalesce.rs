@@ -16,13 +16,14 @@ use crate::messages::Fallback;
 use crate::outcome::CallOutcome;
 
 /// A coalesced call waits for its flight's leader: `None` when the leader was cancelled (the
-/// call starts over); else the leader's answer, through this call's fallback, if any.
+/// call starts over); else the leader's answer, through this call's fallback, if any, and how
+/// the call was counted.
 pub(super) async fn follow<T, E>(
     published: &Arc<Published>,
     answer: oneshot::Receiver<Result<T, CallError<E>>>,
     fallback: &mut Option<Fallback<T, E>>,
     started: Instant,
-) -> Option<Result<T, CallError<E>>> {
+) -> Option<(Result<T, CallError<E>>, CallOutcome)> {
     let mut follower = Follower {
         published,
         started,
@@ -41,8 +42,9 @@ pub(super) async fn follow<T, E>(
         }
         (answer, _) => answer,
     };
-    follower.finish(outcome.unwrap_or(CallOutcome::Coalesced));
-    Some(answer)
+    let outcome = outcome.unwrap_or(CallOutcome::Coalesced);
+    follower.finish(outcome);
+    Some((answer, outcome))
 }
 
 /// A coalesced call waiting for its leader: counted `cancelled` if dropped before its answer.

@@ -13,7 +13,7 @@ use crate::actors::shared::bulkhead::SlotGuard;
 use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
-use crate::actors::supervisor::{AttemptFailed, RetryDecision, RetryQuestion};
+use crate::actors::supervisor::{AttemptFailed, Cause, RetryDecision, RetryQuestion};
 use crate::breaker::Permit;
 use crate::criticality::Criticality;
 use crate::error::CallError;
@@ -124,7 +124,8 @@ impl<'a> CallGuard<'a> {
 
     /// The last attempt failed and the call ends with `result`: a failure the breaker counts is
     /// recorded by the supervisor before the caller has its answer (so trips are exact); an
-    /// ignored error is handed over with the answer.
+    /// ignored error is handed over with the answer. `cause`: the attempt's span.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn end_with_failure<T, E>(
         &mut self,
         handle: &ServiceHandle,
@@ -133,13 +134,14 @@ impl<'a> CallGuard<'a> {
         retry_after: Option<Duration>,
         result: Result<T, CallError<E>>,
         answer: CallOutcome,
+        cause: Cause,
     ) -> Result<T, CallError<E>> {
         if outcome == AttemptOutcome::Ignored {
             self.last_attempt = self.record(outcome, duration);
             return self.answer(result, answer);
         }
         if self
-            .ask(handle, outcome, duration, retry_after, None)
+            .ask(handle, outcome, duration, retry_after, None, cause)
             .await
             .is_none()
         {
@@ -148,8 +150,8 @@ impl<'a> CallGuard<'a> {
         self.answer(result, answer)
     }
 
-    /// Records the failed attempt with the supervisor, asking `retry` if given. `None` when the
-    /// supervisor is gone.
+    /// Records the failed attempt with the supervisor, asking `retry` if given; the supervisor
+    /// reports what it does inside `cause`, the attempt's span. `None` when the supervisor is gone.
     pub(super) async fn ask(
         &mut self,
         handle: &ServiceHandle,
@@ -157,6 +159,7 @@ impl<'a> CallGuard<'a> {
         duration: Duration,
         retry_after: Option<Duration>,
         retry: Option<RetryQuestion>,
+        cause: Cause,
     ) -> Option<RetryDecision> {
         let (permit, first) = self.permit.take()?;
         let message = AttemptFailed {
@@ -168,6 +171,7 @@ impl<'a> CallGuard<'a> {
             criticality: self.criticality,
             retry_after,
             retry,
+            span: cause,
         };
         handle.addr.send(message).await.ok()
     }

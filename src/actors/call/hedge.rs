@@ -18,6 +18,10 @@
 //! The decisive attempt's permit is left in the call's guard, as for an attempt without
 //! hedges, so the rest of the loop does not know hedging exists. A call dropped mid-race hands
 //! every running attempt's permit back (counted `cancelled`).
+//!
+//! Every attempt of the race runs in its own span, a child of the call's (a hedge's with
+//! `warden.hedge = true`); an attempt that loses or fails while the race goes on ends its span
+//! here, the decisive attempt's span goes back to the attempt loop with its outcome.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -26,15 +30,17 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::answer::{classify, Failure};
 use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
+use super::trace::{AttemptSpan, CallSpan};
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::report::{AttemptRecord, Report};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
-use crate::actors::supervisor::Hedge;
+use crate::actors::supervisor::{Cause, Hedge};
 use crate::breaker::Permit;
 use crate::criticality::Criticality;
 use crate::messages::Call;
@@ -48,15 +54,23 @@ pub(super) struct Runner {
     started: Instant,
     /// A hedge, not the attempt it hedged.
     hedge: bool,
+    span: AttemptSpan,
 }
 
 impl Runner {
-    pub(super) fn new(permit: Permit, first: bool, started: Instant, hedge: bool) -> Self {
+    pub(super) fn new(
+        permit: Permit,
+        first: bool,
+        started: Instant,
+        hedge: bool,
+        span: AttemptSpan,
+    ) -> Self {
         Runner {
             permit: Some(permit),
             first,
             started,
             hedge,
+            span,
         }
     }
 
@@ -68,6 +82,7 @@ impl Runner {
         cap: Duration,
     ) -> Option<AttemptRecord> {
         let permit = self.permit.take()?;
+        self.span.ended(outcome);
         Some(AttemptRecord {
             permit,
             outcome,
@@ -128,7 +143,8 @@ impl<A> Drop for Race<'_, A> {
 }
 
 /// Runs the attempt `first` (its permit taken) with hedges after `delay`; returns the decisive
-/// attempt's outcome and start, its permit left in `guard` (see the module docs).
+/// attempt's outcome, start and span, its permit left in `guard` (see the module docs).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn hedged<T, E, F, Fut>(
     handle: &ServiceHandle,
     call: &mut Call<T, E, F>,
@@ -137,7 +153,8 @@ pub(super) async fn hedged<T, E, F, Fut>(
     attempts: u32,
     deadline: Option<Instant>,
     delay: Duration,
-) -> (Attempt<T, E>, Instant)
+    trace: &CallSpan,
+) -> (Attempt<T, E>, Instant, AttemptSpan)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -146,12 +163,13 @@ where
     let settings = published.settings.load();
     let attempt_deadline =
         |started: Instant| time_limit(settings.timeout, deadline, started).map(|l| started + l);
-    let first_attempt = start_attempt(call, published, attempt_deadline(first.started));
+    let first_attempt = start_attempt(call, published, attempt_deadline(first.started))
+        .instrument(first.span.span().clone());
     if tokio::runtime::Handle::try_current().is_err() {
         // Nothing to time the hedge with: the attempt runs alone.
         let started = first.started;
         guard.permit = first.permit.map(|permit| (permit, first.first));
-        return (first_attempt.await, started);
+        return (first_attempt.await, started, first.span);
     }
     let mut race = Race {
         published,
@@ -206,8 +224,10 @@ where
                 // The permit is handed back unused (dropped), and no hedge follows.
                 Some(_) if deadline.is_some_and(|d| now >= d) => hedging = false,
                 Some(held) => {
-                    let attempt = start_attempt(call, published, attempt_deadline(now));
-                    let runner = Runner::new(held.take(), false, now, true);
+                    let span = AttemptSpan::start(trace, attempts, true, published, deadline, now);
+                    let attempt = start_attempt(call, published, attempt_deadline(now))
+                        .instrument(span.span().clone());
+                    let runner = Runner::new(held.take(), false, now, true, span);
                     race.running.push((runner, Box::pin(attempt)));
                     if hedges < settings.max_hedges {
                         timer.as_mut().reset(now + delay);
@@ -231,6 +251,7 @@ where
             asking = Some(Box::pin(handle.addr.send(Hedge {
                 after,
                 hedge: hedges,
+                span: Cause::of(trace.span()),
             })));
             continue;
         }
@@ -243,5 +264,5 @@ where
     }
     let started = winner.started;
     guard.permit = winner.permit.take().map(|permit| (permit, winner.first));
-    (attempt, started)
+    (attempt, started, winner.span)
 }

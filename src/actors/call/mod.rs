@@ -15,7 +15,9 @@
 //!   [`hedge`]: one attempt raced against hedges;
 //! - [`answer`]: the supervisor's decision turned into the caller's [`CallError`];
 //! - [`guard`]: what a call in flight holds, and its last report;
-//! - [`fallback`]: the fallback, for failures and refusals.
+//! - [`fallback`]: the fallback, for failures and refusals;
+//! - [`trace`]: the call's span and its attempts' spans
+//!   ([`observe::spans`](crate::observe::spans) names their attributes).
 //!
 //! What is decided where: admission reads the state the supervisor publishes (Closed admits
 //! here, Open refuses here, HalfOpen asks the supervisor for a probe permit); a success is
@@ -31,7 +33,6 @@ use std::task::Poll;
 
 use actix::{AsyncContext, Context, Handler, ResponseFuture};
 use tokio::time::Instant;
-use tracing::Instrument;
 
 mod answer;
 mod attempt;
@@ -41,9 +42,11 @@ mod fallback;
 mod gates;
 mod guard;
 mod hedge;
+mod trace;
 
 use self::gates::{Slot, Stopped};
 use self::guard::CallGuard;
+use self::trace::{CallSpan, Counted, Traced};
 use super::handle::ServiceHandle;
 use super::shared::admission::Admission;
 use super::supervisor::ServiceSupervisor;
@@ -51,6 +54,7 @@ use crate::criticality::Criticality;
 use crate::error::CallError;
 use crate::flights::{FlightGuard, Joined};
 use crate::messages::Call;
+use crate::outcome::CallOutcome;
 
 /// The ways to run a call from a handle: [`call`](ServiceHandle::call) for a closure,
 /// [`send`](ServiceHandle::send) for a prepared [`Call`].
@@ -108,12 +112,18 @@ impl ServiceHandle {
 /// The first checks of a call without a fallback, made before the call and its attempt loop
 /// are even built: the supervisor is running, and the published state admits the call. The
 /// refusal is counted; the admission is handed to [`run`], which does not check again.
+/// A refused call still has its span (opened and closed at once).
 pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallError<E>> {
     if !handle.is_alive() {
+        CallSpan::refused(handle, None, CallError::<()>::SupervisorGone.kind());
         return Err(CallError::SupervisorGone);
     }
     match gates::breaker(handle, handle.published.admission.admit()) {
-        Err(refusal) => refusal.refuse(&handle.published, Criticality::current()),
+        Err(refusal) => {
+            let kind = refusal.error::<()>().kind();
+            CallSpan::refused(handle, Some(CallOutcome::Rejected), kind);
+            refusal.refuse(&handle.published, Criticality::current())
+        }
         Ok(admission) => Ok(Prechecked(admission)),
     }
 }
@@ -123,12 +133,28 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
 pub(crate) struct Prechecked(Admission);
 
 /// Runs `call` through the supervisor behind `handle`, in the current task (see the module
-/// docs).
-pub(crate) async fn run<T, E, F, Fut>(
+/// docs), inside the call's span. Inlined: the call's future is built in place, not copied.
+#[inline(always)]
+pub(crate) fn run<'a, T, E, F, Fut>(
+    handle: &'a ServiceHandle,
+    call: Call<T, E, F>,
+    prechecked: Option<Prechecked>,
+) -> Traced<impl Future<Output = Counted<T, E>> + use<'a, T, E, F, Fut>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let span = CallSpan::start(handle);
+    Traced::new(span.clone(), answer(handle, call, prechecked, span))
+}
+
+/// The call's answer (see [`run`]) and how it was counted (`None`: nobody counted it).
+async fn answer<T, E, F, Fut>(
     handle: &ServiceHandle,
     mut call: Call<T, E, F>,
     prechecked: Option<Prechecked>,
-) -> Result<T, CallError<E>>
+    trace: CallSpan,
+) -> Counted<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -139,7 +165,7 @@ where
     // Its own, else the one it is made in (`Criticality::scope`, or a call's operation).
     let criticality = call.criticality.unwrap_or_else(Criticality::current);
     if prechecked.is_none() && !handle.is_alive() {
-        return Err(CallError::SupervisorGone);
+        return (Err(CallError::SupervisorGone), None);
     }
     let published = &handle.published;
     // When a coalesced call started (a follower's duration is timed from it).
@@ -158,14 +184,19 @@ where
             )
             .await
             {
-                Some(answer) => return answer,
+                Some((answer, outcome)) => return (answer, Some(outcome)),
                 None => continue,
             }
         }
-        let gated = match gates::admission(handle, prechecked.take(), criticality) {
+        let admitted = gates::admission(handle, prechecked.take(), criticality);
+        trace.admitted(published);
+        let gated = match admitted {
             Ok((admission, shadow)) => match gates::slot_at_once(handle, criticality) {
                 Slot::Ready(slot) => slot,
-                Slot::Wait(token) => gates::slot_after_waiting(handle, token, criticality).await,
+                Slot::Wait(token) => {
+                    trace::waiting(token.as_ref());
+                    gates::slot_after_waiting(handle, token, criticality).await
+                }
             }
             .map(|slot| (admission, shadow, slot)),
             Err(refusal) => Err(Stopped::Refused(refusal)),
@@ -173,10 +204,12 @@ where
         let (admission, shadow, (slot, token)) = match gated {
             Ok(gated) => gated,
             Err(Stopped::Refused(refusal)) => {
-                return fallback::refused(published, refusal, criticality, fallback).await
+                let (answer, outcome) =
+                    fallback::refused(published, refusal, criticality, fallback).await;
+                return (answer, Some(outcome));
             }
-            Err(Stopped::Gone) => return Err(CallError::SupervisorGone),
-            Err(Stopped::NoRuntime) => return Err(CallError::NoRuntime { attempts: 0 }),
+            Err(Stopped::Gone) => return (Err(CallError::SupervisorGone), None),
+            Err(Stopped::NoRuntime) => return (Err(CallError::NoRuntime { attempts: 0 }), None),
         };
         // With its slot, a coalesced call leads its key's flight, unless another call of the
         // key took a slot first (it then gives its slot back and follows that one).
@@ -197,7 +230,7 @@ where
                 )
                 .await
                 {
-                    Some(answer) => return answer,
+                    Some((answer, outcome)) => return (answer, Some(outcome)),
                     None => continue,
                 }
             }
@@ -207,11 +240,6 @@ where
         let _spent = token;
         break (admission, shadow, slot, flight);
     };
-    let span = tracing::debug_span!(
-        "call",
-        service = %handle.name,
-        call_id = published.next_call_id()
-    );
     let mut guard = CallGuard::new(published, slot, shadow);
     // Declared after the call's guard, so dropped before it: the flight ends (its followers
     // start over) before the slot is given back.
@@ -219,7 +247,7 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
-    let driven = attempts::drive(handle, call, admission, &mut guard).instrument(span);
+    let driven = attempts::drive(handle, call, admission, &mut guard, &trace);
     let answer = until_supervisor_gone(handle, driven).await;
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
@@ -240,8 +268,9 @@ where
         }
         (result, _) => result,
     };
+    let outcome = guard.outcome;
     guard.finish();
-    result
+    (result, outcome)
 }
 
 /// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)

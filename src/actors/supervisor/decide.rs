@@ -176,6 +176,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
     fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
         self.drain(ctx, now);
+        let _span = msg.span.enter();
         let shadow = msg.permit.shadows();
         let record = AttemptRecord {
             permit: msg.permit.take(),
@@ -222,9 +223,10 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
 impl Handler<Admit> for ServiceSupervisor {
     type Result = Result<HeldPermit, Rejected>;
 
-    fn handle(&mut self, _: Admit, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Admit, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
         self.drain(ctx, now);
+        let _span = msg.span.enter();
         let permit = self.admit(ctx, now)?;
         Ok(HeldPermit::new(permit, Arc::clone(&self.published)))
     }
@@ -238,6 +240,7 @@ impl Handler<Hedge> for ServiceSupervisor {
     fn handle(&mut self, msg: Hedge, ctx: &mut Context<Self>) -> Self::Result {
         let now = Self::now();
         self.drain(ctx, now);
+        let _span = msg.span.enter();
         self.breaker.poll(now.into_std());
         self.after_breaker_change(ctx, now);
         if !matches!(

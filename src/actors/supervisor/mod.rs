@@ -41,7 +41,7 @@ mod reconfigure;
 mod record;
 mod signals;
 
-pub(crate) use protocol::{Admit, AttemptFailed, Hedge, RetryDecision, RetryQuestion, Stop};
+pub(crate) use protocol::{Admit, AttemptFailed, Cause, Hedge, RetryDecision, RetryQuestion, Stop};
 
 /// While callers' reports flow, the supervisor drains them once per batch window (and on every
 /// message it handles): a lone caller making back-to-back calls wakes it once per window, not

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use actix::Message;
+use tracing::Span;
 
 use crate::actors::shared::report::HeldPermit;
 use crate::breaker::Rejected;
@@ -34,6 +35,29 @@ pub(crate) struct AttemptFailed {
     /// `None` when the call ends with this attempt whatever the supervisor says (not
     /// retryable, a panic, the deadline passed): it is only recorded.
     pub(crate) retry: Option<RetryQuestion>,
+    /// The attempt's span: what the supervisor reports while it handles the failure (a
+    /// transition, the retry) is reported inside it.
+    pub(crate) span: Cause,
+}
+
+/// The span a question comes from (a failed attempt's, a call's): the supervisor reports what
+/// it does about the question inside it. Boxed, and only while the span is enabled, so that
+/// a question — and the caller's future, which holds it while it is asked — grows by one word.
+#[derive(Debug)]
+pub(crate) struct Cause(Option<Box<Span>>);
+
+impl Cause {
+    /// `span` as a question's cause.
+    #[inline]
+    pub(crate) fn of(span: &Span) -> Self {
+        Cause((!span.is_disabled()).then(|| Box::new(span.clone())))
+    }
+
+    /// Enters the span, if there is one, until the guard is dropped.
+    #[inline]
+    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.0.as_deref().map(Span::enter)
+    }
 }
 
 /// What the supervisor needs to decide a retry.
@@ -79,6 +103,21 @@ pub(crate) enum Stop {
     Deferred(Duration),
 }
 
+impl Stop {
+    /// The reason's name, as a failed attempt's span records it
+    /// ([`RETRY_REASONS`](crate::observe::spans::RETRY_REASONS)).
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Stop::Final => "not_retryable",
+            Stop::Exhausted => "exhausted",
+            Stop::NoTimeLeft => "deadline",
+            Stop::Budget => "budget",
+            Stop::Open(_) => "breaker_open",
+            Stop::Deferred(_) => "deferred",
+        }
+    }
+}
+
 /// A call asks to hedge an attempt that has not answered within the hedge delay: the
 /// supervisor admits the hedge only while the breaker is closed (or disabled) and the retry
 /// budget has room, and counts it. Answered with the hedge's permit, or `None`.
@@ -89,9 +128,14 @@ pub(crate) struct Hedge {
     pub(crate) after: Duration,
     /// Which hedge of the attempt this is (1 = the first).
     pub(crate) hedge: u32,
+    /// The call's span: the hedge is reported inside it.
+    pub(crate) span: Cause,
 }
 
 /// Admission through the supervisor (HalfOpen, or an open period that just ended).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<HeldPermit, Rejected>")]
-pub(crate) struct Admit;
+pub(crate) struct Admit {
+    /// The call's span: a transition the admission causes is reported inside it.
+    pub(crate) span: Cause,
+}

@@ -1,7 +1,10 @@
 //! The one signal fan-out: every decision the supervisor makes and every outcome a caller
 //! reports becomes one [`Signal`], and [`ServiceSupervisor::emit`] turns it into everything it
 //! is owed, in one place — the [`CallCounts`](crate::messages::CallCounts), the metrics, the
-//! `tracing` event and the subscribers' [`EventKind`] — so they agree by construction.
+//! `tracing` event and the subscribers' [`EventKind`] — so they agree by construction. The
+//! `tracing` events of a signal caused by a call's question (a failed attempt, a half-open
+//! admission, a hedge) are emitted inside that call's span, which travels with the question:
+//! they are the span's events ([`spans`](crate::observe::spans) names them).
 //!
 //! | signal | counts | metric | tracing | event |
 //! |---|---|---|---|---|
@@ -34,6 +37,7 @@ use crate::criticality::Criticality;
 use crate::fleet::FleetPart;
 use crate::health::{HealthStats, HealthStatus};
 use crate::messages::{CallCounts, EventKind, Reconfiguration, SupervisorEvent};
+use crate::observe::spans;
 use crate::outcome::{CallOutcome, FaultKind, RejectReason, RetryReason};
 
 /// One decision or outcome, emitted once (see the module docs).
@@ -177,7 +181,11 @@ impl ServiceSupervisor {
             }
             Signal::TimedOut { after } => {
                 metrics.timeout();
-                tracing::debug!(service, ?after, "attempt timed out");
+                tracing::debug!(
+                    message = spans::EVENT_TIMED_OUT,
+                    service,
+                    after_ms = spans::millis(after)
+                );
                 Some(EventKind::TimedOut { after })
             }
             Signal::Retry {
@@ -188,11 +196,11 @@ impl ServiceSupervisor {
                 self.counts.retries += 1;
                 metrics.retry(reason);
                 tracing::debug!(
+                    message = spans::EVENT_RETRY_SCHEDULED,
                     service,
-                    attempt,
-                    ?delay,
-                    reason = reason.as_str(),
-                    "retrying"
+                    attempt = i64::from(attempt),
+                    delay_ms = spans::millis(delay),
+                    reason = reason.as_str()
                 );
                 Some(EventKind::RetryScheduled {
                     attempt,
@@ -201,12 +209,17 @@ impl ServiceSupervisor {
                 })
             }
             Signal::BudgetExhausted { attempts } => {
-                tracing::warn!(service, attempts, "retry rejected: retry budget exhausted");
+                tracing::warn!(
+                    message = spans::EVENT_RETRY_BUDGET_EXHAUSTED,
+                    service,
+                    attempts = i64::from(attempts)
+                );
                 Some(EventKind::RetryBudgetExhausted)
             }
             Signal::Transition(transition) => {
                 let snapshot = transition.snapshot;
                 tracing::info!(
+                    message = spans::EVENT_BREAKER_TRANSITION,
                     service,
                     from = transition.from.as_str(),
                     to = transition.to.as_str(),
@@ -217,8 +230,7 @@ impl ServiceSupervisor {
                     slow_calls = snapshot.slow_calls,
                     failure_rate = snapshot.failure_rate,
                     slow_call_rate = snapshot.slow_call_rate,
-                    consecutive_failures = snapshot.consecutive_failures,
-                    "circuit breaker transition"
+                    consecutive_failures = snapshot.consecutive_failures
                 );
                 metrics.transition(transition.from, transition.to);
                 Some(EventKind::StateChanged(transition))
@@ -285,7 +297,12 @@ impl ServiceSupervisor {
             Signal::Hedged { after, hedge } => {
                 self.counts.hedges += 1;
                 metrics.hedge_started();
-                tracing::debug!(service, ?after, hedge, "hedging");
+                tracing::debug!(
+                    message = spans::EVENT_HEDGE_STARTED,
+                    service,
+                    hedge = i64::from(hedge),
+                    after_ms = spans::millis(after)
+                );
                 Some(EventKind::Hedged { after, hedge })
             }
             Signal::HedgeWon => {
