@@ -21,7 +21,10 @@ use http::Extensions;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use warden::deadline::parse_grpc_timeout;
 use warden::prelude::*;
-use warden::reqwest::{host_key, DeadlineHeader, Idempotent, WardenError, WardenMiddleware};
+use warden::reqwest::{
+    host_key, CriticalityHeader, DeadlineHeader, Idempotent, WardenError, WardenMiddleware,
+};
+use warden::Criticality;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -424,6 +427,112 @@ async fn the_deadline_travels_to_the_server_in_a_header() {
     assert!(!seen[2].headers.contains_key("grpc-timeout"));
     assert!(!seen[3].headers.contains_key("grpc-timeout"));
     assert!(!seen[3].headers.contains_key("x-deadline-ms"));
+}
+
+#[tokio::test]
+async fn the_criticality_travels_to_the_server_in_a_header() {
+    let server = Server::start().await;
+    let (client, _hosts) = keyed_client(config(1, 100)).await;
+    let handle = ServiceSupervisor::builder("api").start().unwrap();
+    let named = ClientBuilder::new(reqwest_client())
+        .with(
+            WardenMiddleware::service(handle.clone())
+                .criticality_header(CriticalityHeader::named("x-priority")),
+        )
+        .build();
+    let silent = ClientBuilder::new(reqwest_client())
+        .with(WardenMiddleware::service(handle).without_criticality_header())
+        .build();
+
+    client.get(server.url("/ok")).send().await.unwrap();
+    for criticality in [Criticality::Critical, Criticality::Sheddable] {
+        criticality
+            .scope(client.get(server.url("/ok")).send())
+            .await
+            .unwrap();
+    }
+    Criticality::Critical
+        .scope(named.get(server.url("/ok")).send())
+        .await
+        .unwrap();
+    Criticality::Critical
+        .scope(silent.get(server.url("/ok")).send())
+        .await
+        .unwrap();
+
+    let seen = server.seen("/ok");
+    let header = |i: usize, name: &str| {
+        let value = seen[i].headers.get(name)?;
+        Some(value.to_str().unwrap().to_owned())
+    };
+    const NAME: &str = "x-warden-criticality";
+    assert_eq!(header(0, NAME), None, "a default request sends none");
+    assert_eq!(header(1, NAME).as_deref(), Some("critical"));
+    assert_eq!(header(2, NAME).as_deref(), Some("sheddable"));
+    assert_eq!(header(3, "x-priority").as_deref(), Some("critical"));
+    assert_eq!(header(3, NAME), None);
+    assert_eq!(header(4, NAME), None);
+    assert_eq!(header(4, "x-priority"), None);
+}
+
+async fn refused(error: CallError<std::convert::Infallible>) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+}
+
+/// Two hops over loopback HTTP: an edge whose `WardenLayer` reads the criticality header, and
+/// whose handler calls the backend through the middleware, which sends it on.
+#[tokio::test]
+async fn a_criticality_read_at_the_edge_reaches_the_next_hop() {
+    use axum::error_handling::HandleErrorLayer;
+    use tower::ServiceBuilder;
+    use warden::tower::{CriticalityHeader as Incoming, WardenLayer};
+
+    let backend = Server::start().await;
+    let api = ServiceSupervisor::builder("backend").start().unwrap();
+    let client = ClientBuilder::new(reqwest_client())
+        .with(WardenMiddleware::service(api))
+        .build();
+    let target = backend.url("/ok");
+    let edge = ServiceSupervisor::builder("edge").start().unwrap();
+    let app = Router::new()
+        .fallback(move |State(client): State<ClientWithMiddleware>| {
+            let target = target.clone();
+            async move {
+                match client.get(target).send().await {
+                    Ok(response) => response.status(),
+                    Err(_) => StatusCode::BAD_GATEWAY,
+                }
+            }
+        })
+        .with_state(client)
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .layer(WardenLayer::new(edge).criticality_header(Incoming::default())),
+        );
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let edge_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let plain = reqwest_client();
+    for value in [Some("CRITICAL_PLUS"), Some("sheddable"), None] {
+        let mut request = plain.get(format!("http://{edge_addr}/"));
+        if let Some(value) = value {
+            request = request.header("x-warden-criticality", value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200, "{value:?}");
+    }
+    let seen = backend.seen("/ok");
+    let sent: Vec<Option<&str>> = seen
+        .iter()
+        .map(|seen| {
+            let value = seen.headers.get("x-warden-criticality")?;
+            Some(value.to_str().unwrap())
+        })
+        .collect();
+    assert_eq!(sent, [Some("critical"), Some("sheddable"), None]);
 }
 
 #[tokio::test]

@@ -9,10 +9,13 @@
 //! # Where a call's criticality comes from
 //!
 //! - set on the call: [`Call::criticality`](crate::messages::Call::criticality);
-//! - else inherited, like a [`Deadline`](crate::Deadline): inside [`Criticality::scope`] (e.g.
-//!   from an incoming request's header, which the [tower layer](crate::tower) reads when told
-//!   to), and inside any warden call's operation, so a call made while serving a critical call
-//!   is critical too;
+//! - else inherited, like a [`Deadline`](crate::Deadline): inside [`Criticality::scope`], and
+//!   inside any warden call's operation, so a call made while serving a critical call is
+//!   critical too;
+//! - over HTTP, in a header (`x-warden-criticality: critical`; `CriticalityHeader`, features
+//!   `tower` or `reqwest`): the tower layer reads it from an incoming request when told to
+//!   (`WardenLayer::criticality_header`), and the reqwest middleware sends the current one on
+//!   (a default call sends none), so the class travels from the edge to the last hop;
 //! - else [`Criticality::Default`].
 //!
 //! # How each load control sheds by criticality
@@ -57,9 +60,13 @@ use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
 
 mod config;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod header;
 mod shares;
 
 pub use self::config::CriticalityConfig;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use self::header::{CriticalityHeader, DEFAULT_CRITICALITY_HEADER};
 pub use self::shares::shed_order;
 pub(crate) use self::shares::Shares;
 

@@ -37,6 +37,12 @@
 //!   [`DeadlineHeader`] of [`WardenMiddleware::deadline_header`]), replacing any value there,
 //!   so the server can stop when the caller will. A request whose deadline has passed is not
 //!   sent.
+//! - **The criticality travels**: a request made while serving a call that is not default
+//!   ([`Criticality::current`](crate::Criticality::current): set on the caller's call, or its
+//!   scope, or read from an incoming request by `warden::tower::WardenLayer::criticality_header`)
+//!   carries it in `x-warden-criticality` (or the [`CriticalityHeader`] of
+//!   [`WardenMiddleware::criticality_header`]), so the server sheds it in the same class. The
+//!   request's call has that criticality here too.
 //! - **Other middleware**: the middlewares after this one (closer to the network) run once
 //!   per attempt; those before it once per request. Each attempt gets a copy of the request's
 //!   `Extensions` as they were when it reached this middleware; the caller sees the ones of
@@ -109,6 +115,7 @@ use crate::actors::{KeyedHandle, ServiceHandle};
 use crate::messages::Call;
 use crate::retry::ErrorClass;
 
+pub use crate::criticality::CriticalityHeader;
 pub use crate::deadline::DeadlineHeader;
 pub use classify::{default_classify, retry_after, DefaultClassifier};
 pub use error::WardenError;
@@ -137,6 +144,8 @@ pub struct WardenMiddleware<C = DefaultClassifier> {
     classifier: C,
     /// Where the time left is written; `None`: not sent.
     deadline_header: Option<DeadlineHeader>,
+    /// Where a criticality that is not default is written; `None`: not sent.
+    criticality_header: Option<CriticalityHeader>,
     /// Every method may be retried, not only the idempotent ones.
     retry_non_idempotent: bool,
 }
@@ -189,6 +198,7 @@ impl WardenMiddleware {
             route,
             classifier: default_classify,
             deadline_header: Some(DeadlineHeader::grpc_timeout()),
+            criticality_header: Some(CriticalityHeader::default()),
             retry_non_idempotent: false,
         }
     }
@@ -210,6 +220,7 @@ impl<C> WardenMiddleware<C> {
             route: self.route,
             classifier,
             deadline_header: self.deadline_header,
+            criticality_header: self.criticality_header,
             retry_non_idempotent: self.retry_non_idempotent,
         }
     }
@@ -225,6 +236,20 @@ impl<C> WardenMiddleware<C> {
     /// attempts).
     pub fn without_deadline_header(mut self) -> Self {
         self.deadline_header = None;
+        self
+    }
+
+    /// The same middleware writing a criticality that is not default into `header` (e.g.
+    /// [`CriticalityHeader::named`]`("x-priority")`) instead of `x-warden-criticality`.
+    pub fn criticality_header(mut self, header: CriticalityHeader) -> Self {
+        self.criticality_header = Some(header);
+        self
+    }
+
+    /// The same middleware sending no criticality header (the request's call is still shed
+    /// in its class here).
+    pub fn without_criticality_header(mut self) -> Self {
+        self.criticality_header = None;
         self
     }
 
@@ -320,6 +345,7 @@ where
         };
 
         let header = self.deadline_header.as_ref();
+        let criticality_header = self.criticality_header.as_ref();
         let classifier = &self.classifier;
         let template = &*extensions;
         // The extensions of the attempt that answered last (a hedge that lost is dropped
@@ -340,6 +366,10 @@ where
                     request.expect("a request that cannot be cloned is sent once (no_retry)");
                 // Read when the attempt starts, inside its cut-off.
                 if let Some(header) = header {
+                    header.insert_current(request.headers_mut());
+                }
+                // The call's criticality: its attempts run with it.
+                if let Some(header) = criticality_header {
                     header.insert_current(request.headers_mut());
                 }
                 let answer = next.run(request, &mut extensions).await;
@@ -400,6 +430,7 @@ where
             route: self.route.clone(),
             classifier: self.classifier.clone(),
             deadline_header: self.deadline_header.clone(),
+            criticality_header: self.criticality_header.clone(),
             retry_non_idempotent: self.retry_non_idempotent,
         }
     }
@@ -417,6 +448,13 @@ impl<C> fmt::Debug for WardenMiddleware<C> {
             .field(
                 "deadline_header",
                 &self.deadline_header.as_ref().map(DeadlineHeader::name),
+            )
+            .field(
+                "criticality_header",
+                &self
+                    .criticality_header
+                    .as_ref()
+                    .map(CriticalityHeader::name),
             )
             .field("retry_non_idempotent", &self.retry_non_idempotent)
             .finish()

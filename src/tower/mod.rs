@@ -40,6 +40,12 @@
 //!   inner service runs inside it: every warden call it makes inherits what is left
 //!   ([`Deadline`](crate::Deadline)); [`DeadlineHeader::current`] writes what is left into
 //!   the requests it sends on.
+//! - **Criticality**: with [`WardenLayer::criticality_header`], a request that says how much
+//!   it matters (`x-warden-criticality: critical`, `default` or `sheddable`:
+//!   [`CriticalityHeader`]) is a call of that [`Criticality`](crate::Criticality): shed in its
+//!   class under overload, and inherited by every warden call the inner service makes
+//!   ([`CriticalityHeader::current`] writes it into the requests it sends on; the `reqwest`
+//!   feature's middleware does it for every request).
 //!
 //! It composes with other layers in a `tower::ServiceBuilder`; the layer's own timeout is the
 //! supervisor's (per attempt, with retries), an outer `timeout` bounds the whole call.
@@ -95,6 +101,7 @@
 //! [`CallError::Failed`]: crate::CallError::Failed
 
 mod classify;
+mod criticality;
 mod deadline;
 mod future;
 mod replay;
@@ -109,6 +116,7 @@ use tower_layer::Layer;
 use crate::actors::ServiceHandle;
 
 pub use classify::{Classify, ErrorsAreFailures};
+pub use criticality::{CriticalityHeader, CriticalitySource, NoCriticalityHeader};
 pub use deadline::{DeadlineHeader, DeadlineSource, NoDeadlineHeader};
 pub use future::ResponseFuture;
 pub use replay::{Replay, RetryRequests, SingleAttempt};
@@ -116,10 +124,16 @@ pub use service::WardenService;
 
 /// A [`Layer`] that runs a service's requests as supervised calls of one [`ServiceHandle`]
 /// (see the [module docs](self)). Cheap to clone.
-pub struct WardenLayer<C = ErrorsAreFailures, P = SingleAttempt, D = NoDeadlineHeader> {
+pub struct WardenLayer<
+    C = ErrorsAreFailures,
+    P = SingleAttempt,
+    D = NoDeadlineHeader,
+    K = NoCriticalityHeader,
+> {
     handle: Arc<ServiceHandle>,
     classifier: Arc<C>,
     deadline: Arc<D>,
+    criticality: Arc<K>,
     _policy: PhantomData<fn() -> P>,
 }
 
@@ -131,30 +145,33 @@ impl WardenLayer {
             handle: Arc::new(handle),
             classifier: Arc::new(ErrorsAreFailures),
             deadline: Arc::new(NoDeadlineHeader),
+            criticality: Arc::new(NoCriticalityHeader),
             _policy: PhantomData,
         }
     }
 }
 
-impl<C, P, D> WardenLayer<C, P, D> {
+impl<C, P, D, K> WardenLayer<C, P, D, K> {
     /// The same layer classifying each answer with `classifier`: `None` for a success,
     /// `Some(class)` for a failure (a response may be one, e.g. an HTTP 5xx).
-    pub fn classify<C2>(self, classifier: C2) -> WardenLayer<C2, P, D> {
+    pub fn classify<C2>(self, classifier: C2) -> WardenLayer<C2, P, D, K> {
         WardenLayer {
             handle: self.handle,
             classifier: Arc::new(classifier),
             deadline: self.deadline,
+            criticality: self.criticality,
             _policy: PhantomData,
         }
     }
 
     /// The same layer retrying failed attempts as the supervisor's retry policy allows; the
     /// request must be `Clone` (each attempt sends a clone).
-    pub fn retry_requests(self) -> WardenLayer<C, RetryRequests, D> {
+    pub fn retry_requests(self) -> WardenLayer<C, RetryRequests, D, K> {
         WardenLayer {
             handle: self.handle,
             classifier: self.classifier,
             deadline: self.deadline,
+            criticality: self.criticality,
             _policy: PhantomData,
         }
     }
@@ -178,11 +195,40 @@ impl<C, P, D> WardenLayer<C, P, D> {
     /// ```
     ///
     /// [`CallError::DeadlineExceeded`]: crate::CallError::DeadlineExceeded
-    pub fn deadline_header<D2>(self, source: D2) -> WardenLayer<C, P, D2> {
+    pub fn deadline_header<D2>(self, source: D2) -> WardenLayer<C, P, D2, K> {
         WardenLayer {
             handle: self.handle,
             classifier: self.classifier,
             deadline: Arc::new(source),
+            criticality: self.criticality,
+            _policy: PhantomData,
+        }
+    }
+
+    /// The same layer reading each request's [`Criticality`](crate::Criticality) from
+    /// `source`, usually a [`CriticalityHeader`] of an `http::Request`
+    /// (`x-warden-criticality: critical` by default). A request that says how much it matters
+    /// is one call of that criticality: shed in its class by the throttle, the bulkhead, the
+    /// adaptive limit and the rate limit, and inherited by every warden call the inner service
+    /// makes while serving it (an HTTP client with the `reqwest` feature's middleware sends it
+    /// on). A request without the header (or with a value that is not one) is as critical as
+    /// the scope the service is called in.
+    ///
+    /// ```
+    /// # fn f(handle: warden::ServiceHandle) {
+    /// use warden::tower::{CriticalityHeader, DeadlineHeader, WardenLayer};
+    ///
+    /// let layer = WardenLayer::new(handle)
+    ///     .deadline_header(DeadlineHeader::grpc_timeout())
+    ///     .criticality_header(CriticalityHeader::default());
+    /// # }
+    /// ```
+    pub fn criticality_header<K2>(self, source: K2) -> WardenLayer<C, P, D, K2> {
+        WardenLayer {
+            handle: self.handle,
+            classifier: self.classifier,
+            deadline: self.deadline,
+            criticality: Arc::new(source),
             _policy: PhantomData,
         }
     }
@@ -193,29 +239,31 @@ impl<C, P, D> WardenLayer<C, P, D> {
     }
 }
 
-impl<C, P, D> Clone for WardenLayer<C, P, D> {
+impl<C, P, D, K> Clone for WardenLayer<C, P, D, K> {
     fn clone(&self) -> Self {
         WardenLayer {
             handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
             deadline: Arc::clone(&self.deadline),
+            criticality: Arc::clone(&self.criticality),
             _policy: PhantomData,
         }
     }
 }
 
-impl<C, P, D> fmt::Debug for WardenLayer<C, P, D> {
+impl<C, P, D, K> fmt::Debug for WardenLayer<C, P, D, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WardenLayer")
             .field("service", &self.handle.name())
             .field("policy", &std::any::type_name::<P>())
             .field("deadline", &std::any::type_name::<D>())
+            .field("criticality", &std::any::type_name::<K>())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, C, P, D> Layer<S> for WardenLayer<C, P, D> {
-    type Service = WardenService<S, C, P, D>;
+impl<S, C, P, D, K> Layer<S> for WardenLayer<C, P, D, K> {
+    type Service = WardenService<S, C, P, D, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         WardenService::new(
@@ -223,6 +271,7 @@ impl<S, C, P, D> Layer<S> for WardenLayer<C, P, D> {
             Arc::clone(&self.handle),
             Arc::clone(&self.classifier),
             Arc::clone(&self.deadline),
+            Arc::clone(&self.criticality),
         )
     }
 }

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use super::classify::{attempt, into_answer, Classify, ErrorsAreFailures, Verdict};
+use super::criticality::{CriticalitySource, NoCriticalityHeader};
 use super::deadline::{DeadlineSource, NoDeadlineHeader};
 use super::future::ResponseFuture;
 use super::replay::{Replay, SingleAttempt};
@@ -17,7 +18,13 @@ use crate::messages::Call;
 use crate::Deadline;
 
 /// A service whose requests run as supervised calls ([`WardenLayer`](super::WardenLayer)).
-pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt, D = NoDeadlineHeader> {
+pub struct WardenService<
+    S,
+    C = ErrorsAreFailures,
+    P = SingleAttempt,
+    D = NoDeadlineHeader,
+    K = NoCriticalityHeader,
+> {
     inner: S,
     /// `inner` answered ready to the last `poll_ready`, and no request has used it since.
     inner_ready: bool,
@@ -25,15 +32,18 @@ pub struct WardenService<S, C = ErrorsAreFailures, P = SingleAttempt, D = NoDead
     classifier: Arc<C>,
     /// Where a request says how long it may take.
     deadline: Arc<D>,
+    /// Where a request says how much it matters.
+    criticality: Arc<K>,
     _policy: PhantomData<fn() -> P>,
 }
 
-impl<S, C, P, D> WardenService<S, C, P, D> {
+impl<S, C, P, D, K> WardenService<S, C, P, D, K> {
     pub(super) fn new(
         inner: S,
         handle: Arc<ServiceHandle>,
         classifier: Arc<C>,
         deadline: Arc<D>,
+        criticality: Arc<K>,
     ) -> Self {
         WardenService {
             inner,
@@ -41,6 +51,7 @@ impl<S, C, P, D> WardenService<S, C, P, D> {
             handle,
             classifier,
             deadline,
+            criticality,
             _policy: PhantomData,
         }
     }
@@ -98,7 +109,7 @@ impl<S, C, P, D> WardenService<S, C, P, D> {
     }
 }
 
-impl<S: Clone, C, P, D> Clone for WardenService<S, C, P, D> {
+impl<S: Clone, C, P, D, K> Clone for WardenService<S, C, P, D, K> {
     fn clone(&self) -> Self {
         WardenService {
             inner: self.inner.clone(),
@@ -106,23 +117,25 @@ impl<S: Clone, C, P, D> Clone for WardenService<S, C, P, D> {
             handle: Arc::clone(&self.handle),
             classifier: Arc::clone(&self.classifier),
             deadline: Arc::clone(&self.deadline),
+            criticality: Arc::clone(&self.criticality),
             _policy: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C, P, D> fmt::Debug for WardenService<S, C, P, D> {
+impl<S: fmt::Debug, C, P, D, K> fmt::Debug for WardenService<S, C, P, D, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WardenService")
             .field("inner", &self.inner)
             .field("service", &self.handle.name())
             .field("policy", &std::any::type_name::<P>())
             .field("deadline", &std::any::type_name::<D>())
+            .field("criticality", &std::any::type_name::<K>())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, C, P, D, Req> Service<Req> for WardenService<S, C, P, D>
+impl<S, C, P, D, K, Req> Service<Req> for WardenService<S, C, P, D, K>
 where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -132,6 +145,7 @@ where
     C: Classify<S::Response, S::Error> + Send + Sync + 'static,
     P: Replay<Req>,
     D: DeadlineSource<Req>,
+    K: CriticalitySource<Req>,
 {
     type Response = S::Response;
     type Error = CallError<S::Error>;
@@ -142,8 +156,10 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        // Refused at once (open breaker, supervisor gone): nothing built, nothing allocated.
-        if let Some(refused) = self.handle.refusal() {
+        let criticality = self.criticality.criticality(&request);
+        // Refused at once (open breaker, supervisor gone): nothing built, nothing allocated
+        // (counted in the request's class).
+        if let Some(refused) = crate::criticality::within(criticality, || self.handle.refusal()) {
             self.inner_ready = false;
             return ResponseFuture::refused(refused);
         }
@@ -174,6 +190,10 @@ where
         })
         .classify(Verdict::class);
         let call = if P::RETRIES { call } else { call.no_retry() };
+        let call = match criticality {
+            Some(criticality) => call.criticality(criticality),
+            None => call,
+        };
         let handle = Arc::clone(&self.handle);
         let answer = async move { into_answer(handle.send(call).await) };
         match deadline {

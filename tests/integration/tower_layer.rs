@@ -348,3 +348,75 @@ async fn readiness_follows_the_inner_service_until_the_breaker_opens() {
         Poll::Ready(Err(CallError::SupervisorGone))
     ));
 }
+
+#[actix::test]
+async fn a_request_brings_its_criticality_in_a_header() {
+    use warden::tower::CriticalityHeader;
+    use warden::Criticality;
+
+    let handle = ServiceSupervisor::builder("graded")
+        .start()
+        .expect("valid configuration");
+    // The inner service answers the criticality it runs with: its call's.
+    let mut service = WardenLayer::new(handle.clone())
+        .criticality_header(CriticalityHeader::default())
+        .layer(tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::io::Error>(Criticality::current())
+        }));
+    let request = |value: Option<&str>| {
+        let request = Request::get("/");
+        match value {
+            Some(value) => request.header("x-warden-criticality", value),
+            None => request,
+        }
+        .body(())
+        .expect("valid request")
+    };
+    for (value, expected) in [
+        (Some("critical"), Criticality::Critical),
+        (Some("SHEDDABLE"), Criticality::Sheddable),
+        (None, Criticality::Default),
+        (Some("urgent"), Criticality::Default),
+    ] {
+        let ran_as = service.ready().await.unwrap().call(request(value)).await;
+        assert_eq!(ran_as.unwrap(), expected, "{value:?}");
+    }
+    // Without the header a request is as critical as the scope the service is called in;
+    // with it, the header wins.
+    let ran_as = Criticality::Critical
+        .scope(async {
+            let none = service.ready().await.unwrap().call(request(None)).await;
+            let sheddable = service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(Some("sheddable")));
+            (none.unwrap(), sheddable.await.unwrap())
+        })
+        .await;
+    assert_eq!(ran_as, (Criticality::Critical, Criticality::Sheddable));
+
+    // A request refused at once is counted in its class.
+    handle.force_open().await.unwrap();
+    let refused = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Some("sheddable")))
+        .await;
+    assert!(
+        matches!(refused, Err(CallError::Open { .. })),
+        "{refused:?}"
+    );
+    let refused = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Some("critical")))
+        .await;
+    assert!(
+        matches!(refused, Err(CallError::Open { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(handle.counts().await.unwrap().shed, [1, 0, 1]);
+}
