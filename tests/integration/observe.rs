@@ -293,7 +293,24 @@ fn throttle_pct(t: u64) -> u64 {
     }
 }
 
+/// A call's criticality in a mixed run: 20 % critical, 50 % default, 30 % sheddable.
+fn class_of(i: u32) -> Criticality {
+    match i % 10 {
+        0 | 1 => Criticality::Critical,
+        2..=6 => Criticality::Default,
+        _ => Criticality::Sheddable,
+    }
+}
+
 async fn throttle_run(name: &str, mode: PolicyMode) -> Trace {
+    throttle_run_with(name, mode, |_| Criticality::Default).await
+}
+
+async fn throttle_run_with(
+    name: &str,
+    mode: PolicyMode,
+    criticality: impl Fn(u32) -> Criticality,
+) -> Trace {
     let handle = start(name, throttle_config(mode));
     let receiver = events(&handle).await;
     let start_at = tokio::time::Instant::now();
@@ -308,8 +325,8 @@ async fn throttle_run(name: &str, mode: PolicyMode) -> Trace {
             PolicyMode::Observe => counts.would_reject_throttled,
         });
         let ran = ran.clone();
-        let answer = handle
-            .call(|| {
+        let answer = criticality(i)
+            .scope(handle.call(|| {
                 ran.fetch_add(1, Ordering::SeqCst);
                 let failed = fails(offset(start_at), throttle_pct);
                 async move {
@@ -320,7 +337,7 @@ async fn throttle_run(name: &str, mode: PolicyMode) -> Trace {
                         Ok(())
                     }
                 }
-            })
+            }))
             .await;
         answers.push(answer);
         tokio::time::sleep_until(start_at + (i + 1) * 10 * MS).await;
@@ -364,6 +381,24 @@ async fn an_observed_throttle_decides_as_an_enforced_one_and_refuses_nothing() {
         enforced.counts.attempts + enforced.counts.rejected_throttled,
         observed.counts.attempts
     );
+}
+
+/// With mixed criticalities the throttle's refusals fall on sheddable calls first; an
+/// observing throttle counts its would-be refusals in their class too, so it decides alike.
+#[actix::test]
+async fn an_observed_throttle_with_mixed_criticalities_decides_as_an_enforced_one() {
+    pause_aligned().await;
+    let enforced = throttle_run_with("mixed-enforced", PolicyMode::Enforce, class_of).await;
+    let observed = throttle_run_with("mixed-observed", PolicyMode::Observe, class_of).await;
+    let shed = enforced.counts.shed;
+    assert!(shed[0] > 50 && shed[0] > shed[1], "{shed:?}");
+    assert_eq!(observed.decisions, enforced.decisions);
+    assert_eq!(observed.refusals, enforced.refusals);
+    assert_eq!(
+        observed.counts.would_reject_throttled,
+        enforced.counts.rejected_throttled
+    );
+    observed.assert_nothing_refused();
 }
 
 // ---------------------------------------------------------------------------------------------

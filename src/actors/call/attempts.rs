@@ -93,7 +93,7 @@ where
                     && !forced_open(published) =>
             {
                 tracing::debug!(?retry_after, "circuit open, observed: attempt let through");
-                published.would_reject(RejectReason::Open);
+                published.would_reject(RejectReason::Open, guard.criticality);
                 guard.shadow.insert(Shadow::BREAKER);
                 Ok(shadow_permit())
             }

@@ -86,7 +86,11 @@ pub(super) enum Stopped {
 /// for the breaker ([`Admission::Shadow`]). A breaker an operator forced open refuses in
 /// either mode.
 #[inline]
-pub(super) fn breaker(handle: &ServiceHandle, admission: Admission) -> Result<Admission, Refusal> {
+pub(super) fn breaker(
+    handle: &ServiceHandle,
+    admission: Admission,
+    criticality: Criticality,
+) -> Result<Admission, Refusal> {
     let Admission::Refused(retry_after) = admission else {
         return Ok(admission);
     };
@@ -95,7 +99,7 @@ pub(super) fn breaker(handle: &ServiceHandle, admission: Admission) -> Result<Ad
         && published.admission.state() != Some(BreakerState::ForcedOpen)
     {
         tracing::debug!(service = %handle.name, ?retry_after, "circuit open, observed: call let through");
-        published.would_reject(RejectReason::Open);
+        published.would_reject(RejectReason::Open, criticality);
         return Ok(Admission::Shadow);
     }
     tracing::debug!(service = %handle.name, ?retry_after, "call rejected: circuit open");
@@ -113,7 +117,7 @@ pub(super) fn admission(
     let published = &handle.published;
     let admission = match prechecked {
         Some(admission) => admission,
-        None => breaker(handle, published.admission.admit())?,
+        None => breaker(handle, published.admission.admit(), criticality)?,
     };
     // The throttle only sheds calls the breaker admits on its own (closed), the less
     // critical first.
@@ -124,7 +128,7 @@ pub(super) fn admission(
                 return Err(Refusal::Throttled(probability));
             }
             tracing::debug!(service = %handle.name, probability, "throttled, observed: call let through");
-            published.would_reject(RejectReason::Throttled);
+            published.would_reject(RejectReason::Throttled, criticality);
             return Ok((admission, Shadow::THROTTLE));
         }
     }
@@ -156,7 +160,7 @@ pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> 
         Ok(token) => token,
         Err(limited) if published.observing.load().rate_limit() => {
             tracing::debug!(service = %handle.name, retry_after = ?limited.retry_after, "rate limited, observed: call let through without a token");
-            published.would_reject(RejectReason::RateLimited);
+            published.would_reject(RejectReason::RateLimited, criticality);
             None
         }
         Err(limited) => {
@@ -168,7 +172,7 @@ pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> 
     };
     if token.as_ref().is_some_and(Token::must_wait) {
         if published.observing.load().rate_limit() {
-            token = token.and_then(|token| without_waiting(handle, token));
+            token = token.and_then(|token| without_waiting(handle, token, criticality));
         } else {
             return Slot::Wait(token);
         }
@@ -184,13 +188,17 @@ pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> 
 /// it (its inherited deadline passes before the token's turn): then it goes without the token,
 /// handed back, counted `would_reject`. A fleet call waiting for a lease goes at once without a
 /// token, not counted: whether the lease would have come in time is not known without waiting.
-fn without_waiting(handle: &ServiceHandle, token: Token) -> Option<Token> {
+fn without_waiting(
+    handle: &ServiceHandle,
+    token: Token,
+    criticality: Criticality,
+) -> Option<Token> {
     let published = &handle.published;
     match token.wait() {
         Some(wait) if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) => {
             tracing::debug!(service = %handle.name, retry_after = ?wait, "rate limited, observed: call let through without a token");
             give_back(published, Some(token));
-            published.would_reject(RejectReason::RateLimited);
+            published.would_reject(RejectReason::RateLimited, criticality);
             None
         }
         _ => token.without_wait(),
@@ -277,7 +285,7 @@ fn take_slot(
         Some(slot) => {
             if slot.over_limit {
                 tracing::debug!(service = %handle.name, "concurrency limit reached, observed: call let through");
-                published.would_reject(RejectReason::Overloaded);
+                published.would_reject(RejectReason::Overloaded, criticality);
             }
             Ok((slot, token))
         }

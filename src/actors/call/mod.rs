@@ -118,11 +118,12 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
         CallSpan::refused(handle, None, CallError::<()>::SupervisorGone.kind());
         return Err(CallError::SupervisorGone);
     }
-    match gates::breaker(handle, handle.published.admission.admit()) {
+    let criticality = Criticality::current();
+    match gates::breaker(handle, handle.published.admission.admit(), criticality) {
         Err(refusal) => {
             let kind = refusal.error::<()>().kind();
             CallSpan::refused(handle, Some(CallOutcome::Rejected), kind);
-            refusal.refuse(&handle.published, Criticality::current())
+            refusal.refuse(&handle.published, criticality)
         }
         Ok(admission) => Ok(Prechecked(admission)),
     }

@@ -38,7 +38,7 @@ pub(crate) struct Drain;
 pub(crate) const MAX_PENDING: usize = 64 * 1024;
 
 /// Tallies a hand-off carries beside its queue (see [`Handoff::tally`]).
-pub(crate) const TALLIES: usize = 16;
+pub(crate) const TALLIES: usize = 18;
 
 /// A multi-producer, single-consumer hand-off with a wake-up flag (see the module docs).
 pub(crate) struct Handoff<R> {

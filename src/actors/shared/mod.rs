@@ -115,10 +115,12 @@ impl Published {
         }
     }
 
-    /// Counts a call that a policy observing would have refused for `reason`, and that goes
-    /// ahead (observe-only mode), through the hand-off's tallies like a refusal.
-    pub(crate) fn would_reject(&self, reason: RejectReason) {
-        if self.reports.tally(REFUSAL_TALLIES + reason_index(reason)) {
+    /// Counts a call of `criticality` that a policy observing would have refused for `reason`,
+    /// and that goes ahead (observe-only mode), through the hand-off's tallies like a refusal.
+    /// Only a would-be throttling keeps the class (the throttle's window counts refusals by
+    /// class, and must count these as enforcing would).
+    pub(crate) fn would_reject(&self, reason: RejectReason, criticality: Criticality) {
+        if self.reports.tally(would_reject_tally(reason, criticality)) {
             self.wake_supervisor();
         }
     }
@@ -166,14 +168,29 @@ pub(crate) const TALLIED: [(RejectReason, Criticality); REFUSAL_TALLIES] = {
 /// Tallies of refusals: one per reason a caller refuses for, and criticality.
 const REFUSAL_TALLIES: usize = 12;
 
-/// The would-be refusals a caller counts in a tally (observe-only mode), in tally order, after
-/// the [`TALLIED`] refusals.
-pub(crate) const WOULD_REJECT_TALLIED: [RejectReason; handoff::TALLIES - REFUSAL_TALLIES] = [
-    RejectReason::Open,
-    RejectReason::Throttled,
-    RejectReason::RateLimited,
-    RejectReason::Overloaded,
+/// The would-be refusals a caller counts in a tally (observe-only mode), and of which
+/// criticality, in tally order, after the [`TALLIED`] refusals: one per reason, three (one per
+/// class) for the throttle.
+pub(crate) const WOULD_REJECT_TALLIED: [(RejectReason, Criticality);
+    handoff::TALLIES - REFUSAL_TALLIES] = [
+    (RejectReason::Open, Criticality::Default),
+    (RejectReason::RateLimited, Criticality::Default),
+    (RejectReason::Overloaded, Criticality::Default),
+    (RejectReason::Throttled, Criticality::Sheddable),
+    (RejectReason::Throttled, Criticality::Default),
+    (RejectReason::Throttled, Criticality::Critical),
 ];
+
+/// The tally of a would-be refusal (see [`WOULD_REJECT_TALLIED`]).
+fn would_reject_tally(reason: RejectReason, criticality: Criticality) -> usize {
+    REFUSAL_TALLIES
+        + match reason {
+            RejectReason::Open | RejectReason::Budget => 0,
+            RejectReason::RateLimited => 1,
+            RejectReason::Overloaded => 2,
+            RejectReason::Throttled => 3 + criticality.index(),
+        }
+}
 
 /// The tally of a caller's refusal (a retry refused by the budget is the supervisor's own).
 fn tally_of(reason: RejectReason, criticality: Criticality) -> usize {
@@ -205,8 +222,12 @@ mod tests {
                 "{reason:?} {criticality:?}"
             );
         }
-        for (tally, reason) in WOULD_REJECT_TALLIED.into_iter().enumerate() {
-            assert_eq!(reason_index(reason), tally, "{reason:?}");
+        for (tally, (reason, criticality)) in WOULD_REJECT_TALLIED.into_iter().enumerate() {
+            assert_eq!(
+                would_reject_tally(reason, criticality),
+                REFUSAL_TALLIES + tally,
+                "{reason:?} {criticality:?}"
+            );
         }
     }
 }

@@ -23,11 +23,11 @@ use super::shared::shadow::Modes;
 use super::shared::{Published, TALLIED, WOULD_REJECT_TALLIED};
 use crate::breaker::Breaker;
 use crate::config::SupervisorConfig;
-use crate::criticality::Criticality;
 use crate::health::{HealthStatus, HealthWindow};
 use crate::hedge::HedgeConfig;
 use crate::limit::ConcurrencyLimit;
 use crate::messages::CallCounts;
+use crate::outcome::RejectReason;
 use crate::retry::RetryPolicy;
 use crate::throttle::Throttle;
 use signals::Signal;
@@ -241,14 +241,27 @@ impl ServiceSupervisor {
                 },
             );
         }
-        for (reason, &calls) in WOULD_REJECT_TALLIED.into_iter().zip(would_reject) {
+        // Recorded as the refusals they would have been (a throttle counts them in their
+        // class), then reported once per reason.
+        let mut by_reason: [(RejectReason, u64); 4] = [
+            (RejectReason::Open, 0),
+            (RejectReason::RateLimited, 0),
+            (RejectReason::Overloaded, 0),
+            (RejectReason::Throttled, 0),
+        ];
+        for (&(reason, criticality), &calls) in WOULD_REJECT_TALLIED.iter().zip(would_reject) {
             if calls == 0 {
                 continue;
             }
-            // Recorded as the refusal it would have been (a throttle counts it; tallied
-            // without their criticality, would-be refusals count as default calls).
-            self.record_refusals(now, reason, Criticality::Default, calls);
-            self.emit(now, Signal::WouldReject { reason, calls });
+            self.record_refusals(now, reason, criticality, calls);
+            if let Some((_, sum)) = by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                *sum += calls;
+            }
+        }
+        for (reason, calls) in by_reason {
+            if calls > 0 {
+                self.emit(now, Signal::WouldReject { reason, calls });
+            }
         }
         let drained = drained + tallies.iter().filter(|calls| **calls > 0).count();
         // Also without new reports: the window ages (a bucket leaving it moves the
