@@ -66,9 +66,9 @@ impl Bulkhead {
                 over_limit: false,
             });
         }
-        // The limit observes: would it have admitted this call?
+        // The limit observes: would it have admitted this call (below its class's share)?
         let admitted = self.admitted.fetch_add(1, Ordering::AcqRel);
-        if admitted >= observed {
+        if admitted >= Shares::usable(reserved, observed) {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             return Some(Taken {
                 in_flight: previous + 1,
@@ -214,5 +214,27 @@ mod tests {
         bulkhead.give_back(again);
         assert_eq!(bulkhead.admitted.load(Ordering::Relaxed), 0);
         assert_eq!(bulkhead.observed_limit(), None);
+    }
+
+    #[test]
+    fn an_observed_limit_keeps_the_reserve_a_call_must_leave_as_an_enforced_one() {
+        // Half of the limit reserved (2^15 units of 2^16): enforced at 4, a call that must
+        // leave the reserve gets 2 slots; observed at 4 within a bulkhead of 8, the same call
+        // is over the limit from its third slot.
+        const HALF: u32 = 1 << 15;
+        let enforced = Bulkhead::new(8);
+        enforced.set_limit(4);
+        let admitted = (0..4).filter_map(|_| enforced.try_take(HALF)).count();
+        assert_eq!(admitted, 2);
+
+        let observed = Bulkhead::new(8);
+        observed.set_observed_limit(Some(4));
+        let taken: Vec<Taken> = (0..4).map(|_| observed.try_take(HALF).unwrap()).collect();
+        let above: Vec<bool> = taken.iter().map(|t| t.over_limit).collect();
+        assert_eq!(above, [false, false, true, true]);
+        // A call with no reserve to leave is admitted up to the limit.
+        assert!(!observed.try_take(0).unwrap().over_limit);
+        assert!(!observed.try_take(0).unwrap().over_limit);
+        assert!(observed.try_take(0).unwrap().over_limit);
     }
 }
