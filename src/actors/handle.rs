@@ -99,7 +99,7 @@ impl ServiceHandle {
     /// open period still running) or forced open: read from the state the supervisor
     /// publishes, without a mailbox hop. False while closed, disabled or half-open (where the
     /// supervisor hands out probe permits), and once an open period has ended. While the
-    /// breaker only observes ([`PolicyMode::Observe`](crate::PolicyMode)) this still says
+    /// breaker only observes ([`PolicyMode::Observe`](crate::mode::PolicyMode)) this still says
     /// whether it is open, but the call would run (counted `would_reject`).
     pub fn is_open(&self) -> bool {
         matches!(self.published.admission.admit(), Admission::Refused(_))
@@ -114,7 +114,7 @@ impl ServiceHandle {
                 || self.published.admission.state() == Some(BreakerState::ForcedOpen))
     }
 
-    /// The policies of this service that only observe ([`PolicyMode::Observe`](crate::PolicyMode)),
+    /// The policies of this service that only observe ([`PolicyMode::Observe`](crate::mode::PolicyMode)),
     /// by their configuration name (`breaker`, `throttle`, `concurrency_limit`, `rate_limit`),
     /// as the supervisor last published them. Empty when every policy enforces.
     pub fn observing(&self) -> Vec<&'static str> {
@@ -218,7 +218,7 @@ impl ServiceHandle {
     /// [`Reconfiguration::reset`]: crate::messages::Reconfiguration::reset
     pub async fn reconfigure(
         &self,
-        config: crate::SupervisorConfig,
+        config: crate::config::SupervisorConfig,
     ) -> Result<crate::messages::Reconfiguration, ControlError> {
         config.validate()?;
         Ok(self.ask(crate::messages::Reconfigure(config)).await??)

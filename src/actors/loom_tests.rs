@@ -43,7 +43,9 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 let shared = Arc::clone(&shared);
                 let holders = Arc::clone(&holders);
                 thread::spawn(move || {
-                    if let Some(slot) = SlotGuard::try_take(&shared, crate::Criticality::Default) {
+                    if let Some(slot) =
+                        SlotGuard::try_take(&shared, crate::criticality::Criticality::Default)
+                    {
                         let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                         assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
                         holders.fetch_sub(1, Ordering::SeqCst);
@@ -52,7 +54,7 @@ fn loom_bulkhead_never_admits_more_than_its_limit_and_returns_every_slot() {
                 })
             })
             .collect();
-        if let Some(slot) = SlotGuard::try_take(&shared, crate::Criticality::Default) {
+        if let Some(slot) = SlotGuard::try_take(&shared, crate::criticality::Criticality::Default) {
             let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
             assert!(now <= 1, "{now} calls hold slots of a bulkhead of 1");
             holders.fetch_sub(1, Ordering::SeqCst);
@@ -74,7 +76,7 @@ fn loom_an_observed_limit_admits_at_most_its_limit_and_lets_the_rest_through() {
         shared.bulkhead.set_observed_limit(Some(1));
         let admitted = Arc::new(AtomicUsize::new(0));
         let take = |shared: &Arc<Published>, admitted: &AtomicUsize| {
-            let slot = SlotGuard::try_take(shared, crate::Criticality::Default)
+            let slot = SlotGuard::try_take(shared, crate::criticality::Criticality::Default)
                 .expect("the bulkhead of 2 has room");
             if !slot.over_limit {
                 let now = admitted.fetch_add(1, Ordering::SeqCst) + 1;
@@ -95,7 +97,7 @@ fn loom_an_observed_limit_admits_at_most_its_limit_and_lets_the_rest_through() {
         assert_eq!(shared.bulkhead.in_flight(), 0, "every slot comes back");
         // And the count under the limit too: a call now is admitted.
         assert!(
-            !SlotGuard::try_take(&shared, crate::Criticality::Default)
+            !SlotGuard::try_take(&shared, crate::criticality::Criticality::Default)
                 .unwrap()
                 .over_limit
         );
@@ -234,7 +236,10 @@ fn loom_throttle_refuses_exactly_the_published_share_whatever_the_interleaving()
                 let refused = Arc::clone(&refused);
                 thread::spawn(move || {
                     for _ in 0..2 {
-                        if shared.refuses(crate::Criticality::Default).is_some() {
+                        if shared
+                            .refuses(crate::criticality::Criticality::Default)
+                            .is_some()
+                        {
                             refused.fetch_add(1, Ordering::SeqCst);
                         }
                     }

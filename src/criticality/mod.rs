@@ -9,7 +9,7 @@
 //! # Where a call's criticality comes from
 //!
 //! - set on the call: [`Call::criticality`](crate::messages::Call::criticality);
-//! - else inherited, like a [`Deadline`](crate::Deadline): inside [`Criticality::scope`], and
+//! - else inherited, like a [`Deadline`](crate::deadline::Deadline): inside [`Criticality::scope`], and
 //!   inside any warden call's operation, so a call made while serving a critical call is
 //!   critical too;
 //! - over HTTP, in a header (`x-warden-criticality: critical`; `CriticalityHeader`, features

@@ -6,7 +6,7 @@
 //! breakers never retire; governor's keyed limiter was exhausted by distinct IPv6 keys). A
 //! keyed service ([`RegistryHandle::spawn_keyed`](crate::RegistryHandle::spawn_keyed)) runs a
 //! call under its key's own breaker, health window and limits, created on the key's first call
-//! from one [`SupervisorConfig`](crate::SupervisorConfig), within four bounds
+//! from one [`SupervisorConfig`](crate::config::SupervisorConfig), within four bounds
 //! ([`KeyedConfig`]):
 //!
 //! - **`max_keys`**: live keys with a supervisor of their own. When all are taken, a new key

@@ -140,7 +140,7 @@ mod tests {
             max_limit: max,
             backoff_ratio: ratio,
             latency_threshold: Duration::from_millis(100),
-            mode: crate::PolicyMode::Enforce,
+            mode: crate::mode::PolicyMode::Enforce,
         })
     }
 

@@ -204,7 +204,7 @@ impl<T, E, F> Call<T, E, F> {
 
     /// Marks the operation idempotent: running it twice at once does no harm (a read, a PUT of
     /// the same value), so the supervisor may **hedge** it when it is configured to
-    /// ([`SupervisorConfig::hedge`](crate::SupervisorConfig::hedge)). A call not marked is never
+    /// ([`SupervisorConfig::hedge`](crate::config::SupervisorConfig::hedge)). A call not marked is never
     /// hedged, unless the configuration hedges all calls.
     ///
     /// A hedge is another attempt of the same call, started when the running attempt has not

@@ -110,7 +110,7 @@ pub enum EventKind {
         /// Requests the dependency accepted in the window.
         accepts: u64,
     },
-    /// A policy that only observes ([`PolicyMode::Observe`](crate::PolicyMode)) would have
+    /// A policy that only observes ([`PolicyMode::Observe`](crate::mode::PolicyMode)) would have
     /// refused `calls` calls (or retries) for `reason`, and let them through. Reported in
     /// batches (at most one event per reason each time the supervisor drains its callers'
     /// reports, about once per millisecond while calls flow), not once per call.
@@ -131,7 +131,7 @@ pub struct Reconfiguration {
     /// (`timeout`, `breaker`, `retry`, `max_in_flight`, …), in the order of that struct. Empty
     /// when the new configuration equals the running one.
     ///
-    /// [`SupervisorConfig`]: crate::SupervisorConfig
+    /// [`SupervisorConfig`]: crate::config::SupervisorConfig
     pub changed: Vec<&'static str>,
     /// The state the change could not keep and that starts empty: `breaker.window` (another
     /// window kind or size), `retry.budget` (another window length, or switched on or off),

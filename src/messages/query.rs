@@ -79,11 +79,11 @@ pub struct CallCounts {
     pub cancelled: u64,
     /// Calls refused before their first attempt (any reason, answered by the refusal or a
     /// fallback), by [criticality](crate::criticality), least critical first (as
-    /// [`Criticality::ALL`](crate::Criticality::ALL)): where the cut falls under overload.
+    /// [`Criticality::ALL`](crate::criticality::Criticality::ALL)): where the cut falls under overload.
     pub shed: [u64; 3],
     /// Calls (or retries) an open breaker, or a half-open one with every probe taken, would
     /// have refused, let through because the breaker only observes
-    /// ([`PolicyMode::Observe`](crate::PolicyMode)). Each is also counted by how it was
+    /// ([`PolicyMode::Observe`](crate::mode::PolicyMode)). Each is also counted by how it was
     /// answered, so none is in [`total`](Self::total) twice.
     pub would_reject_open: u64,
     /// Calls above the adaptive concurrency limit, let through because the limit only

@@ -22,9 +22,9 @@ pub const CALLS_IN_FLIGHT: &str = "warden_calls_in_flight";
 /// `reason` ([`RejectReason`](crate::outcome::RejectReason)).
 pub const CALLS_REJECTED_TOTAL: &str = "warden_calls_rejected_total";
 /// Counter: calls refused before their first attempt (any reason), by `service` and
-/// `criticality` ([`Criticality`](crate::Criticality)): where the cut falls under overload.
+/// `criticality` ([`Criticality`](crate::criticality::Criticality)): where the cut falls under overload.
 pub const CALLS_SHED_TOTAL: &str = "warden_calls_shed_total";
-/// Counter: calls or retries a policy in observe-only mode ([`PolicyMode::Observe`](crate::PolicyMode))
+/// Counter: calls or retries a policy in observe-only mode ([`PolicyMode::Observe`](crate::mode::PolicyMode))
 /// would have refused and let through, by `service` and `reason`
 /// ([`RejectReason`](crate::outcome::RejectReason): `open`, `throttled`, `rate_limited`,
 /// `overloaded`).

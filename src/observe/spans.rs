@@ -75,7 +75,7 @@ pub const RETRY_REASON: &str = "warden.retry_reason";
 /// the hedge delay), `false` on any other attempt. Attempt span.
 pub const HEDGE: &str = "warden.hedge";
 /// Attribute: milliseconds left before the call's deadline (the sooner of its supervisor's
-/// `deadline` and the inherited [`Deadline`](crate::Deadline)) when the call, or the attempt,
+/// `deadline` and the inherited [`Deadline`](crate::deadline::Deadline)) when the call, or the attempt,
 /// started; absent without a deadline.
 pub const DEADLINE_MS: &str = "warden.deadline_ms";
 /// Attribute (OpenTelemetry semantic conventions): the failed call's error,

@@ -155,7 +155,7 @@ impl RateLimiter {
 
     /// Changes the configuration's `mode` only (nothing else of the limiter changes: the
     /// limiter itself enforces nothing, its owner does).
-    pub(crate) fn set_mode(&mut self, mode: crate::PolicyMode) {
+    pub(crate) fn set_mode(&mut self, mode: crate::mode::PolicyMode) {
         self.config.mode = mode;
     }
 

@@ -13,7 +13,7 @@ use crate::ring::{BucketRing, Tally};
 pub(crate) struct Counts {
     pub(crate) requests: u64,
     pub(crate) accepts: u64,
-    /// The requests by [criticality](crate::Criticality), least critical first.
+    /// The requests by [criticality](crate::criticality::Criticality), least critical first.
     pub(crate) by_class: [u64; 3],
 }
 

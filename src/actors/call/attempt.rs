@@ -3,7 +3,7 @@
 //! faults are injected and one is drawn for it, the fault ([`chaos`](crate::chaos)), which
 //! then takes the same path as a real attempt. On timeout the future is dropped, which cancels
 //! it. The operation is invoked and its future polled inside the attempt's time limit as the
-//! current [`Deadline`](crate::Deadline): what it reads, and what the calls it makes inherit.
+//! current [`Deadline`](crate::deadline::Deadline): what it reads, and what the calls it makes inherit.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -6,7 +6,7 @@
 //! slot, or refused). A refusal allocates nothing and takes no slot; it is answered by
 //! [`fallback::refused`](super::fallback::refused).
 //!
-//! A gate whose policy only observes ([`PolicyMode::Observe`](crate::PolicyMode)) refuses
+//! A gate whose policy only observes ([`PolicyMode::Observe`](crate::mode::PolicyMode)) refuses
 //! nothing: at its refusal point it counts the call `would_reject` and lets it through, a
 //! shadow for that policy ([`Shadow`]). Nothing is read for it on the path of a call that no
 //! gate would refuse.
@@ -195,7 +195,9 @@ fn without_waiting(
 ) -> Option<Token> {
     let published = &handle.published;
     match token.wait() {
-        Some(wait) if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) => {
+        Some(wait)
+            if crate::deadline::Deadline::current().is_some_and(|d| d.remaining() <= wait) =>
+        {
             tracing::debug!(service = %handle.name, retry_after = ?wait, "rate limited, observed: call let through without a token");
             give_back(published, Some(token));
             published.would_reject(RejectReason::RateLimited, criticality);
@@ -206,7 +208,7 @@ fn without_waiting(
 }
 
 /// Waits for the call's rate-limit token (at most the configured `max_wait`, reserved by
-/// [`slot_at_once`]; refused instead when the call's inherited [`Deadline`](crate::Deadline)
+/// [`slot_at_once`]; refused instead when the call's inherited [`Deadline`](crate::deadline::Deadline)
 /// would pass first) and for back-pressure, then takes the slot. A caller that gives up while
 /// waiting is counted `cancelled` like any other, and hands its token back.
 pub(super) async fn slot_after_waiting(
@@ -230,7 +232,7 @@ pub(super) async fn slot_after_waiting(
         // A fleet quota with no leased token in hand: wait for the next lease.
         waiting.waiting = true;
         // At most `max_wait`, and never past the call's inherited deadline.
-        let leased = match crate::Deadline::current() {
+        let leased = match crate::deadline::Deadline::current() {
             Some(deadline) => {
                 tokio::time::timeout(deadline.remaining(), published.rate_limit.wait_for_lease())
                     .await
@@ -253,7 +255,7 @@ pub(super) async fn slot_after_waiting(
     if let Some(wait) = waiting.token.as_ref().and_then(Token::wait) {
         // Not waited for when the call's inherited deadline would pass first: no time
         // would be left to make the call.
-        if crate::Deadline::current().is_some_and(|d| d.remaining() <= wait) {
+        if crate::deadline::Deadline::current().is_some_and(|d| d.remaining() <= wait) {
             give_back(published, waiting.token.take());
             return Err(Stopped::Refused(Refusal::RateLimited(wait)));
         }

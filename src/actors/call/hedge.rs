@@ -13,7 +13,7 @@
 //!
 //! No hedge starts once the call's deadline has passed (it could not end before it); each
 //! hedge runs under the same time limit as any attempt, inside it as the current
-//! [`Deadline`](crate::Deadline).
+//! [`Deadline`](crate::deadline::Deadline).
 //!
 //! The decisive attempt's permit is left in the call's guard, as for an attempt without
 //! hedges, so the rest of the loop does not know hedging exists. A call dropped mid-race hands

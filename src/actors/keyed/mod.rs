@@ -158,7 +158,10 @@ impl KeyedHandle {
     /// A new configuration: applied to every live key at once (as
     /// [`ServiceHandle::reconfigure`] would) and to the keys started from now on; new bounds
     /// apply to keys placed from now on.
-    pub async fn reconfigure(&self, config: SupervisorConfig) -> Result<(), crate::ControlError> {
+    pub async fn reconfigure(
+        &self,
+        config: SupervisorConfig,
+    ) -> Result<(), crate::error::ControlError> {
         config.validate()?;
         let bounds = config.keyed.clone().unwrap_or_default();
         let handles: Vec<ServiceHandle> = {
@@ -180,7 +183,7 @@ impl KeyedHandle {
         for handle in handles.iter().chain([&overflow]) {
             match handle.reconfigure(config.clone()).await {
                 // A key evicted meanwhile needs nothing.
-                Ok(_) | Err(crate::ControlError::Gone(_)) => {}
+                Ok(_) | Err(crate::error::ControlError::Gone(_)) => {}
                 Err(error) => return Err(error),
             }
         }

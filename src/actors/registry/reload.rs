@@ -142,8 +142,8 @@ impl Handler<ReloadServices> for Registry {
             for (keyed, config) in reconfigure_keyed {
                 match keyed.reconfigure(config).await {
                     Ok(()) => {}
-                    Err(crate::ControlError::Config(error)) => return Err(error.into()),
-                    Err(crate::ControlError::Gone(gone)) => return Err(gone.into()),
+                    Err(crate::error::ControlError::Config(error)) => return Err(error.into()),
+                    Err(crate::error::ControlError::Gone(gone)) => return Err(gone.into()),
                 }
             }
             Ok(report)

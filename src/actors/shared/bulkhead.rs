@@ -3,7 +3,7 @@
 //! [`SlotGuard`] before its first attempt and gives it back when dropped, whatever happens to
 //! it.
 //!
-//! While the adaptive limit only observes ([`PolicyMode::Observe`](crate::PolicyMode)), the
+//! While the adaptive limit only observes ([`PolicyMode::Observe`](crate::mode::PolicyMode)), the
 //! limit in force stays `max_in_flight` and the adaptive limit is published beside it (the
 //! *observed* limit): the calls it would admit are counted apart, and a call taking a slot
 //! above it is a shadow for the limit (it would have been refused).

@@ -1,4 +1,4 @@
-//! Observe-only mode ([`PolicyMode::Observe`](crate::PolicyMode)) in the shared state: which
+//! Observe-only mode ([`PolicyMode::Observe`](crate::mode::PolicyMode)) in the shared state: which
 //! policies observe ([`Observing`], one word the supervisor publishes and a caller reads only
 //! on a refusal path), and which policies a call is a shadow for ([`Shadow`], carried by the
 //! call into each of its attempts' records).

@@ -29,7 +29,7 @@ pub(crate) struct AttemptFailed {
     /// Calls in flight when the call was admitted, itself included.
     pub(crate) in_flight: u32,
     /// The call's criticality.
-    pub(crate) criticality: crate::Criticality,
+    pub(crate) criticality: crate::criticality::Criticality,
     /// The dependency's retry-after hint carried by the error (through the classifier).
     pub(crate) retry_after: Option<Duration>,
     /// `None` when the call ends with this attempt whatever the supervisor says (not
