@@ -29,7 +29,8 @@
 //! The reserves are set by [`CriticalityConfig`] (the `criticality` section of a supervisor's
 //! configuration); without it nothing is reserved and only the throttle's order applies (which
 //! costs nothing when every call is default). A fleet quota ([`fleet`](crate::fleet)) keeps the
-//! reserves on its local share.
+//! same shares of the leased tokens in hand (and of its local share while the store is away),
+//! and only critical calls wait for a lease ([`FleetQuota::try_acquire_keeping`](crate::fleet::FleetQuota::try_acquire_keeping)).
 //!
 //! ```
 //! use warden::prelude::*;

@@ -31,6 +31,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::{FleetConfig, Grant};
+use crate::criticality::Shares;
 use crate::ratelimit::{RateLimitConfig, RateLimited, RateLimiter, Reservation};
 
 /// How long a leased token may wait for a call before it is dropped.
@@ -231,6 +232,40 @@ impl FleetQuota {
         }
         if !self.max_wait.is_zero() {
             return Take::Lease;
+        }
+        let retry_after = self
+            .next_token
+            .map_or(self.round_trip, |at| at.saturating_duration_since(now))
+            .max(Duration::from_nanos(1));
+        Take::Refused(RateLimited { retry_after })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a call that must leave `reserved` (in units of
+    /// 2^-16) of the tokens for more critical calls ([`criticality`](crate::criticality)): it
+    /// takes a leased token only while more than that share of a lease stays in hand, and a
+    /// local share's token only while that share of the local burst stays in the bucket
+    /// ([`RateLimiter::reserve_keeping`]); it never waits for a lease. A call with nothing to
+    /// leave (`reserved` 0, or a share that rounds down to no token) is
+    /// [`try_acquire`](Self::try_acquire)'s.
+    pub fn try_acquire_keeping(&mut self, now: Instant, reserved: u32) -> Take {
+        let keep = |capacity: u32| capacity - Shares::usable(reserved, capacity);
+        let (keep_leased, keep_local) = (
+            keep(self.lease_tokens.max(1)),
+            keep(self.local.config().burst.max(1)),
+        );
+        if keep_leased == 0 && (self.shared || keep_local == 0) {
+            return self.try_acquire(now);
+        }
+        self.demand = true;
+        if self.stock(now) > keep_leased {
+            self.stock -= 1;
+            return Take::Go(FleetToken::Leased);
+        }
+        if !self.shared {
+            return match self.local.reserve_keeping(now.into_std(), keep_local) {
+                Ok(reservation) => Take::Go(FleetToken::Local(reservation)),
+                Err(limited) => Take::Refused(limited),
+            };
         }
         let retry_after = self
             .next_token
@@ -455,5 +490,38 @@ mod tests {
         };
         assert!(q.granted(t2, grant, MS), "shared again");
         assert_eq!(q.try_acquire(t2), Take::Go(FleetToken::Leased));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_must_leave_a_reserve_stops_short_of_it_and_never_waits() {
+        // 100/s over 1 replica, leases of 50 ms: 5 tokens; half of them reserved.
+        const HALF: u32 = 1 << 15;
+        let limit = RateLimitConfig::per_second(100.0)
+            .burst(10)
+            .max_wait(20 * MS);
+        let mut q = FleetQuota::new(&limit, &FleetConfig::redis("", 1), 7);
+        let now = Instant::now();
+        assert_eq!(q.lease_tokens(), 5);
+        q.poll(now);
+        q.granted(
+            now,
+            Grant {
+                tokens: 5,
+                retry_after: Duration::ZERO,
+            },
+            MS,
+        );
+        // 5 in hand, 2 to keep (5 − floor(5 × ½) = 3 usable): three go, the fourth is
+        // refused at once, not sent to wait for a lease.
+        let taken: Vec<Take> = (0..4).map(|_| q.try_acquire_keeping(now, HALF)).collect();
+        for take in &taken[..3] {
+            assert_eq!(*take, Take::Go(FleetToken::Leased));
+        }
+        assert!(matches!(taken[3], Take::Refused(_)), "{:?}", taken[3]);
+        // A call with nothing to keep takes the rest, then may wait.
+        assert_eq!(q.try_acquire_keeping(now, 0), Take::Go(FleetToken::Leased));
+        assert_eq!(q.try_acquire_keeping(now, 0), Take::Go(FleetToken::Leased));
+        assert_eq!(q.try_acquire_keeping(now, 0), Take::Lease);
+        assert!(matches!(q.try_acquire_keeping(now, HALF), Take::Refused(_)));
     }
 }

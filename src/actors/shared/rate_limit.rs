@@ -129,7 +129,7 @@ impl RateLimitCell {
                     .reserve_keeping(now.into_std(), keep)
                     .map(|r| Some(Token::Local(r)));
             }
-            Some(Limiter::Fleet { quota, .. }) => quota.try_acquire(now),
+            Some(Limiter::Fleet { quota, .. }) => quota.try_acquire_keeping(now, reserved),
         };
         if let Some(leases) = self.leases.get() {
             leases.asked.notify_one();
