@@ -102,13 +102,14 @@
 //!
 //! - `tower` (on by default): [`tower::WardenLayer`], a `tower::Layer` that runs any
 //!   `tower::Service` (a hyper-util client, a tonic channel, an axum sub-service) behind a
-//!   supervisor, and reads a request's deadline from its header (`http::Request`). It brings in
+//!   supervisor, and reads a request's deadline and criticality from its headers
+//!   (`http::Request`). It brings in
 //!   only `tower-service`, `tower-layer` and `http`.
 //! - `reqwest` (off by default): `reqwest::WardenMiddleware`, a `reqwest-middleware`
 //!   middleware that runs each request of a reqwest client under its host's own supervisor
 //!   (a [`KeyedHandle`]) or one [`ServiceHandle`]: 5xx and 429 responses are failures, their
 //!   `Retry-After` is honoured, only idempotent requests are retried, and the call's deadline
-//!   is sent on in a header. Brings in `reqwest` (default features off), `reqwest-middleware`,
+//!   and criticality are sent on in headers. Brings in `reqwest` (default features off), `reqwest-middleware`,
 //!   `http`, `async-trait` and `httpdate`.
 //! - `fault-injection` (off by default): lets a supervisor inject latency, errors and hangs
 //!   into its attempts on purpose, for tests and game days ([`chaos`]). Without it a `faults`
