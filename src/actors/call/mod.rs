@@ -28,10 +28,11 @@
 //! supervisor stops, a call in flight is cancelled and answered [`CallError::SupervisorGone`].
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use actix::{AsyncContext, Context, Handler, ResponseFuture};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 mod answer;
@@ -248,8 +249,11 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
-    let driven = attempts::drive(handle, call, admission, &mut guard, &trace);
-    let answer = until_supervisor_gone(handle, driven).await;
+    let answer = UntilGone::new(
+        handle,
+        attempts::drive(handle, call, admission, &mut guard, &trace),
+    )
+    .await;
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
         flight.land(&answer);
@@ -274,26 +278,49 @@ where
     (result, outcome)
 }
 
-/// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)
-/// is dropped and answered `SupervisorGone`. The watch is only set up if the call has to wait,
-/// so a call that is done at its first poll pays nothing for it.
-async fn until_supervisor_gone<T, E>(
-    handle: &ServiceHandle,
-    call: impl Future<Output = Result<T, CallError<E>>>,
-) -> Result<T, CallError<E>> {
-    let mut call = pin!(call);
-    let mut gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(answer) = call.as_mut().poll(cx) {
+pin_project! {
+    /// `call`, unless the supervisor goes away first: then the call (and the attempt in
+    /// flight) is dropped and answered `SupervisorGone`. The watch is only set up if the call
+    /// has to wait, so a call that is done at its first poll pays nothing for it. A struct, not
+    /// an async fn: the call's future is built in place, never moved into a pinned copy.
+    struct UntilGone<'a, F> {
+        handle: &'a ServiceHandle,
+        #[pin]
+        call: F,
+        gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+}
+
+impl<'a, F> UntilGone<'a, F> {
+    #[inline(always)]
+    fn new(handle: &'a ServiceHandle, call: F) -> Self {
+        UntilGone {
+            handle,
+            call,
+            gone: None,
+        }
+    }
+}
+
+impl<T, E, F> Future for UntilGone<'_, F>
+where
+    F: Future<Output = Result<T, CallError<E>>>,
+{
+    type Output = Result<T, CallError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(answer) = this.call.poll(cx) {
             return Poll::Ready(answer);
         }
-        let gone = gone.get_or_insert_with(|| Box::pin(handle.stopped()));
+        let handle = *this.handle;
+        let gone = this.gone.get_or_insert_with(|| Box::pin(handle.stopped()));
         match gone.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(CallError::SupervisorGone)),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 /// A call sent to the supervisor's address runs on its arbiter, as a task of its own (the
