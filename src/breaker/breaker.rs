@@ -45,6 +45,7 @@ impl Permit {
     ///
     /// Only Closed and Disabled admit every call, so only there may admission happen elsewhere;
     /// probes (HalfOpen) always come from [`Breaker::try_acquire`].
+    #[inline]
     pub fn closed_at(epoch: u64) -> Permit {
         Permit {
             epoch,

@@ -155,7 +155,7 @@ where
         let (outcome, failure, retry_after) = match attempt {
             Attempt::Value(value) => {
                 span.ended(AttemptOutcome::Success);
-                return guard.succeed(value, duration, finished);
+                return guard.succeed(value, duration, attempt_started, finished);
             }
             Attempt::NoRuntime => {
                 span.ended(AttemptOutcome::Cancelled);

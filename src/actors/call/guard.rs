@@ -32,8 +32,8 @@ pub(super) struct CallGuard<'a> {
     /// The last attempt, when it is reported with the answer.
     last_attempt: Option<AttemptRecord>,
     pub(super) started: Instant,
-    /// When the last attempt ended, if that is when the call was answered.
-    finished: Option<Instant>,
+    /// How long the call took, if it was answered when its last attempt ended.
+    took: Option<Duration>,
     /// How the call was answered; `None` when there is nobody to count it to.
     pub(super) outcome: Option<CallOutcome>,
     /// The call's retry (or first attempt) was refused by the breaker.
@@ -63,7 +63,7 @@ impl<'a> CallGuard<'a> {
             permit: None,
             last_attempt: None,
             started: Instant::now(),
-            finished: None,
+            took: None,
             outcome: None,
             refused: None,
             hedge_won: false,
@@ -84,15 +84,22 @@ impl<'a> CallGuard<'a> {
         })
     }
 
-    /// The attempt succeeded: its record goes with the answer.
+    /// The attempt that started at `attempt_started` succeeded at `finished`, after
+    /// `duration`: its record goes with the answer. The call's first attempt times the call
+    /// too (it started with the call).
     pub(super) fn succeed<T, E>(
         &mut self,
         value: T,
         duration: Duration,
+        attempt_started: Instant,
         finished: Instant,
     ) -> Result<T, CallError<E>> {
         self.last_attempt = self.record(AttemptOutcome::Success, duration);
-        self.finished = Some(finished);
+        self.took = Some(if attempt_started == self.started {
+            duration
+        } else {
+            finished - self.started
+        });
         self.outcome = Some(CallOutcome::Success);
         Ok(value)
     }
@@ -185,8 +192,8 @@ impl<'a> CallGuard<'a> {
         let Some(outcome) = self.outcome else {
             return;
         };
-        let call_duration = match self.finished {
-            Some(finished) => finished - self.started,
+        let call_duration = match self.took {
+            Some(took) => took,
             None => self.started.elapsed(),
         };
         self.published.report(Report {

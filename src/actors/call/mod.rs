@@ -126,13 +126,14 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
             CallSpan::refused(handle, Some(CallOutcome::Rejected), kind);
             refusal.refuse(&handle.published, criticality)
         }
-        Ok(admission) => Ok(Prechecked(admission)),
+        Ok(admission) => Ok(Prechecked(admission, criticality)),
     }
 }
 
-/// A call's first admission, made by [`precheck`].
+/// A call's first admission, made by [`precheck`], and the criticality it was made for (the
+/// current one: the call has none of its own).
 #[derive(Debug)]
-pub(crate) struct Prechecked(Admission);
+pub(crate) struct Prechecked(Admission, Criticality);
 
 /// Runs `call` through the supervisor behind `handle`, in the current task (see the module
 /// docs), inside the call's span. Inlined: the call's future is built in place, not copied.
@@ -163,9 +164,14 @@ where
 {
     let mut fallback = call.fallback.take();
     let coalesce = call.coalesce.take();
-    let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
-    // Its own, else the one it is made in (`Criticality::scope`, or a call's operation).
-    let criticality = call.criticality.unwrap_or_else(Criticality::current);
+    // Its own, else the one it is made in (`Criticality::scope`, or a call's operation), as
+    // read by the precheck if there was one (in this task, at this poll).
+    let criticality = match (call.criticality, &prechecked) {
+        (Some(criticality), _) => criticality,
+        (None, Some(Prechecked(_, current))) => *current,
+        (None, None) => Criticality::current(),
+    };
+    let mut prechecked = prechecked.map(|Prechecked(admission, _)| admission);
     if prechecked.is_none() && !handle.is_alive() {
         return (Err(CallError::SupervisorGone), None);
     }
