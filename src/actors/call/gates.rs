@@ -108,7 +108,7 @@ pub(super) fn breaker(
 
 /// The breaker gate from the published state (or the admission [`precheck`](super::precheck)
 /// made), then the throttle; with the policies the call is a shadow for (observe-only mode).
-#[inline]
+#[inline(always)]
 pub(super) fn admission(
     handle: &ServiceHandle,
     prechecked: Option<Admission>,
@@ -152,7 +152,7 @@ pub(super) enum Slot {
 /// The rate limit, back-pressure and the bulkhead, without waiting: the common case takes its
 /// slot here, and builds no future for the waits it does not need. A call of `criticality`
 /// leaves the shares reserved for more critical calls.
-#[inline]
+#[inline(always)]
 pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot {
     let published = &handle.published;
     let reserved = published.reserves.of(criticality);
@@ -274,7 +274,7 @@ pub(super) async fn slot_after_waiting(
 }
 
 /// The bulkhead: a slot (below the share of `criticality`), or refused (the token goes back).
-#[inline]
+#[inline(always)]
 fn take_slot(
     handle: &ServiceHandle,
     token: Option<Token>,

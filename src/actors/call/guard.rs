@@ -71,6 +71,7 @@ impl<'a> CallGuard<'a> {
         }
     }
 
+    #[inline]
     fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
         let (in_flight, criticality, shadow) = (self.in_flight, self.criticality, self.shadow);
         self.permit.take().map(|(permit, first)| AttemptRecord {
@@ -87,6 +88,7 @@ impl<'a> CallGuard<'a> {
     /// The attempt that started at `attempt_started` succeeded at `finished`, after
     /// `duration`: its record goes with the answer. The call's first attempt times the call
     /// too (it started with the call).
+    #[inline(always)]
     pub(super) fn succeed<T, E>(
         &mut self,
         value: T,
@@ -185,6 +187,7 @@ impl<'a> CallGuard<'a> {
 
     /// Hands over the call's last report: its last attempt if not recorded yet, and its answer
     /// (nothing when the supervisor is gone).
+    #[inline]
     pub(super) fn finish(mut self) {
         // The slot comes back before the answer is counted.
         self.slot = None;

@@ -52,6 +52,7 @@ impl Bulkhead {
 
     /// Takes a slot, or `None` when the limit in force (less the share `reserved` for more
     /// critical calls, in units of 2^-16) is reached.
+    #[inline]
     fn try_take(&self, reserved: u32) -> Option<Taken> {
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if previous >= Shares::usable(reserved, self.limit.load(Ordering::Relaxed)) {
@@ -140,6 +141,7 @@ pub(crate) struct SlotGuard {
 impl SlotGuard {
     /// Takes a bulkhead slot of `published` for a call of `criticality`, or `None` when the
     /// limit of calls in flight (its class's share of it) is reached.
+    #[inline]
     pub(crate) fn try_take(
         published: &Arc<Published>,
         criticality: Criticality,
