@@ -291,6 +291,12 @@ impl Breaker {
         self.transitions.drain(..)
     }
 
+    /// Whether transitions are pending (not drained yet).
+    #[inline]
+    pub(crate) fn has_transitions(&self) -> bool {
+        !self.transitions.is_empty()
+    }
+
     fn permit(&self, probe: bool) -> Permit {
         Permit {
             epoch: self.epoch,
