@@ -128,6 +128,7 @@
 )]
 
 pub mod actors;
+mod ambient;
 pub mod breaker;
 pub mod chaos;
 pub mod config;
