@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::bulkhead::SlotGuard;
-use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
+use crate::actors::shared::report::{AttemptRecord, HeldPermit, Nanos, Report};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::{AttemptFailed, Cause, RetryDecision, RetryQuestion};
@@ -77,7 +77,7 @@ impl<'a> CallGuard<'a> {
         self.permit.take().map(|(permit, first)| AttemptRecord {
             permit,
             outcome,
-            duration,
+            duration: Nanos::of(duration),
             first,
             in_flight,
             criticality,
@@ -201,7 +201,7 @@ impl<'a> CallGuard<'a> {
         };
         self.published.report(Report {
             attempt: self.last_attempt.take(),
-            answer: Some((outcome, call_duration)),
+            answer: Some((outcome, Nanos::of(call_duration))),
             refused: self.refused,
             criticality: self.criticality,
             hedge_won: self.hedge_won,
@@ -212,17 +212,26 @@ impl<'a> CallGuard<'a> {
 
 impl Drop for CallGuard<'_> {
     /// Counts the call `cancelled` when it is dropped before its answer.
+    #[inline]
     fn drop(&mut self) {
-        if self.answered {
-            return;
+        if !self.answered {
+            self.cancelled();
         }
+    }
+}
+
+impl CallGuard<'_> {
+    /// The call was dropped before its answer: counted `cancelled`, its permit handed back.
+    #[cold]
+    #[inline(never)]
+    fn cancelled(&mut self) {
         let attempt = self
             .record(AttemptOutcome::Cancelled, Duration::ZERO)
             .or_else(|| self.last_attempt.take());
         self.slot = None;
         self.published.report(Report {
             attempt,
-            answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+            answer: Some((CallOutcome::Cancelled, Nanos::of(self.started.elapsed()))),
             refused: self.refused,
             criticality: self.criticality,
             ..Report::default()

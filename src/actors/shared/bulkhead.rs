@@ -84,6 +84,7 @@ impl Bulkhead {
         })
     }
 
+    #[inline]
     fn give_back(&self, taken: Taken) {
         if taken.admitted {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -160,6 +161,7 @@ impl SlotGuard {
 }
 
 impl Drop for SlotGuard {
+    #[inline]
     fn drop(&mut self) {
         self.published.bulkhead.give_back(Taken {
             in_flight: self.in_flight,

@@ -37,6 +37,7 @@ impl ServiceSupervisor {
             self.record_attempt(ctx, attempt, now);
         }
         if let Some((outcome, duration)) = report.answer {
+            let duration = duration.get();
             let refused = report.refused;
             self.emit(
                 now,
@@ -82,6 +83,7 @@ impl ServiceSupervisor {
             criticality,
             shadow,
         } = record;
+        let duration = duration.get();
         // A shadow (observe-only mode) is recorded everywhere but into the policies that,
         // enforcing, would have refused it: they decide as if it had never run.
         if !shadow.limit() {
