@@ -338,6 +338,10 @@ impl Breaker {
         {
             return Some(TransitionReason::ConsecutiveFailures);
         }
+        // Without a rate policy nothing else can fire: the window's totals are not needed.
+        if config.failure_rate_threshold.is_none() && config.slow_call_rate_threshold.is_none() {
+            return None;
+        }
         let totals = self.window.totals(now);
         if totals.calls < config.effective_minimum_calls() {
             return None;

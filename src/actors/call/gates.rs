@@ -140,10 +140,10 @@ pub(super) fn admission(
 }
 
 /// What [`slot_at_once`] found.
-pub(super) enum Slot {
+pub(super) enum Slot<'a> {
     /// The call's slot and its rate-limit token (spent when dropped, handed back with
     /// [`give_back`]), or why there is none.
-    Ready(Result<(SlotGuard, Option<Token>), Stopped>),
+    Ready(Result<(SlotGuard<'a>, Option<Token>), Stopped>),
     /// The call must wait first ([`slot_after_waiting`]): for its token, or for the supervisor
     /// to drain (back-pressure).
     Wait(Option<Token>),
@@ -153,7 +153,7 @@ pub(super) enum Slot {
 /// slot here, and builds no future for the waits it does not need. A call of `criticality`
 /// leaves the shares reserved for more critical calls.
 #[inline(always)]
-pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot {
+pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot<'_> {
     let published = &handle.published;
     let reserved = published.reserves.of(criticality);
     let mut token = match published.rate_limit.acquire_keeping(reserved) {
@@ -213,7 +213,7 @@ pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
     token: Option<Token>,
     criticality: Criticality,
-) -> Result<(SlotGuard, Option<Token>), Stopped> {
+) -> Result<(SlotGuard<'_>, Option<Token>), Stopped> {
     let published = &handle.published;
     let mut waiting = Waiting {
         published,
@@ -279,7 +279,7 @@ fn take_slot(
     handle: &ServiceHandle,
     token: Option<Token>,
     criticality: Criticality,
-) -> Result<(SlotGuard, Option<Token>), Stopped> {
+) -> Result<(SlotGuard<'_>, Option<Token>), Stopped> {
     let published = &handle.published;
     match SlotGuard::try_take(published, criticality) {
         Some(slot) => {

@@ -22,7 +22,7 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 /// A call in flight (see the module docs).
 pub(super) struct CallGuard<'a> {
     pub(super) published: &'a Arc<Published>,
-    pub(super) slot: Option<SlotGuard>,
+    pub(super) slot: Option<SlotGuard<'a>>,
     /// Calls in flight when this one was admitted, itself included.
     pub(super) in_flight: u32,
     /// The call's criticality.
@@ -48,7 +48,7 @@ pub(super) struct CallGuard<'a> {
 
 impl<'a> CallGuard<'a> {
     #[inline]
-    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard, shadow: Shadow) -> Self {
+    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard<'a>, shadow: Shadow) -> Self {
         let shadow = if slot.over_limit {
             shadow.with(Shadow::LIMIT)
         } else {
@@ -187,7 +187,7 @@ impl<'a> CallGuard<'a> {
 
     /// Hands over the call's last report: its last attempt if not recorded yet, and its answer
     /// (nothing when the supervisor is gone).
-    #[inline]
+    #[inline(always)]
     pub(super) fn finish(mut self) {
         // The slot comes back before the answer is counted.
         self.slot = None;
