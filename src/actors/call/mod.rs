@@ -179,7 +179,7 @@ where
     // When a coalesced call started (a follower's duration is timed from it).
     let started = coalesce.as_ref().map(|_| Instant::now());
     // One round for a call; more only for a coalesced call whose leader was cancelled.
-    let (admission, shadow, slot, flight) = loop {
+    let (admission, shadow, slot, flight) = 'round: loop {
         if let Some(Joined::Follow(answer)) = coalesce
             .as_ref()
             .map(|coalesce| coalesce.join(&published.flights, false))
@@ -196,57 +196,63 @@ where
                 None => continue,
             }
         }
-        let admitted = gates::admission(handle, prechecked.take(), criticality);
-        trace.admitted(published);
-        let gated = match admitted {
-            Ok((admission, shadow)) => match gates::slot_at_once(handle, criticality) {
-                Slot::Ready(slot) => slot,
+        // Through the gates, this round leaves the loop with its slot; else it stops here.
+        let stopped = 'gates: {
+            let admitted = gates::admission(handle, prechecked.take(), criticality);
+            trace.admitted(published);
+            let (admission, shadow) = match admitted {
+                Ok(admitted) => admitted,
+                Err(refusal) => break 'gates Stopped::Refused(refusal),
+            };
+            let (slot, token) = match gates::slot_at_once(handle, criticality) {
+                Slot::Ready(Ok(slot)) => slot,
+                Slot::Ready(Err(stopped)) => break 'gates stopped,
                 Slot::Wait(token) => {
                     trace::waiting(token.as_ref());
-                    gates::slot_after_waiting(handle, token, criticality).await
+                    match gates::slot_after_waiting(handle, token, criticality).await {
+                        Ok(slot) => slot,
+                        Err(stopped) => break 'gates stopped,
+                    }
                 }
-            }
-            .map(|slot| (admission, shadow, slot)),
-            Err(refusal) => Err(Stopped::Refused(refusal)),
+            };
+            // With its slot, a coalesced call leads its key's flight, unless another call of the
+            // key took a slot first (it then gives its slot back and follows that one).
+            let flight = match coalesce
+                .as_ref()
+                .map(|coalesce| coalesce.join(&published.flights, true))
+            {
+                Some(Joined::Lead(id)) => Some(id),
+                Some(Joined::Follow(answer)) => {
+                    // This call will not be sent: its slot and its token go back.
+                    drop(slot);
+                    gates::give_back(published, token);
+                    match coalesce::follow(
+                        published,
+                        answer,
+                        &mut fallback,
+                        started.unwrap_or_else(Instant::now),
+                    )
+                    .await
+                    {
+                        Some((answer, outcome)) => return (answer, Some(outcome)),
+                        None => continue 'round,
+                    }
+                }
+                Some(Joined::Vacant | Joined::Alone) | None => None,
+            };
+            // The call is sent: its token is spent (a reservation dropped keeps it spent).
+            let _spent = token;
+            break 'round (admission, shadow, slot, flight);
         };
-        let (admission, shadow, (slot, token)) = match gated {
-            Ok(gated) => gated,
-            Err(Stopped::Refused(refusal)) => {
+        match stopped {
+            Stopped::Refused(refusal) => {
                 let (answer, outcome) =
                     fallback::refused(published, refusal, criticality, fallback).await;
                 return (answer, Some(outcome));
             }
-            Err(Stopped::Gone) => return (Err(CallError::SupervisorGone), None),
-            Err(Stopped::NoRuntime) => return (Err(CallError::NoRuntime { attempts: 0 }), None),
-        };
-        // With its slot, a coalesced call leads its key's flight, unless another call of the
-        // key took a slot first (it then gives its slot back and follows that one).
-        let flight = match coalesce
-            .as_ref()
-            .map(|coalesce| coalesce.join(&published.flights, true))
-        {
-            Some(Joined::Lead(id)) => Some(id),
-            Some(Joined::Follow(answer)) => {
-                // This call will not be sent: its slot and its token go back.
-                drop(slot);
-                gates::give_back(published, token);
-                match coalesce::follow(
-                    published,
-                    answer,
-                    &mut fallback,
-                    started.unwrap_or_else(Instant::now),
-                )
-                .await
-                {
-                    Some((answer, outcome)) => return (answer, Some(outcome)),
-                    None => continue,
-                }
-            }
-            Some(Joined::Vacant | Joined::Alone) | None => None,
-        };
-        // The call is sent: its token is spent (a reservation dropped keeps it spent).
-        let _spent = token;
-        break (admission, shadow, slot, flight);
+            Stopped::Gone => return (Err(CallError::SupervisorGone), None),
+            Stopped::NoRuntime => return (Err(CallError::NoRuntime { attempts: 0 }), None),
+        }
     };
     let mut guard = CallGuard::new(published, slot, shadow);
     // Declared after the call's guard, so dropped before it: the flight ends (its followers

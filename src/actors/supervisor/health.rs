@@ -34,7 +34,7 @@ impl ServiceSupervisor {
     }
 
     /// Re-evaluates the health status at `at` (or earlier, if already due sooner).
-    #[inline]
+    #[inline(always)]
     pub(super) fn schedule_health(&mut self, ctx: &mut Context<Self>, at: Instant) {
         if self.stopping {
             return;
