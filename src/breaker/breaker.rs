@@ -180,6 +180,7 @@ impl Breaker {
     ///
     /// Time-driven transitions are not applied here: a probe result that arrives after
     /// `half_open_max_wait` but before the next `poll`/`try_acquire` still decides.
+    #[inline]
     pub fn record(&mut self, permit: Permit, outcome: Outcome, now: Instant) {
         if permit.epoch != self.epoch {
             return;

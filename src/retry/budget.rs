@@ -101,6 +101,7 @@ impl RetryBudget {
 
     /// Records one call offered to the dependency (a first attempt, not a retry); each call
     /// raises the allowance by `ratio`.
+    #[inline]
     pub fn record_call(&mut self, now: Instant) {
         // (`add` advances the window to `now` itself.)
         if let Some(window) = self.window() {
