@@ -28,7 +28,7 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 /// it) and how the call ended (`None`: nobody to count it to).
 pub(super) async fn drive<T, E, F, Fut>(
     handle: &ServiceHandle,
-    mut call: Call<T, E, F>,
+    call: &mut Call<T, E, F>,
     first_admission: Admission,
     guard: &mut CallGuard<'_>,
     trace: &CallSpan,
@@ -133,14 +133,14 @@ where
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
                 let attempt =
-                    InSpan::new(&span, start_attempt(&mut call, published, attempt_deadline)).await;
+                    InSpan::new(&span, start_attempt(call, published, attempt_deadline)).await;
                 (attempt, attempt_started)
             }
             Some(delay) => {
                 let first = Runner::new(permit, attempts == 1, attempt_started, false, span.take());
                 // Boxed: a call that is not hedged keeps its future as small as before.
                 let (attempt, started, decisive) = Box::pin(hedged(
-                    handle, &mut call, guard, first, attempts, deadline, delay, trace,
+                    handle, call, guard, first, attempts, deadline, delay, trace,
                 ))
                 .await;
                 // The decisive attempt's span (a hedge's, when one decided the race).
@@ -195,7 +195,7 @@ where
                 Failure::Retryable(Last::Injected),
                 None,
             ),
-            Attempt::Error(error) => classify(&call, error, attempts),
+            Attempt::Error(error) => classify(call, error, attempts),
             Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
         };
         span.ended(outcome);

@@ -261,11 +261,15 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
+    // Moved here, after the guard and the flight, so dropped before them, and dropped as soon
+    // as the attempts are done: as when the attempt loop owned it.
+    let mut attempted = call;
     let answer = UntilGone::new(
         handle,
-        attempts::drive(handle, call, admission, &mut guard, &trace),
+        attempts::drive(handle, &mut attempted, admission, &mut guard, &trace),
     )
     .await;
+    drop(attempted);
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
         flight.land(&answer);
