@@ -72,6 +72,7 @@
 //! [`DeadlineHeader::current`]: DeadlineHeader::current
 //! [`ServiceHandle`]: crate::ServiceHandle
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -80,6 +81,8 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
+use crate::ambient;
+
 // The header both HTTP integrations share: read by the tower layer, written by the reqwest
 // middleware (and by hand, with `DeadlineHeader::current`).
 #[cfg(any(feature = "tower", feature = "reqwest"))]
@@ -87,10 +90,10 @@ mod header;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub use header::DeadlineHeader;
 
-tokio::task_local! {
+std::thread_local! {
     /// The deadline of the code running in this task, set by [`Deadline::scope`] and by each
-    /// attempt of a call.
-    static CURRENT: Deadline;
+    /// attempt of a call (around each poll, so it follows the task: [`ambient`]).
+    static CURRENT: Cell<Option<Deadline>> = const { Cell::new(None) };
 }
 
 /// The moment by which a call (and everything it calls) must be done. See the
@@ -125,8 +128,9 @@ impl Deadline {
     /// moment that attempt will be cut off (the call's deadline, or sooner its per-attempt
     /// timeout); inside [`Deadline::scope`], that scope's deadline (or a sooner one it is
     /// nested in). `None` outside any deadline.
+    #[inline]
     pub fn current() -> Option<Deadline> {
-        CURRENT.try_with(|deadline| *deadline).ok()
+        ambient::get(&CURRENT)
     }
 
     /// The instant of the deadline.
@@ -182,7 +186,7 @@ impl<F: Future> Future for Scoped<F> {
             }
         }
         let future = this.future;
-        CURRENT.sync_scope(*this.deadline, move || future.poll(cx))
+        ambient::scope(&CURRENT, *this.deadline, move || future.poll(cx))
     }
 }
 
@@ -204,7 +208,7 @@ pub(crate) fn call_deadline(configured: Option<Duration>, started: Instant) -> O
 #[inline]
 pub(crate) fn within<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     match deadline {
-        Some(at) => CURRENT.sync_scope(Deadline { at }, f),
+        Some(at) => ambient::scope(&CURRENT, Deadline { at }, f),
         None => f(),
     }
 }

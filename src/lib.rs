@@ -129,6 +129,7 @@
 )]
 
 pub mod actors;
+mod ambient;
 pub mod breaker;
 pub mod chaos;
 pub mod config;

@@ -34,6 +34,8 @@ pub(crate) struct BucketRing<C> {
     origin: Option<Instant>,
     /// Absolute number of the newest bucket.
     head: u64,
+    /// Its slot in `ring` (`head % len`, kept so adding needs no division).
+    head_slot: usize,
     /// When the newest bucket ends (`None` before the first event, or past the representable
     /// range): until then advancing changes nothing.
     head_ends: Option<Instant>,
@@ -49,6 +51,7 @@ impl<C: Tally> BucketRing<C> {
             len: u64::from(buckets.max(1)),
             origin: None,
             head: 0,
+            head_slot: 0,
             head_ends: None,
             ring: Vec::new(),
             totals: C::default(),
@@ -89,6 +92,7 @@ impl<C: Tally> BucketRing<C> {
             }
         }
         self.head = index;
+        self.head_slot = self.slot(index);
         let ends = u64::try_from(self.width_nanos.saturating_mul(u128::from(index) + 1)).ok();
         self.head_ends = ends.and_then(|nanos| origin.checked_add(Duration::from_nanos(nanos)));
     }
@@ -97,8 +101,7 @@ impl<C: Tally> BucketRing<C> {
     #[inline]
     pub(crate) fn add(&mut self, now: Instant, counts: C) {
         self.advance(now);
-        let slot = self.slot(self.head);
-        self.ring[slot].add(&counts);
+        self.ring[self.head_slot].add(&counts);
         self.totals.add(&counts);
     }
 
@@ -127,6 +130,7 @@ impl<C: Tally> BucketRing<C> {
     pub(crate) fn clear(&mut self) {
         self.origin = None;
         self.head = 0;
+        self.head_slot = 0;
         self.head_ends = None;
         self.ring.clear();
         self.totals = C::default();

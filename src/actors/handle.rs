@@ -67,6 +67,7 @@ impl ServiceHandle {
     }
 
     /// Whether the supervisor is still running.
+    #[inline]
     pub fn is_alive(&self) -> bool {
         self.addr.connected() && self.alive.has_changed().is_ok()
     }

@@ -45,6 +45,7 @@ impl Permit {
     ///
     /// Only Closed and Disabled admit every call, so only there may admission happen elsewhere;
     /// probes (HalfOpen) always come from [`Breaker::try_acquire`].
+    #[inline]
     pub fn closed_at(epoch: u64) -> Permit {
         Permit {
             epoch,
@@ -179,6 +180,7 @@ impl Breaker {
     ///
     /// Time-driven transitions are not applied here: a probe result that arrives after
     /// `half_open_max_wait` but before the next `poll`/`try_acquire` still decides.
+    #[inline]
     pub fn record(&mut self, permit: Permit, outcome: Outcome, now: Instant) {
         if permit.epoch != self.epoch {
             return;
@@ -290,6 +292,12 @@ impl Breaker {
         self.transitions.drain(..)
     }
 
+    /// Whether transitions are pending (not drained yet).
+    #[inline]
+    pub(crate) fn has_transitions(&self) -> bool {
+        !self.transitions.is_empty()
+    }
+
     fn permit(&self, probe: bool) -> Permit {
         Permit {
             epoch: self.epoch,
@@ -330,6 +338,10 @@ impl Breaker {
             .is_some_and(|n| self.consecutive_failures >= n)
         {
             return Some(TransitionReason::ConsecutiveFailures);
+        }
+        // Without a rate policy nothing else can fire: the window's totals are not needed.
+        if config.failure_rate_threshold.is_none() && config.slow_call_rate_threshold.is_none() {
+            return None;
         }
         let totals = self.window.totals(now);
         if totals.calls < config.effective_minimum_calls() {

@@ -34,13 +34,18 @@ impl CountWindow {
     }
 
     /// Record one outcome, evicting the oldest when full.
+    #[inline]
     pub(crate) fn record(&mut self, failure: bool, slow: bool) {
         let flags = if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
         if self.ring.len() < self.size {
             self.ring.push(flags);
         } else {
             let evicted = std::mem::replace(&mut self.ring[self.oldest], flags);
-            self.oldest = (self.oldest + 1) % self.size;
+            // (`oldest < size`: the next one, wrapping round.)
+            self.oldest += 1;
+            if self.oldest == self.size {
+                self.oldest = 0;
+            }
             self.failures -= u32::from(evicted & FAILURE);
             self.slow_calls -= u32::from((evicted & SLOW) >> 1);
         }

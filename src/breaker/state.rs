@@ -53,6 +53,7 @@ impl BreakerState {
     }
 
     /// The state for a code produced by [`Self::as_u8`]; `None` for any other value.
+    #[inline]
     pub fn from_u8(code: u8) -> Option<BreakerState> {
         Self::ALL.get(usize::from(code)).copied()
     }

@@ -28,6 +28,7 @@ impl OutcomeWindow {
     }
 
     /// Record one outcome at `now`.
+    #[inline]
     pub(crate) fn record(&mut self, failure: bool, slow: bool, now: Instant) {
         match self {
             OutcomeWindow::Count(w) => w.record(failure, slow),

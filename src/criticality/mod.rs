@@ -51,6 +51,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -59,6 +60,8 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
+
+use crate::ambient;
 
 mod config;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
@@ -90,10 +93,11 @@ pub enum Criticality {
     Critical,
 }
 
-tokio::task_local! {
+std::thread_local! {
     /// The criticality of the code running in this task, set by [`Criticality::scope`] and by
-    /// each attempt of a call with a criticality of its own.
-    static CURRENT: Criticality;
+    /// each attempt of a call with a criticality of its own (around each poll, so it follows
+    /// the task: [`ambient`]).
+    static CURRENT: Cell<Option<Criticality>> = const { Cell::new(None) };
 }
 
 impl Criticality {
@@ -120,10 +124,9 @@ impl Criticality {
 
     /// The criticality of the code running now: inside [`Criticality::scope`] (or an attempt
     /// of a call with a criticality of its own), that one; [`Criticality::Default`] outside.
+    #[inline]
     pub fn current() -> Criticality {
-        CURRENT
-            .try_with(|criticality| *criticality)
-            .unwrap_or_default()
+        ambient::get(&CURRENT).unwrap_or_default()
     }
 
     /// Runs `future` with this criticality as [`Criticality::current`], for it and for every
@@ -142,7 +145,7 @@ impl Criticality {
 #[inline]
 pub(crate) fn within<R>(criticality: Option<Criticality>, f: impl FnOnce() -> R) -> R {
     match criticality {
-        Some(criticality) => CURRENT.sync_scope(criticality, f),
+        Some(criticality) => ambient::scope(&CURRENT, criticality, f),
         None => f(),
     }
 }
@@ -164,7 +167,7 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let future = this.future;
-        CURRENT.sync_scope(*this.criticality, move || future.poll(cx))
+        ambient::scope(&CURRENT, *this.criticality, move || future.poll(cx))
     }
 }
 

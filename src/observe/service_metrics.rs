@@ -163,6 +163,7 @@ impl ServiceMetrics {
     }
 
     /// Calls in flight went up (`+1.0`) or down (`-1.0`).
+    #[inline]
     pub(crate) fn in_flight_changed(&self, delta: f64) {
         self.in_flight.increment(delta);
     }

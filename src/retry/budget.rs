@@ -101,8 +101,10 @@ impl RetryBudget {
 
     /// Records one call offered to the dependency (a first attempt, not a retry); each call
     /// raises the allowance by `ratio`.
+    #[inline]
     pub fn record_call(&mut self, now: Instant) {
-        if let Some(window) = self.window_at(now) {
+        // (`add` advances the window to `now` itself.)
+        if let Some(window) = self.window() {
             window.add(
                 now,
                 Bucket {
@@ -166,6 +168,7 @@ impl RetryBudget {
     }
 
     /// The window, created on first use; `None` when disabled.
+    #[inline]
     fn window(&mut self) -> Option<&mut BucketRing<Bucket>> {
         if !self.enabled {
             return None;

@@ -43,6 +43,7 @@ pub(super) enum Attempt<T, E> {
 /// under its time limit ([`run_attempt`]), or, while faults are injected and one is drawn for
 /// it, the fault ([`injected_attempt`]). The returned future does not borrow `call`, so
 /// several attempts of one call can run at once (hedging).
+#[inline(always)]
 pub(super) fn start_attempt<T, E, F, Fut>(
     call: &mut Call<T, E, F>,
     published: &Published,
@@ -115,6 +116,7 @@ where
 
 /// Invokes the operation and runs its future until it ends or `deadline` passes, catching a
 /// panic in either. On timeout the future is dropped, which cancels it.
+#[inline(always)]
 fn run_attempt<T, E, F, Fut>(call: &mut Call<T, E, F>, deadline: Option<Instant>) -> Timed<Fut>
 where
     F: FnMut() -> Fut,
@@ -202,6 +204,7 @@ where
 }
 
 /// The tighter of the per-attempt timeout and the time left before the deadline.
+#[inline]
 pub(super) fn time_limit(
     timeout: Option<Duration>,
     deadline: Option<Instant>,

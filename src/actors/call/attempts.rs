@@ -28,7 +28,7 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 /// it) and how the call ended (`None`: nobody to count it to).
 pub(super) async fn drive<T, E, F, Fut>(
     handle: &ServiceHandle,
-    mut call: Call<T, E, F>,
+    call: &mut Call<T, E, F>,
     first_admission: Admission,
     guard: &mut CallGuard<'_>,
     trace: &CallSpan,
@@ -133,14 +133,14 @@ where
                 let limit = time_limit(settings.timeout, deadline, attempt_started);
                 let attempt_deadline = limit.map(|limit| attempt_started + limit);
                 let attempt =
-                    InSpan::new(&span, start_attempt(&mut call, published, attempt_deadline)).await;
+                    InSpan::new(&span, start_attempt(call, published, attempt_deadline)).await;
                 (attempt, attempt_started)
             }
             Some(delay) => {
                 let first = Runner::new(permit, attempts == 1, attempt_started, false, span.take());
                 // Boxed: a call that is not hedged keeps its future as small as before.
                 let (attempt, started, decisive) = Box::pin(hedged(
-                    handle, &mut call, guard, first, attempts, deadline, delay, trace,
+                    handle, call, guard, first, attempts, deadline, delay, trace,
                 ))
                 .await;
                 // The decisive attempt's span (a hedge's, when one decided the race).
@@ -155,7 +155,7 @@ where
         let (outcome, failure, retry_after) = match attempt {
             Attempt::Value(value) => {
                 span.ended(AttemptOutcome::Success);
-                return guard.succeed(value, duration, finished);
+                return guard.succeed(value, duration, attempt_started, finished);
             }
             Attempt::NoRuntime => {
                 span.ended(AttemptOutcome::Cancelled);
@@ -195,82 +195,129 @@ where
                 Failure::Retryable(Last::Injected),
                 None,
             ),
-            Attempt::Error(error) => classify(&call, error, attempts),
+            Attempt::Error(error) => classify(call, error, attempts),
             Attempt::Classified(outcome, failure, retry_after) => (outcome, failure, retry_after),
         };
         span.ended(outcome);
-        let last = match failure {
-            // The call ends here whatever the supervisor says.
-            Failure::Final(error, answer) => {
-                let stop = if matches!(error, CallError::DeadlineExceeded { .. }) {
-                    Stop::NoTimeLeft
-                } else {
-                    Stop::Final
-                };
-                span.decided(RetryDecision::Stop(stop), outcome);
-                // The span is done with: only the supervisor's report goes inside it.
-                let cause = span.into_cause();
-                return guard
-                    .end_with_failure(
-                        handle,
-                        outcome,
-                        duration,
-                        retry_after,
-                        Err(error),
-                        answer,
-                        cause,
-                    )
-                    .await;
-            }
-            Failure::Retryable(last) => last,
-        };
-        // The supervisor records the failure and decides: retry after a delay, or stop (and
-        // why). Nothing of that decision is made again here.
-        let question = RetryQuestion {
-            attempts_made: attempts,
+        // Boxed: the failure path (the supervisor's record and decision, the backoff) is no part
+        // of the future of a call whose attempt succeeds, which stays as small as before.
+        let next = Box::pin(failed(
+            handle,
+            call.no_retry,
+            guard,
+            span,
+            (outcome, failure, retry_after),
+            attempts,
+            (duration, finished),
+            deadline,
             previous_delay,
-            deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
-            no_retry: call.no_retry,
-        };
-        let Some(decision) = guard
-            .ask(
-                handle,
-                outcome,
-                duration,
-                retry_after,
-                Some(question),
-                Cause::of(span.span()),
-            )
-            .await
-        else {
-            return Err(CallError::SupervisorGone);
-        };
-        span.decided(decision, outcome);
-        let delay = match decision {
-            RetryDecision::RetryAfter(delay) => delay,
-            RetryDecision::ShadowRetryAfter(delay) => {
-                // The breaker only observes and would have stopped this retry: from now on the
-                // call is a shadow for it.
-                guard.shadow.insert(Shadow::BREAKER);
-                delay
+        ))
+        .await;
+        match next {
+            Next::Answer(answer) => return answer,
+            Next::Retry(last, delay) => {
+                previous_delay = delay;
+                retrying = Some(last);
             }
-            RetryDecision::Stop(stop) => {
-                let (error, answer) = last.answer(attempts, stop);
-                return guard.answer(Err(error), answer);
-            }
-        };
-        // The attempt's span ends with the decision, before the backoff.
-        drop(span);
-        if tokio::runtime::Handle::try_current().is_err() {
-            return guard.answer(
-                Err(CallError::NoRuntime { attempts }),
-                CallOutcome::Cancelled,
-            );
         }
-        tokio::time::sleep(delay).await;
-        previous_delay = delay;
-        retrying = Some(last);
     }
+}
+
+/// What follows a failed attempt: the call's answer, or a retry (of the failure kept) after
+/// the backoff, slept.
+enum Next<T, E> {
+    Answer(Result<T, CallError<E>>),
+    Retry(Last<E>, Duration),
+}
+
+/// After attempt `attempts` of a call failed (`how`: its outcome, how it leaves the call, the
+/// dependency's retry-after hint; `timing`: its duration and when it ended; `no_retry`: the call
+/// must not be retried), in its `span`:
+/// the supervisor records the failure and decides — retry after a delay (slept here), or stop
+/// (and why). Nothing of that decision is made again here.
+#[allow(clippy::too_many_arguments)]
+async fn failed<T, E>(
+    handle: &ServiceHandle,
+    no_retry: bool,
+    guard: &mut CallGuard<'_>,
+    span: AttemptSpan,
+    how: (AttemptOutcome, Failure<E>, Option<Duration>),
+    attempts: u32,
+    timing: (Duration, Instant),
+    deadline: Option<Instant>,
+    previous_delay: Duration,
+) -> Next<T, E> {
+    let (outcome, failure, retry_after) = how;
+    let (duration, finished) = timing;
+    let last = match failure {
+        // The call ends here whatever the supervisor says.
+        Failure::Final(error, answer) => {
+            let stop = if matches!(error, CallError::DeadlineExceeded { .. }) {
+                Stop::NoTimeLeft
+            } else {
+                Stop::Final
+            };
+            span.decided(RetryDecision::Stop(stop), outcome);
+            // The span is done with: only the supervisor's report goes inside it.
+            let cause = span.into_cause();
+            let answer = guard
+                .end_with_failure(
+                    handle,
+                    outcome,
+                    duration,
+                    retry_after,
+                    Err(error),
+                    answer,
+                    cause,
+                )
+                .await;
+            return Next::Answer(answer);
+        }
+        Failure::Retryable(last) => last,
+    };
+    let question = RetryQuestion {
+        attempts_made: attempts,
+        previous_delay,
+        deadline_left: deadline.map(|d| d.saturating_duration_since(finished)),
+        no_retry,
+    };
+    let Some(decision) = guard
+        .ask(
+            handle,
+            outcome,
+            duration,
+            retry_after,
+            Some(question),
+            Cause::of(span.span()),
+        )
+        .await
+    else {
+        return Next::Answer(Err(CallError::SupervisorGone));
+    };
+    span.decided(decision, outcome);
+    let delay = match decision {
+        RetryDecision::RetryAfter(delay) => delay,
+        RetryDecision::ShadowRetryAfter(delay) => {
+            // The breaker only observes and would have stopped this retry: from now on the
+            // call is a shadow for it.
+            guard.shadow.insert(Shadow::BREAKER);
+            delay
+        }
+        RetryDecision::Stop(stop) => {
+            let (error, answer) = last.answer(attempts, stop);
+            return Next::Answer(guard.answer(Err(error), answer));
+        }
+    };
+    // The attempt's span ends with the decision, before the backoff.
+    drop(span);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Next::Answer(guard.answer(
+            Err(CallError::NoRuntime { attempts }),
+            CallOutcome::Cancelled,
+        ));
+    }
+    tokio::time::sleep(delay).await;
+    Next::Retry(last, delay)
 }
 
 /// Whether an operator forced the breaker open: then it refuses even while it only observes.

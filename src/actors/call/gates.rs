@@ -108,7 +108,7 @@ pub(super) fn breaker(
 
 /// The breaker gate from the published state (or the admission [`precheck`](super::precheck)
 /// made), then the throttle; with the policies the call is a shadow for (observe-only mode).
-#[inline]
+#[inline(always)]
 pub(super) fn admission(
     handle: &ServiceHandle,
     prechecked: Option<Admission>,
@@ -140,10 +140,10 @@ pub(super) fn admission(
 }
 
 /// What [`slot_at_once`] found.
-pub(super) enum Slot {
+pub(super) enum Slot<'a> {
     /// The call's slot and its rate-limit token (spent when dropped, handed back with
     /// [`give_back`]), or why there is none.
-    Ready(Result<(SlotGuard, Option<Token>), Stopped>),
+    Ready(Result<(SlotGuard<'a>, Option<Token>), Stopped>),
     /// The call must wait first ([`slot_after_waiting`]): for its token, or for the supervisor
     /// to drain (back-pressure).
     Wait(Option<Token>),
@@ -152,8 +152,8 @@ pub(super) enum Slot {
 /// The rate limit, back-pressure and the bulkhead, without waiting: the common case takes its
 /// slot here, and builds no future for the waits it does not need. A call of `criticality`
 /// leaves the shares reserved for more critical calls.
-#[inline]
-pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot {
+#[inline(always)]
+pub(super) fn slot_at_once(handle: &ServiceHandle, criticality: Criticality) -> Slot<'_> {
     let published = &handle.published;
     let reserved = published.reserves.of(criticality);
     let mut token = match published.rate_limit.acquire_keeping(reserved) {
@@ -215,7 +215,7 @@ pub(super) async fn slot_after_waiting(
     handle: &ServiceHandle,
     token: Option<Token>,
     criticality: Criticality,
-) -> Result<(SlotGuard, Option<Token>), Stopped> {
+) -> Result<(SlotGuard<'_>, Option<Token>), Stopped> {
     let published = &handle.published;
     let mut waiting = Waiting {
         published,
@@ -276,12 +276,12 @@ pub(super) async fn slot_after_waiting(
 }
 
 /// The bulkhead: a slot (below the share of `criticality`), or refused (the token goes back).
-#[inline]
+#[inline(always)]
 fn take_slot(
     handle: &ServiceHandle,
     token: Option<Token>,
     criticality: Criticality,
-) -> Result<(SlotGuard, Option<Token>), Stopped> {
+) -> Result<(SlotGuard<'_>, Option<Token>), Stopped> {
     let published = &handle.published;
     match SlotGuard::try_take(published, criticality) {
         Some(slot) => {

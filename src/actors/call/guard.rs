@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::actors::handle::ServiceHandle;
 use crate::actors::shared::bulkhead::SlotGuard;
-use crate::actors::shared::report::{AttemptRecord, HeldPermit, Report};
+use crate::actors::shared::report::{AttemptRecord, HeldPermit, Nanos, Report};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::{AttemptFailed, Cause, RetryDecision, RetryQuestion};
@@ -22,7 +22,7 @@ use crate::outcome::{AttemptOutcome, CallOutcome, RejectReason};
 /// A call in flight (see the module docs).
 pub(super) struct CallGuard<'a> {
     pub(super) published: &'a Arc<Published>,
-    pub(super) slot: Option<SlotGuard>,
+    pub(super) slot: Option<SlotGuard<'a>>,
     /// Calls in flight when this one was admitted, itself included.
     pub(super) in_flight: u32,
     /// The call's criticality.
@@ -32,8 +32,8 @@ pub(super) struct CallGuard<'a> {
     /// The last attempt, when it is reported with the answer.
     last_attempt: Option<AttemptRecord>,
     pub(super) started: Instant,
-    /// When the last attempt ended, if that is when the call was answered.
-    finished: Option<Instant>,
+    /// How long the call took, if it was answered when its last attempt ended.
+    took: Option<Duration>,
     /// How the call was answered; `None` when there is nobody to count it to.
     pub(super) outcome: Option<CallOutcome>,
     /// The call's retry (or first attempt) was refused by the breaker.
@@ -48,7 +48,7 @@ pub(super) struct CallGuard<'a> {
 
 impl<'a> CallGuard<'a> {
     #[inline]
-    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard, shadow: Shadow) -> Self {
+    pub(super) fn new(published: &'a Arc<Published>, slot: SlotGuard<'a>, shadow: Shadow) -> Self {
         let shadow = if slot.over_limit {
             shadow.with(Shadow::LIMIT)
         } else {
@@ -63,7 +63,7 @@ impl<'a> CallGuard<'a> {
             permit: None,
             last_attempt: None,
             started: Instant::now(),
-            finished: None,
+            took: None,
             outcome: None,
             refused: None,
             hedge_won: false,
@@ -71,12 +71,13 @@ impl<'a> CallGuard<'a> {
         }
     }
 
+    #[inline]
     fn record(&mut self, outcome: AttemptOutcome, duration: Duration) -> Option<AttemptRecord> {
         let (in_flight, criticality, shadow) = (self.in_flight, self.criticality, self.shadow);
         self.permit.take().map(|(permit, first)| AttemptRecord {
             permit,
             outcome,
-            duration,
+            duration: Nanos::of(duration),
             first,
             in_flight,
             criticality,
@@ -84,15 +85,23 @@ impl<'a> CallGuard<'a> {
         })
     }
 
-    /// The attempt succeeded: its record goes with the answer.
+    /// The attempt that started at `attempt_started` succeeded at `finished`, after
+    /// `duration`: its record goes with the answer. The call's first attempt times the call
+    /// too (it started with the call).
+    #[inline(always)]
     pub(super) fn succeed<T, E>(
         &mut self,
         value: T,
         duration: Duration,
+        attempt_started: Instant,
         finished: Instant,
     ) -> Result<T, CallError<E>> {
         self.last_attempt = self.record(AttemptOutcome::Success, duration);
-        self.finished = Some(finished);
+        self.took = Some(if attempt_started == self.started {
+            duration
+        } else {
+            finished - self.started
+        });
         self.outcome = Some(CallOutcome::Success);
         Ok(value)
     }
@@ -178,6 +187,7 @@ impl<'a> CallGuard<'a> {
 
     /// Hands over the call's last report: its last attempt if not recorded yet, and its answer
     /// (nothing when the supervisor is gone).
+    #[inline(always)]
     pub(super) fn finish(mut self) {
         // The slot comes back before the answer is counted.
         self.slot = None;
@@ -185,13 +195,13 @@ impl<'a> CallGuard<'a> {
         let Some(outcome) = self.outcome else {
             return;
         };
-        let call_duration = match self.finished {
-            Some(finished) => finished - self.started,
+        let call_duration = match self.took {
+            Some(took) => took,
             None => self.started.elapsed(),
         };
         self.published.report(Report {
             attempt: self.last_attempt.take(),
-            answer: Some((outcome, call_duration)),
+            answer: Some((outcome, Nanos::of(call_duration))),
             refused: self.refused,
             criticality: self.criticality,
             hedge_won: self.hedge_won,
@@ -202,17 +212,26 @@ impl<'a> CallGuard<'a> {
 
 impl Drop for CallGuard<'_> {
     /// Counts the call `cancelled` when it is dropped before its answer.
+    #[inline]
     fn drop(&mut self) {
-        if self.answered {
-            return;
+        if !self.answered {
+            self.cancelled();
         }
+    }
+}
+
+impl CallGuard<'_> {
+    /// The call was dropped before its answer: counted `cancelled`, its permit handed back.
+    #[cold]
+    #[inline(never)]
+    fn cancelled(&mut self) {
         let attempt = self
             .record(AttemptOutcome::Cancelled, Duration::ZERO)
             .or_else(|| self.last_attempt.take());
         self.slot = None;
         self.published.report(Report {
             attempt,
-            answer: Some((CallOutcome::Cancelled, self.started.elapsed())),
+            answer: Some((CallOutcome::Cancelled, Nanos::of(self.started.elapsed()))),
             refused: self.refused,
             criticality: self.criticality,
             ..Report::default()

@@ -37,7 +37,7 @@ use super::attempt::{start_attempt, time_limit, Attempt};
 use super::guard::CallGuard;
 use super::trace::{AttemptSpan, CallSpan};
 use crate::actors::handle::ServiceHandle;
-use crate::actors::shared::report::{AttemptRecord, Report};
+use crate::actors::shared::report::{AttemptRecord, Nanos, Report};
 use crate::actors::shared::shadow::Shadow;
 use crate::actors::shared::Published;
 use crate::actors::supervisor::{Cause, Hedge};
@@ -86,7 +86,7 @@ impl Runner {
         Some(AttemptRecord {
             permit,
             outcome,
-            duration: self.started.elapsed().min(cap),
+            duration: Nanos::of(self.started.elapsed().min(cap)),
             first: self.first,
             in_flight,
             criticality,

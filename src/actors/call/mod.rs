@@ -28,10 +28,11 @@
 //! supervisor stops, a call in flight is cancelled and answered [`CallError::SupervisorGone`].
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use actix::{AsyncContext, Context, Handler, ResponseFuture};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 mod answer;
@@ -125,13 +126,14 @@ pub(crate) fn precheck<E>(handle: &ServiceHandle) -> Result<Prechecked, CallErro
             CallSpan::refused(handle, Some(CallOutcome::Rejected), kind);
             refusal.refuse(&handle.published, criticality)
         }
-        Ok(admission) => Ok(Prechecked(admission)),
+        Ok(admission) => Ok(Prechecked(admission, criticality)),
     }
 }
 
-/// A call's first admission, made by [`precheck`].
+/// A call's first admission, made by [`precheck`], and the criticality it was made for (the
+/// current one: the call has none of its own).
 #[derive(Debug)]
-pub(crate) struct Prechecked(Admission);
+pub(crate) struct Prechecked(Admission, Criticality);
 
 /// Runs `call` through the supervisor behind `handle`, in the current task (see the module
 /// docs), inside the call's span. Inlined: the call's future is built in place, not copied.
@@ -162,9 +164,14 @@ where
 {
     let mut fallback = call.fallback.take();
     let coalesce = call.coalesce.take();
-    let mut prechecked = prechecked.map(|Prechecked(admission)| admission);
-    // Its own, else the one it is made in (`Criticality::scope`, or a call's operation).
-    let criticality = call.criticality.unwrap_or_else(Criticality::current);
+    // Its own, else the one it is made in (`Criticality::scope`, or a call's operation), as
+    // read by the precheck if there was one (in this task, at this poll).
+    let criticality = match (call.criticality, &prechecked) {
+        (Some(criticality), _) => criticality,
+        (None, Some(Prechecked(_, current))) => *current,
+        (None, None) => Criticality::current(),
+    };
+    let mut prechecked = prechecked.map(|Prechecked(admission, _)| admission);
     if prechecked.is_none() && !handle.is_alive() {
         return (Err(CallError::SupervisorGone), None);
     }
@@ -172,7 +179,7 @@ where
     // When a coalesced call started (a follower's duration is timed from it).
     let started = coalesce.as_ref().map(|_| Instant::now());
     // One round for a call; more only for a coalesced call whose leader was cancelled.
-    let (admission, shadow, slot, flight) = loop {
+    let (admission, shadow, slot, flight) = 'round: loop {
         if let Some(Joined::Follow(answer)) = coalesce
             .as_ref()
             .map(|coalesce| coalesce.join(&published.flights, false))
@@ -189,57 +196,63 @@ where
                 None => continue,
             }
         }
-        let admitted = gates::admission(handle, prechecked.take(), criticality);
-        trace.admitted(published);
-        let gated = match admitted {
-            Ok((admission, shadow)) => match gates::slot_at_once(handle, criticality) {
-                Slot::Ready(slot) => slot,
+        // Through the gates, this round leaves the loop with its slot; else it stops here.
+        let stopped = 'gates: {
+            let admitted = gates::admission(handle, prechecked.take(), criticality);
+            trace.admitted(published);
+            let (admission, shadow) = match admitted {
+                Ok(admitted) => admitted,
+                Err(refusal) => break 'gates Stopped::Refused(refusal),
+            };
+            let (slot, token) = match gates::slot_at_once(handle, criticality) {
+                Slot::Ready(Ok(slot)) => slot,
+                Slot::Ready(Err(stopped)) => break 'gates stopped,
                 Slot::Wait(token) => {
                     trace::waiting(token.as_ref());
-                    gates::slot_after_waiting(handle, token, criticality).await
+                    match gates::slot_after_waiting(handle, token, criticality).await {
+                        Ok(slot) => slot,
+                        Err(stopped) => break 'gates stopped,
+                    }
                 }
-            }
-            .map(|slot| (admission, shadow, slot)),
-            Err(refusal) => Err(Stopped::Refused(refusal)),
+            };
+            // With its slot, a coalesced call leads its key's flight, unless another call of the
+            // key took a slot first (it then gives its slot back and follows that one).
+            let flight = match coalesce
+                .as_ref()
+                .map(|coalesce| coalesce.join(&published.flights, true))
+            {
+                Some(Joined::Lead(id)) => Some(id),
+                Some(Joined::Follow(answer)) => {
+                    // This call will not be sent: its slot and its token go back.
+                    drop(slot);
+                    gates::give_back(published, token);
+                    match coalesce::follow(
+                        published,
+                        answer,
+                        &mut fallback,
+                        started.unwrap_or_else(Instant::now),
+                    )
+                    .await
+                    {
+                        Some((answer, outcome)) => return (answer, Some(outcome)),
+                        None => continue 'round,
+                    }
+                }
+                Some(Joined::Vacant | Joined::Alone) | None => None,
+            };
+            // The call is sent: its token is spent (a reservation dropped keeps it spent).
+            let _spent = token;
+            break 'round (admission, shadow, slot, flight);
         };
-        let (admission, shadow, (slot, token)) = match gated {
-            Ok(gated) => gated,
-            Err(Stopped::Refused(refusal)) => {
+        match stopped {
+            Stopped::Refused(refusal) => {
                 let (answer, outcome) =
                     fallback::refused(published, refusal, criticality, fallback).await;
                 return (answer, Some(outcome));
             }
-            Err(Stopped::Gone) => return (Err(CallError::SupervisorGone), None),
-            Err(Stopped::NoRuntime) => return (Err(CallError::NoRuntime { attempts: 0 }), None),
-        };
-        // With its slot, a coalesced call leads its key's flight, unless another call of the
-        // key took a slot first (it then gives its slot back and follows that one).
-        let flight = match coalesce
-            .as_ref()
-            .map(|coalesce| coalesce.join(&published.flights, true))
-        {
-            Some(Joined::Lead(id)) => Some(id),
-            Some(Joined::Follow(answer)) => {
-                // This call will not be sent: its slot and its token go back.
-                drop(slot);
-                gates::give_back(published, token);
-                match coalesce::follow(
-                    published,
-                    answer,
-                    &mut fallback,
-                    started.unwrap_or_else(Instant::now),
-                )
-                .await
-                {
-                    Some((answer, outcome)) => return (answer, Some(outcome)),
-                    None => continue,
-                }
-            }
-            Some(Joined::Vacant | Joined::Alone) | None => None,
-        };
-        // The call is sent: its token is spent (a reservation dropped keeps it spent).
-        let _spent = token;
-        break (admission, shadow, slot, flight);
+            Stopped::Gone => return (Err(CallError::SupervisorGone), None),
+            Stopped::NoRuntime => return (Err(CallError::NoRuntime { attempts: 0 }), None),
+        }
     };
     let mut guard = CallGuard::new(published, slot, shadow);
     // Declared after the call's guard, so dropped before it: the flight ends (its followers
@@ -248,8 +261,15 @@ where
         let coalesce = coalesce.as_ref()?;
         Some(FlightGuard::new(&published.flights, coalesce, id))
     });
-    let driven = attempts::drive(handle, call, admission, &mut guard, &trace);
-    let answer = until_supervisor_gone(handle, driven).await;
+    // Moved here, after the guard and the flight, so dropped before them, and dropped as soon
+    // as the attempts are done: as when the attempt loop owned it.
+    let mut attempted = call;
+    let answer = UntilGone::new(
+        handle,
+        attempts::drive(handle, &mut attempted, admission, &mut guard, &trace),
+    )
+    .await;
+    drop(attempted);
     if let Some(flight) = flight {
         // The followers get the answer itself; each applies its own fallback.
         flight.land(&answer);
@@ -274,26 +294,49 @@ where
     (result, outcome)
 }
 
-/// `call`, unless the supervisor goes away first: then the call (and the attempt in flight)
-/// is dropped and answered `SupervisorGone`. The watch is only set up if the call has to wait,
-/// so a call that is done at its first poll pays nothing for it.
-async fn until_supervisor_gone<T, E>(
-    handle: &ServiceHandle,
-    call: impl Future<Output = Result<T, CallError<E>>>,
-) -> Result<T, CallError<E>> {
-    let mut call = pin!(call);
-    let mut gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(answer) = call.as_mut().poll(cx) {
+pin_project! {
+    /// `call`, unless the supervisor goes away first: then the call (and the attempt in
+    /// flight) is dropped and answered `SupervisorGone`. The watch is only set up if the call
+    /// has to wait, so a call that is done at its first poll pays nothing for it. A struct, not
+    /// an async fn: the call's future is built in place, never moved into a pinned copy.
+    struct UntilGone<'a, F> {
+        handle: &'a ServiceHandle,
+        #[pin]
+        call: F,
+        gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+}
+
+impl<'a, F> UntilGone<'a, F> {
+    #[inline(always)]
+    fn new(handle: &'a ServiceHandle, call: F) -> Self {
+        UntilGone {
+            handle,
+            call,
+            gone: None,
+        }
+    }
+}
+
+impl<T, E, F> Future for UntilGone<'_, F>
+where
+    F: Future<Output = Result<T, CallError<E>>>,
+{
+    type Output = Result<T, CallError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(answer) = this.call.poll(cx) {
             return Poll::Ready(answer);
         }
-        let gone = gone.get_or_insert_with(|| Box::pin(handle.stopped()));
+        let handle = *this.handle;
+        let gone = this.gone.get_or_insert_with(|| Box::pin(handle.stopped()));
         match gone.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(CallError::SupervisorGone)),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 /// A call sent to the supervisor's address runs on its arbiter, as a task of its own (the

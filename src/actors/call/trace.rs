@@ -336,6 +336,7 @@ impl AttemptSpan {
 }
 
 impl Drop for AttemptSpan {
+    #[inline]
     fn drop(&mut self) {
         if self.0.as_ref().is_some_and(|open| !open.ended) {
             self.ended(AttemptOutcome::Cancelled);

@@ -77,6 +77,7 @@ impl AdmissionWord {
     /// The epoch keeps only the low 56 bits of the breaker's: after 2^56 state changes a
     /// locally admitted call's permit would read as stale and its outcome be ignored, which
     /// loses a sample, never an answer.
+    #[inline]
     pub(crate) fn admit(&self) -> Admission {
         let (state, epoch) = decode(self.word.load(Ordering::Acquire));
         match state {
@@ -102,6 +103,7 @@ impl AdmissionWord {
     }
 }
 
+#[inline]
 fn decode(word: u64) -> (Option<BreakerState>, u64) {
     let state = BreakerState::from_u8((word & ((1 << STATE_BITS) - 1)) as u8);
     (state, word >> STATE_BITS)

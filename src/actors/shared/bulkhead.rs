@@ -52,6 +52,7 @@ impl Bulkhead {
 
     /// Takes a slot, or `None` when the limit in force (less the share `reserved` for more
     /// critical calls, in units of 2^-16) is reached.
+    #[inline]
     fn try_take(&self, reserved: u32) -> Option<Taken> {
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if previous >= Shares::usable(reserved, self.limit.load(Ordering::Relaxed)) {
@@ -83,6 +84,7 @@ impl Bulkhead {
         })
     }
 
+    #[inline]
     fn give_back(&self, taken: Taken) {
         if taken.admitted {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -122,10 +124,11 @@ impl Bulkhead {
     }
 }
 
-/// One bulkhead slot; released when dropped, whatever happens to the call holding it.
+/// One bulkhead slot; released when dropped, whatever happens to the call holding it. It
+/// borrows the state it was taken from (the call holding it does too): no reference count.
 #[derive(Debug)]
-pub(crate) struct SlotGuard {
-    published: Arc<Published>,
+pub(crate) struct SlotGuard<'a> {
+    published: &'a Published,
     /// Calls in flight when this one was admitted, itself included (a concurrency-limit sample).
     pub(crate) in_flight: u32,
     /// The criticality of the call holding it.
@@ -137,18 +140,19 @@ pub(crate) struct SlotGuard {
     pub(crate) over_limit: bool,
 }
 
-impl SlotGuard {
+impl<'a> SlotGuard<'a> {
     /// Takes a bulkhead slot of `published` for a call of `criticality`, or `None` when the
     /// limit of calls in flight (its class's share of it) is reached.
+    #[inline]
     pub(crate) fn try_take(
-        published: &Arc<Published>,
+        published: &'a Arc<Published>,
         criticality: Criticality,
-    ) -> Option<SlotGuard> {
+    ) -> Option<SlotGuard<'a>> {
         let reserved = published.reserves.of(criticality);
         let taken = published.bulkhead.try_take(reserved)?;
         published.metrics.in_flight_changed(1.0);
         Some(SlotGuard {
-            published: Arc::clone(published),
+            published,
             in_flight: taken.in_flight,
             criticality,
             admitted: taken.admitted,
@@ -157,7 +161,8 @@ impl SlotGuard {
     }
 }
 
-impl Drop for SlotGuard {
+impl Drop for SlotGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.published.bulkhead.give_back(Taken {
             in_flight: self.in_flight,

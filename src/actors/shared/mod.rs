@@ -101,6 +101,7 @@ impl Published {
     }
 
     /// Hands `report` to the supervisor without waiting; wakes it when nobody else will.
+    #[inline]
     pub(crate) fn report(&self, report: Report) {
         if self.reports.push(report) {
             self.wake_supervisor();

@@ -115,10 +115,16 @@ impl RateLimitCell {
     /// of 2^-16) of a local bucket's burst to more critical calls, in whole tokens: it goes
     /// only above them, and never waits ([`RateLimiter::reserve_keeping`]). A fleet quota
     /// keeps no reserve.
+    #[inline]
     pub(crate) fn acquire_keeping(&self, reserved: u32) -> Result<Option<Token>, RateLimited> {
         if !self.on.load(Ordering::Acquire) {
             return Ok(None);
         }
+        self.acquire_limited(reserved)
+    }
+
+    /// [`acquire_keeping`](Self::acquire_keeping) while a rate limit is on.
+    fn acquire_limited(&self, reserved: u32) -> Result<Option<Token>, RateLimited> {
         let now = Instant::now();
         let taken = match self.lock().as_mut() {
             None => return Ok(None),

@@ -13,12 +13,30 @@ use crate::breaker::Permit;
 use crate::criticality::Criticality;
 use crate::outcome::{AttemptOutcome, CallOutcome, FaultKind, RejectReason};
 
+/// A duration in whole nanoseconds (at most `u64::MAX`, 584 years): half a [`Duration`], so a
+/// [`Report`] fits in 56 bytes and a block of the hand-off's queue (31 reports) in less than
+/// 2 KiB, which the allocator zeroes with a vector loop rather than `rep stosb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Nanos(u64);
+
+impl Nanos {
+    #[inline]
+    pub(crate) fn of(duration: Duration) -> Self {
+        Nanos(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+}
+
 /// One attempt to record: its permit, how it ended and how long it took.
 #[derive(Debug)]
 pub(crate) struct AttemptRecord {
     pub(crate) permit: Permit,
     pub(crate) outcome: AttemptOutcome,
-    pub(crate) duration: Duration,
+    pub(crate) duration: Nanos,
     /// The call's first attempt: the call is counted into the retry budget with it.
     pub(crate) first: bool,
     /// Calls in flight when the call was admitted, itself included.
@@ -37,7 +55,7 @@ pub(crate) struct Report {
     pub(crate) attempt: Option<AttemptRecord>,
     /// How the call was answered, and its caller-observed duration. A call answered
     /// [`CallOutcome::Rejected`] was refused for the reason in `refused`.
-    pub(crate) answer: Option<(CallOutcome, Duration)>,
+    pub(crate) answer: Option<(CallOutcome, Nanos)>,
     /// The call, or its retry, was refused before an attempt started (open breaker, throttle,
     /// rate limit, full bulkhead).
     pub(crate) refused: Option<RejectReason>,
@@ -48,6 +66,9 @@ pub(crate) struct Report {
     /// A hedge (not the attempt it hedged) answered the call.
     pub(crate) hedge_won: bool,
 }
+
+// See `Nanos`: a queue block of 31 reports (64 bytes a slot) stays below 2 KiB.
+const _: () = assert!(std::mem::size_of::<Report>() <= 56);
 
 impl Report {
     /// A call of `criticality` refused for `reason`, answered `answer` (the refusal itself,
@@ -60,7 +81,7 @@ impl Report {
         Report {
             refused: Some(reason),
             criticality,
-            answer: Some((answer, Duration::ZERO)),
+            answer: Some((answer, Nanos::default())),
             ..Report::default()
         }
     }
@@ -68,7 +89,7 @@ impl Report {
     /// A call answered `outcome` after `duration`, with nothing else to record.
     pub(crate) fn answered(outcome: CallOutcome, duration: Duration) -> Self {
         Report {
-            answer: Some((outcome, duration)),
+            answer: Some((outcome, Nanos::of(duration))),
             ..Report::default()
         }
     }
@@ -79,7 +100,7 @@ impl Report {
             attempt: Some(AttemptRecord {
                 permit,
                 outcome: AttemptOutcome::Cancelled,
-                duration: Duration::ZERO,
+                duration: Nanos::default(),
                 first,
                 in_flight,
                 criticality: Criticality::Default,

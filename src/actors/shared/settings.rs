@@ -61,6 +61,7 @@ impl SettingsCell {
     }
 
     /// The settings in force (a consistent set, never half of a reload).
+    #[inline]
     pub(crate) fn load(&self) -> CallSettings {
         loop {
             let before = self.sequence.load(Ordering::SeqCst);
@@ -102,6 +103,7 @@ fn encode_duration(duration: Option<Duration>) -> u64 {
     })
 }
 
+#[inline]
 fn decode_duration(nanos: u64) -> Option<Duration> {
     (nanos != NONE).then(|| Duration::from_nanos(nanos))
 }

@@ -31,6 +31,7 @@ impl ThrottleGate {
 
     /// Whether the throttle refuses this call of `criticality`: `Some(probability)` for one
     /// call in every `1 / probability` of its class, spread evenly.
+    #[inline]
     pub(crate) fn refuses(&self, criticality: Criticality) -> Option<f64> {
         let class = criticality.index();
         let units = self.probability[class].load(Ordering::Relaxed);

@@ -13,7 +13,7 @@ use super::fleet::Budget;
 use super::protocol::{Admit, AttemptFailed, Hedge, RetryDecision, RetryQuestion, Stop};
 use super::signals::Signal;
 use super::ServiceSupervisor;
-use crate::actors::shared::report::{AttemptRecord, HeldPermit};
+use crate::actors::shared::report::{AttemptRecord, HeldPermit, Nanos};
 use crate::breaker::{Breaker, BreakerState, Rejected};
 use crate::outcome::{AttemptOutcome, RejectReason, RetryReason};
 use crate::retry::RetryPolicy;
@@ -181,7 +181,7 @@ impl Handler<AttemptFailed> for ServiceSupervisor {
         let record = AttemptRecord {
             permit: msg.permit.take(),
             outcome: msg.outcome,
-            duration: msg.duration,
+            duration: Nanos::of(msg.duration),
             first: msg.first,
             in_flight: msg.in_flight,
             criticality: msg.criticality,

@@ -34,6 +34,7 @@ impl ServiceSupervisor {
     }
 
     /// Re-evaluates the health status at `at` (or earlier, if already due sooner).
+    #[inline(always)]
     pub(super) fn schedule_health(&mut self, ctx: &mut Context<Self>, at: Instant) {
         if self.stopping {
             return;
@@ -45,6 +46,11 @@ impl ServiceSupervisor {
         {
             return;
         }
+        self.arm_health_timer(ctx, at);
+    }
+
+    /// Arms the health timer for `at`, in place of a later one.
+    fn arm_health_timer(&mut self, ctx: &mut Context<Self>, at: Instant) {
         if let Some((_, handle)) = self.health_timer.take() {
             ctx.cancel_future(handle);
         }

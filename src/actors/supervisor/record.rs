@@ -37,6 +37,7 @@ impl ServiceSupervisor {
             self.record_attempt(ctx, attempt, now);
         }
         if let Some((outcome, duration)) = report.answer {
+            let duration = duration.get();
             let refused = report.refused;
             self.emit(
                 now,
@@ -82,6 +83,7 @@ impl ServiceSupervisor {
             criticality,
             shadow,
         } = record;
+        let duration = duration.get();
         // A shadow (observe-only mode) is recorded everywhere but into the policies that,
         // enforcing, would have refused it: they decide as if it had never run.
         if !shadow.limit() {
@@ -149,15 +151,17 @@ impl ServiceSupervisor {
 
     /// Drains breaker transitions: emits them, publishes the new state for the handles, and
     /// (re)arms the timer of the next time-driven transition.
+    #[inline]
     pub(super) fn after_breaker_change(&mut self, ctx: &mut Context<Self>, now: Instant) {
-        let transitions: Vec<_> = {
-            let pending = self.breaker.drain_transitions();
-            if pending.len() == 0 {
-                // The common case on the call path: nothing changed, nothing to collect.
-                return;
-            }
-            pending.collect()
-        };
+        // The common case on the call path: nothing changed, nothing to collect.
+        if self.breaker.has_transitions() {
+            self.breaker_changed(ctx, now);
+        }
+    }
+
+    /// [`after_breaker_change`](Self::after_breaker_change), with transitions pending.
+    fn breaker_changed(&mut self, ctx: &mut Context<Self>, now: Instant) {
+        let transitions: Vec<_> = self.breaker.drain_transitions().collect();
         for transition in transitions {
             if let Some(share) = &self.member {
                 share.moved(transition.from, transition.to);
