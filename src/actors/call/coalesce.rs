@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::fallback;
+use super::trace::Counted;
 use crate::actors::shared::report::Report;
 use crate::actors::shared::Published;
 use crate::error::CallError;
@@ -17,16 +18,16 @@ use crate::outcome::CallOutcome;
 
 /// A coalesced call waits for its flight's leader: `None` when the leader was cancelled (the
 /// call starts over); else the leader's answer, through this call's fallback, if any, and how
-/// the call was counted.
+/// the call was counted. The call's duration runs from `started`, else from now.
 pub(super) async fn follow<T, E>(
     published: &Arc<Published>,
     answer: oneshot::Receiver<Result<T, CallError<E>>>,
     fallback: &mut Option<Fallback<T, E>>,
-    started: Instant,
-) -> Option<(Result<T, CallError<E>>, CallOutcome)> {
+    started: Option<Instant>,
+) -> Option<Counted<T, E>> {
     let mut follower = Follower {
         published,
-        started,
+        started: started.unwrap_or_else(Instant::now),
         answered: false,
     };
     let Ok(answer) = answer.await else {
@@ -44,7 +45,7 @@ pub(super) async fn follow<T, E>(
     };
     let outcome = outcome.unwrap_or(CallOutcome::Coalesced);
     follower.finish(outcome);
-    Some((answer, outcome))
+    Some((answer, Some(outcome)))
 }
 
 /// A coalesced call waiting for its leader: counted `cancelled` if dropped before its answer.

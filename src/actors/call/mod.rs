@@ -184,17 +184,11 @@ where
             .as_ref()
             .map(|coalesce| coalesce.join(&published.flights, false))
         {
-            match coalesce::follow(
-                published,
-                answer,
-                &mut fallback,
-                started.unwrap_or_else(Instant::now),
-            )
-            .await
+            if let Some(answer) = coalesce::follow(published, answer, &mut fallback, started).await
             {
-                Some((answer, outcome)) => return (answer, Some(outcome)),
-                None => continue,
+                return answer;
             }
+            continue;
         }
         // Through the gates, this round leaves the loop with its slot; else it stops here.
         let stopped = 'gates: {
@@ -226,17 +220,11 @@ where
                     // This call will not be sent: its slot and its token go back.
                     drop(slot);
                     gates::give_back(published, token);
-                    match coalesce::follow(
-                        published,
-                        answer,
-                        &mut fallback,
-                        started.unwrap_or_else(Instant::now),
-                    )
-                    .await
-                    {
-                        Some((answer, outcome)) => return (answer, Some(outcome)),
-                        None => continue 'round,
+                    let followed = coalesce::follow(published, answer, &mut fallback, started);
+                    if let Some(answer) = followed.await {
+                        return answer;
                     }
+                    continue 'round;
                 }
                 Some(Joined::Vacant | Joined::Alone) | None => None,
             };
