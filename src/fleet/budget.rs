@@ -9,9 +9,13 @@
 //! counted since (sent or not). The floor is the fleet's, not each replica's: a fleet of 50
 //! adds one floor of retries to a brownout, not 50.
 //!
-//! Between syncs each replica decides on counts up to `sync_every` old, so the fleet can
-//! overshoot by what the other replicas withdraw in one `sync_every`; at 100 ms against a 10 s
-//! window that is one hundredth of the window's retries.
+//! Between syncs each replica decides on counts up to `sync_every` old. Were each to take all
+//! the room those counts leave, the fleet would overshoot by what the others take in one
+//! `sync_every` (every replica sees the same room). So each takes its share of it,
+//! `1 / expected_replicas`, plus all that its own calls add since
+//! ([`RetryBudget::allows_share`]): the shares of the same room add up to the room, and the
+//! fleet stays within its budget (fewer replicas than expected leave some of the room unused
+//! until the next sync, which shows it again).
 //!
 //! While the store is away ([`synced`](FleetBudget::synced) with an error) the budget is not
 //! shared: [`try_retry`](FleetBudget::try_retry) answers `None` and the replica's own budget
@@ -64,6 +68,8 @@ pub struct FleetBudget {
     backoff: Backoff,
     sync_every: Duration,
     next_sync: Option<Instant>,
+    /// The replicas that share the room the fleet's counts leave between syncs.
+    replicas: u32,
 }
 
 impl FleetBudget {
@@ -80,6 +86,7 @@ impl FleetBudget {
             backoff: Backoff::new(fleet.reconnect_min, fleet.reconnect_max),
             sync_every: fleet.sync_every,
             next_sync: None,
+            replicas: fleet.expected_replicas.max(1),
         }
     }
 
@@ -106,8 +113,12 @@ impl FleetBudget {
         if !self.shared {
             return None;
         }
-        let counts = self.counts();
-        if !self.rule.allows(counts.calls, counts.retries) {
+        let own = self.sending.unwrap_or_default().plus(self.pending);
+        let shared = (self.fleet.calls, self.fleet.retries);
+        if !self
+            .rule
+            .allows_share(shared, (own.calls, own.retries), self.replicas)
+        {
             return Some(false);
         }
         self.pending.retries += 1;
@@ -242,5 +253,46 @@ mod tests {
         fleet.sync_due(back).unwrap();
         assert_eq!(fleet.synced(back, Ok(BudgetCounts::default())), Some(true));
         assert_eq!(fleet.try_retry(), Some(true), "the floor: 1/s over 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_deciding_on_the_same_counts_take_shares_that_add_up_to_the_room() {
+        // Four replicas, each synced to the fleet's 400 calls and 30 retries: room for 10 more
+        // (40 = 0.1 × 400). Each takes its quarter; together they stay within the budget,
+        // where each taking the whole room would have made 40 retries.
+        let config = BudgetConfig {
+            ratio: 0.1,
+            min_per_second: 0,
+            window: Duration::from_secs(10),
+            ..BudgetConfig::default()
+        };
+        let fleet = FleetConfig {
+            expected_replicas: 4,
+            ..FleetConfig::default()
+        };
+        let now = Instant::now();
+        let taken: u64 = (0..4)
+            .map(|_| {
+                let mut replica = FleetBudget::new(&config, &fleet);
+                replica.sync_due(now).unwrap();
+                let totals = BudgetCounts {
+                    calls: 400,
+                    retries: 30,
+                };
+                replica.synced(now, Ok(totals));
+                let mut taken = 0;
+                while replica.try_retry() == Some(true) {
+                    taken += 1;
+                }
+                // Its own calls add their whole share: 10 calls, one more retry.
+                for _ in 0..10 {
+                    replica.record_call();
+                }
+                assert_eq!(replica.try_retry(), Some(true));
+                assert_eq!(replica.try_retry(), Some(false));
+                taken
+            })
+            .sum();
+        assert_eq!(taken, 8, "a quarter of 10 each, in whole retries");
     }
 }

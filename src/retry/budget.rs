@@ -143,6 +143,32 @@ impl RetryBudget {
         !self.enabled || allows(self.floor_scaled, self.per_call_scaled, calls, retries)
     }
 
+    /// Whether one more retry fits for one of `replicas` sharing a window that held
+    /// `shared_calls` and `shared_retries` when they last synced, to which this one added
+    /// `own_calls` and `own_retries` since: it may take its share (`1 / replicas`) of what the
+    /// shared counts left, and all that its own calls add. The others take their shares from
+    /// the same counts, so together they stay within the rule ([`allows`](Self::allows)),
+    /// where each taking all of what is left would overshoot it by the others' retries. With
+    /// one replica it is the rule itself. Always true when disabled.
+    pub fn allows_share(&self, shared: (u64, u64), own: (u64, u64), replicas: u32) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let ((shared_calls, shared_retries), (own_calls, own_retries)) = (shared, own);
+        // What the shared counts leave: below zero when they overshot already (each replica
+        // then carries its share of the debt).
+        let scaled = |value: u128| i128::try_from(value).unwrap_or(i128::MAX);
+        let allowed = self.floor_scaled.saturating_add(
+            self.per_call_scaled
+                .saturating_mul(u128::from(shared_calls)),
+        );
+        let left =
+            scaled(allowed).saturating_sub(scaled(u128::from(shared_retries) * ALLOWANCE_SCALE));
+        let own_allowed = self.per_call_scaled.saturating_mul(u128::from(own_calls));
+        let allowance = (left / i128::from(replicas.max(1))).saturating_add(scaled(own_allowed));
+        scaled((u128::from(own_retries) + 1) * ALLOWANCE_SCALE) <= allowance
+    }
+
     /// Retries still allowed in the window at `now` (`u32::MAX` when disabled, saturating).
     pub fn available(&self, now: Instant) -> u32 {
         if !self.enabled {
@@ -199,6 +225,33 @@ fn saturating_u64(value: u128) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_of_one_is_the_rule_itself() {
+        let budget = RetryBudget::new(BudgetConfig {
+            ratio: 0.2,
+            min_per_second: 1,
+            window: Duration::from_secs(10),
+            ..BudgetConfig::default()
+        });
+        for shared_calls in [0, 7, 50, 333] {
+            for shared_retries in [0, 3, 20, 80] {
+                for own_calls in [0, 1, 9, 40] {
+                    for own_retries in [0, 2, 11] {
+                        assert_eq!(
+                            budget.allows_share(
+                                (shared_calls, shared_retries),
+                                (own_calls, own_retries),
+                                1
+                            ),
+                            budget.allows(shared_calls + own_calls, shared_retries + own_retries),
+                            "{shared_calls} {shared_retries} {own_calls} {own_retries}"
+                        );
+                    }
+                }
+            }
+        }
+    }
     use std::time::Duration;
 
     fn budget_with(ratio: f64, min_per_second: u32, window_secs: u64) -> RetryBudget {
